@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/kubling/kubling/pkg/config"
+	"github.com/kubling/kubling/pkg/kubectl"
+	"github.com/kubling/kubling/pkg/logging"
+	"github.com/kubling/kubling/pkg/server"
+	"github.com/kubling/kubling/pkg/version"
+)
+
+func newApp() *cli.App {
+	cli.VersionPrinter = func(*cli.Context) { fmt.Print(version.String()) }
+	return &cli.App{
+		Name:                 "kubling",
+		Usage:                "one binary that makes any Linux machine a Kubernetes node",
+		Version:              version.Version,
+		EnableBashCompletion: true,
+		OnUsageError:         usageError,
+		Commands: []*cli.Command{
+			serverCommand(),
+			{
+				Name:            "kubectl",
+				Usage:           "run kubectl against this cluster",
+				SkipFlagParsing: true,
+				Action: func(c *cli.Context) error {
+					kubectl.Main(c.Args().Slice(), config.DefaultKubeconfig)
+					return nil
+				},
+			},
+		},
+	}
+}
+
+// usageError makes a bad flag one line and a non-zero exit, not a help page.
+func usageError(_ *cli.Context, err error, _ bool) error {
+	return fmt.Errorf("%w (see --help)", err)
+}
+
+// env is the environment variable of a flag: KUBLING_ + upper snake case.
+func env(flag string) []string {
+	b := []byte("KUBLING_" + flag)
+	for i, c := range b {
+		switch {
+		case c == '-':
+			b[i] = '_'
+		case c >= 'a' && c <= 'z':
+			b[i] = c - 'a' + 'A'
+		}
+	}
+	return []string{string(b)}
+}
+
+func serverCommand() *cli.Command {
+	c := &config.Server{}
+	var (
+		tlsSANs, apiArgs, schedArgs, cmArgs cli.StringSlice
+	)
+	flags := []cli.Flag{
+		&cli.StringFlag{Name: "data-dir", Aliases: []string{"d"}, Usage: "folder for state, certificates and the datastore", Value: config.DefaultDataDir, Destination: &c.DataDir},
+		&cli.StringFlag{Name: "token", Aliases: []string{"t"}, Usage: "cluster secret agents join with (generated on first start when empty)", Destination: &c.Token},
+		&cli.StringFlag{Name: "write-kubeconfig", Aliases: []string{"o"}, Usage: "write the admin kubeconfig to this file", Value: config.DefaultKubeconfig, Destination: &c.WriteKubeconfig},
+		&cli.StringFlag{Name: "write-kubeconfig-mode", Usage: "file mode of the admin kubeconfig, in octal", Value: config.DefaultKubeconfigMode, Destination: &c.WriteKubeconfigMode},
+		&cli.StringSliceFlag{Name: "tls-san", Usage: "extra hostname or IP in the apiserver's serving certificate", Destination: &tlsSANs},
+		&cli.StringFlag{Name: "bind-address", Usage: "address the apiserver listens on (default: all)", Destination: &c.BindAddress},
+		&cli.StringFlag{Name: "advertise-address", Usage: "address the apiserver advertises to the cluster (default: the host's primary IP)", Destination: &c.AdvertiseAddress},
+		&cli.IntFlag{Name: "https-listen-port", Usage: "apiserver port", Value: config.DefaultHTTPSPort, Destination: &c.HTTPSPort},
+		&cli.StringFlag{Name: "cluster-cidr", Usage: "pod network", Value: config.DefaultClusterCIDR, Destination: &c.ClusterCIDR},
+		&cli.StringFlag{Name: "service-cidr", Usage: "service network", Value: config.DefaultServiceCIDR, Destination: &c.ServiceCIDR},
+		&cli.StringFlag{Name: "cluster-dns", Usage: "cluster DNS service IP (default: the 10th address of --service-cidr)", Destination: &c.ClusterDNS},
+		&cli.StringFlag{Name: "cluster-domain", Usage: "cluster DNS domain", Value: config.DefaultClusterDomain, Destination: &c.ClusterDomain},
+		&cli.StringFlag{Name: "datastore-endpoint", Usage: "kine datastore: sqlite:// (default, embedded), postgres://… or mysql://…", Destination: &c.DatastoreEndpoint},
+		&cli.BoolFlag{Name: "disable-agent", Usage: "run only the control plane, no node on this machine", Destination: &c.DisableAgent},
+		&cli.StringSliceFlag{Name: "kube-apiserver-arg", Usage: "extra or overriding kube-apiserver flag, key=value", Destination: &apiArgs},
+		&cli.StringSliceFlag{Name: "kube-scheduler-arg", Usage: "extra or overriding kube-scheduler flag, key=value", Destination: &schedArgs},
+		&cli.StringSliceFlag{Name: "kube-controller-manager-arg", Usage: "extra or overriding kube-controller-manager flag, key=value", Destination: &cmArgs},
+		&cli.BoolFlag{Name: "debug", Usage: "log upstream components' info lines too", Destination: &c.Debug},
+	}
+	for _, f := range flags {
+		setEnv(f)
+	}
+	return &cli.Command{
+		Name:         "server",
+		Usage:        "run the control plane (and, by default, a node)",
+		Flags:        flags,
+		OnUsageError: usageError,
+		Action: func(ctx *cli.Context) error {
+			if ctx.NArg() > 0 {
+				return fmt.Errorf("unexpected argument %q (see --help)", ctx.Args().First())
+			}
+			c.TLSSANs, c.KubeAPIServerArgs, c.KubeSchedulerArgs, c.KubeControllerManagerArgs =
+				tlsSANs.Value(), apiArgs.Value(), schedArgs.Value(), cmArgs.Value()
+			if err := c.Normalize(); err != nil {
+				return err
+			}
+			if err := c.Validate(); err != nil {
+				return err
+			}
+			if !c.DisableAgent {
+				return errors.New("this build has no embedded node yet; run the control plane alone with --disable-agent")
+			}
+			log := logging.Setup(os.Stderr, c.Debug)
+			sigCtx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return server.Run(sigCtx, c, log)
+		},
+	}
+}
+
+// setEnv gives a flag its KUBLING_* environment variable.
+func setEnv(f cli.Flag) {
+	switch f := f.(type) {
+	case *cli.StringFlag:
+		f.EnvVars = env(f.Name)
+	case *cli.StringSliceFlag:
+		f.EnvVars = env(f.Name)
+	case *cli.IntFlag:
+		f.EnvVars = env(f.Name)
+	case *cli.BoolFlag:
+		f.EnvVars = env(f.Name)
+	}
+}

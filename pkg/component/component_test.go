@@ -1,0 +1,76 @@
+package component
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/klog/v2"
+)
+
+type fake struct {
+	name             string
+	log              *[]string
+	startErr, ready  error
+	blockUntilCancel bool
+}
+
+func (f *fake) Name() string { return f.name }
+func (f *fake) Start(context.Context) error {
+	*f.log = append(*f.log, "start "+f.name)
+	return f.startErr
+}
+func (f *fake) Ready(ctx context.Context) error {
+	if f.blockUntilCancel {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return f.ready
+}
+func (f *fake) Stop() error {
+	*f.log = append(*f.log, "stop "+f.name)
+	return nil
+}
+
+func TestRunnerStartsInOrderStopsInReverse(t *testing.T) {
+	var log []string
+	r := NewRunner(klog.Background())
+	if err := r.Start(context.Background(), time.Second, &fake{name: "a", log: &log}, &fake{name: "b", log: &log}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"start a", "start b", "stop b", "stop a"}
+	if !reflect.DeepEqual(log, want) {
+		t.Fatalf("got %v, want %v", log, want)
+	}
+}
+
+func TestRunnerStopsStartedOnFailure(t *testing.T) {
+	var log []string
+	r := NewRunner(klog.Background())
+	err := r.Start(context.Background(), time.Second,
+		&fake{name: "a", log: &log},
+		&fake{name: "b", log: &log, ready: errors.New("boom")},
+		&fake{name: "c", log: &log})
+	if err == nil || !strings.Contains(err.Error(), "b: boom") {
+		t.Fatalf("want error naming b, got %v", err)
+	}
+	want := []string{"start a", "start b", "stop b", "stop a"}
+	if !reflect.DeepEqual(log, want) {
+		t.Fatalf("got %v, want %v", log, want)
+	}
+}
+
+func TestRunnerReadyTimeoutIsReported(t *testing.T) {
+	var log []string
+	r := NewRunner(klog.Background())
+	err := r.Start(context.Background(), 20*time.Millisecond, &fake{name: "slow", log: &log, blockUntilCancel: true})
+	if err == nil || !strings.Contains(err.Error(), "not ready after 20ms") {
+		t.Fatalf("want timeout error, got %v", err)
+	}
+}

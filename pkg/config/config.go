@@ -1,0 +1,153 @@
+// Package config holds kubling's settings, their defaults and the checks
+// that need no root and no network, so they can be unit-tested quickly.
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"strconv"
+)
+
+// Defaults that users script against (see DESIGN.md).
+const (
+	DefaultDataDir         = "/var/lib/kubling"
+	DefaultKubeconfig      = "/etc/kubling/kubling.yaml"
+	DefaultKubeconfigMode  = "0600"
+	DefaultClusterCIDR     = "10.42.0.0/16"
+	DefaultServiceCIDR     = "10.43.0.0/16"
+	DefaultClusterDomain   = "cluster.local"
+	DefaultHTTPSPort       = 6443
+	DefaultNodeCIDRMaskLen = 24
+)
+
+// Server is the configuration of `kubling server`.
+type Server struct {
+	DataDir             string
+	WriteKubeconfig     string
+	WriteKubeconfigMode string
+	Token               string
+	TLSSANs             []string
+	BindAddress         string
+	AdvertiseAddress    string
+	HTTPSPort           int
+	ClusterCIDR         string
+	ServiceCIDR         string
+	ClusterDNS          string
+	ClusterDomain       string
+	DatastoreEndpoint   string
+	DisableAgent        bool
+	Debug               bool
+
+	KubeAPIServerArgs         []string
+	KubeSchedulerArgs         []string
+	KubeControllerManagerArgs []string
+}
+
+// Normalize fills derived defaults (the cluster DNS address comes from the
+// service CIDR) and cleans paths.
+func (s *Server) Normalize() error {
+	if s.DataDir == "" {
+		s.DataDir = DefaultDataDir
+	}
+	abs, err := filepath.Abs(s.DataDir)
+	if err != nil {
+		return fmt.Errorf("--data-dir %q: %w", s.DataDir, err)
+	}
+	s.DataDir = abs
+	if s.WriteKubeconfig != "" {
+		if s.WriteKubeconfig, err = filepath.Abs(s.WriteKubeconfig); err != nil {
+			return fmt.Errorf("--write-kubeconfig: %w", err)
+		}
+	}
+	if s.ClusterDNS == "" && s.ServiceCIDR != "" {
+		p, err := netip.ParsePrefix(s.ServiceCIDR)
+		if err == nil {
+			s.ClusterDNS = nthAddr(p.Masked(), 10).String()
+		}
+	}
+	return nil
+}
+
+// Validate checks the settings on their own; host checks (routes, ports,
+// permissions) live with the code that owns the host.
+func (s *Server) Validate() error {
+	if _, err := s.KubeconfigMode(); err != nil {
+		return err
+	}
+	if s.HTTPSPort < 1 || s.HTTPSPort > 65535 {
+		return fmt.Errorf("--https-listen-port %d: must be between 1 and 65535", s.HTTPSPort)
+	}
+	if s.BindAddress != "" && net.ParseIP(s.BindAddress) == nil {
+		return fmt.Errorf("--bind-address %q: not an IP address", s.BindAddress)
+	}
+	if s.AdvertiseAddress != "" && net.ParseIP(s.AdvertiseAddress) == nil {
+		return fmt.Errorf("--advertise-address %q: not an IP address", s.AdvertiseAddress)
+	}
+	cluster, err := ParseCIDR("--cluster-cidr", s.ClusterCIDR)
+	if err != nil {
+		return err
+	}
+	if cluster.Bits() > DefaultNodeCIDRMaskLen {
+		return fmt.Errorf("--cluster-cidr %s: too small, each node takes a /%d", s.ClusterCIDR, DefaultNodeCIDRMaskLen)
+	}
+	service, err := ParseCIDR("--service-cidr", s.ServiceCIDR)
+	if err != nil {
+		return err
+	}
+	if service.Bits() < 12 {
+		return fmt.Errorf("--service-cidr %s: too large, the apiserver accepts at most a /12", s.ServiceCIDR)
+	}
+	if cluster.Overlaps(service) {
+		return fmt.Errorf("--cluster-cidr %s overlaps --service-cidr %s", s.ClusterCIDR, s.ServiceCIDR)
+	}
+	dns, err := netip.ParseAddr(s.ClusterDNS)
+	if err != nil {
+		return fmt.Errorf("--cluster-dns %q: not an IP address", s.ClusterDNS)
+	}
+	if !service.Contains(dns) {
+		return fmt.Errorf("--cluster-dns %s is outside --service-cidr %s", s.ClusterDNS, s.ServiceCIDR)
+	}
+	if s.ClusterDomain == "" {
+		return fmt.Errorf("--cluster-domain must not be empty")
+	}
+	return nil
+}
+
+// KubeconfigMode parses --write-kubeconfig-mode as an octal file mode.
+func (s *Server) KubeconfigMode() (uint32, error) {
+	mode, err := strconv.ParseUint(s.WriteKubeconfigMode, 8, 32)
+	if err != nil || mode > 0o777 {
+		return 0, fmt.Errorf("--write-kubeconfig-mode %q: want an octal mode such as 0600", s.WriteKubeconfigMode)
+	}
+	return uint32(mode), nil
+}
+
+// APIServerServiceIP is the first address of the service CIDR: the
+// ClusterIP of the `kubernetes` Service, which the serving certificate must name.
+func (s *Server) APIServerServiceIP() net.IP {
+	p := netip.MustParsePrefix(s.ServiceCIDR).Masked()
+	return net.IP(nthAddr(p, 1).AsSlice())
+}
+
+// ParseCIDR parses a network in CIDR form and insists on its network address
+// (10.42.0.0/16, not 10.42.1.1/16), naming the flag in the error.
+func ParseCIDR(flag, value string) (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(value)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%s %q: not a CIDR such as 10.42.0.0/16", flag, value)
+	}
+	if p.Masked() != p {
+		return netip.Prefix{}, fmt.Errorf("%s %s: host bits set, did you mean %s?", flag, value, p.Masked())
+	}
+	return p, nil
+}
+
+func nthAddr(p netip.Prefix, n int) netip.Addr {
+	a := p.Addr()
+	for range n {
+		a = a.Next()
+	}
+	return a
+}

@@ -1,0 +1,95 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+func validServer() *Server {
+	return &Server{
+		DataDir:             "/var/lib/kubling",
+		WriteKubeconfigMode: DefaultKubeconfigMode,
+		HTTPSPort:           DefaultHTTPSPort,
+		ClusterCIDR:         DefaultClusterCIDR,
+		ServiceCIDR:         DefaultServiceCIDR,
+		ClusterDomain:       DefaultClusterDomain,
+	}
+}
+
+func TestDefaultsAreValidAndDeriveDNS(t *testing.T) {
+	s := validServer()
+	if err := s.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	if s.ClusterDNS != "10.43.0.10" {
+		t.Fatalf("cluster DNS = %q, want 10.43.0.10", s.ClusterDNS)
+	}
+	if err := s.Validate(); err != nil {
+		t.Fatalf("defaults rejected: %v", err)
+	}
+	if got := s.APIServerServiceIP().String(); got != "10.43.0.1" {
+		t.Fatalf("apiserver service IP = %s", got)
+	}
+}
+
+func TestValidateRejects(t *testing.T) {
+	cases := []struct {
+		name   string
+		mutate func(*Server)
+		want   string
+	}{
+		{"malformed cluster cidr", func(s *Server) { s.ClusterCIDR = "10.42.0.0/33" }, "--cluster-cidr \"10.42.0.0/33\": not a CIDR"},
+		{"garbage service cidr", func(s *Server) { s.ServiceCIDR = "banana" }, "--service-cidr \"banana\": not a CIDR"},
+		{"host bits", func(s *Server) { s.ClusterCIDR = "10.42.1.0/16" }, "did you mean 10.42.0.0/16"},
+		{"overlap", func(s *Server) { s.ServiceCIDR = "10.42.128.0/20" }, "overlaps --service-cidr"},
+		{"cluster too small", func(s *Server) { s.ClusterCIDR = "10.42.0.0/25" }, "too small"},
+		{"service too large", func(s *Server) { s.ServiceCIDR = "10.0.0.0/8"; s.ClusterCIDR = "172.16.0.0/16" }, "too large"},
+		{"dns outside", func(s *Server) { s.ClusterDNS = "10.44.0.10" }, "outside --service-cidr"},
+		{"mode", func(s *Server) { s.WriteKubeconfigMode = "rw" }, "--write-kubeconfig-mode"},
+		{"mode too big", func(s *Server) { s.WriteKubeconfigMode = "7777" }, "--write-kubeconfig-mode"},
+		{"port", func(s *Server) { s.HTTPSPort = 70000 }, "--https-listen-port"},
+		{"bind", func(s *Server) { s.BindAddress = "localhost" }, "--bind-address"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := validServer()
+			c.mutate(s)
+			if err := s.Normalize(); err != nil {
+				t.Fatal(err)
+			}
+			err := s.Validate()
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v, want error containing %q", err, c.want)
+			}
+		})
+	}
+}
+
+const procNetRoute = `Iface	Destination	Gateway 	Flags	RefCnt	Use	Metric	Mask		MTU	Window	IRTT
+eth0	00000000	0100A8C0	0003	0	0	0	00000000	0	0	0
+eth0	0000A8C0	00000000	0001	0	0	0	00FFFFFF	0	0	0
+docker0	000011AC	00000000	0001	0	0	0	0000FFFF	0	0	0
+cni0	00002A0A	00000000	0001	0	0	0	00FFFFFF	0	0	0
+`
+
+func TestRouteOverlap(t *testing.T) {
+	routes, err := ParseProcNetRoute(strings.NewReader(procNetRoute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(routes) != 4 || routes[1].Dest.String() != "192.168.0.0/24" || routes[2].Dest.String() != "172.17.0.0/16" {
+		t.Fatalf("parsed %v", routes)
+	}
+	ok, _ := ParseCIDR("--cluster-cidr", "10.42.0.0/16")
+	if err := CheckRouteOverlap("--cluster-cidr", ok, routes); err != nil {
+		t.Fatalf("default route or kubling's cni0 counted as conflict: %v", err)
+	}
+	bad, err := ParseCIDR("--service-cidr", "172.16.0.0/12")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = CheckRouteOverlap("--service-cidr", bad, routes)
+	if err == nil || !strings.Contains(err.Error(), "172.17.0.0/16 on docker0") {
+		t.Fatalf("got %v", err)
+	}
+}

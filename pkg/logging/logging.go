@@ -1,0 +1,99 @@
+// Package logging sets up kubling's one logger. Upstream Kubernetes code logs
+// through klog, so kubling does too: klog is backed by a text logger that shows
+// kubling's own lines and every error, and upstream info lines only with --debug.
+package logging
+
+import (
+	"flag"
+	"io"
+	"strconv"
+
+	"github.com/go-logr/logr"
+	"github.com/sirupsen/logrus"
+	"k8s.io/klog/v2"
+	"k8s.io/klog/v2/textlogger"
+)
+
+// Name is the logger name of kubling's own code.
+const Name = "kubling"
+
+// Setup installs the process-wide logger (klog is global: upstream forces
+// that) and returns the logger for kubling's own code. With debug, upstream
+// components log at verbosity 2 as well.
+func Setup(out io.Writer, debug bool) klog.Logger {
+	v := 0
+	if debug {
+		v = 2
+	}
+	fs := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(fs)
+	_ = fs.Set("v", strconv.Itoa(v))
+	_ = fs.Set("logtostderr", "true")
+
+	newSink := func() logr.LogSink {
+		return textlogger.NewLogger(textlogger.NewConfig(textlogger.Verbosity(v), textlogger.Output(out))).GetSink()
+	}
+	root := logr.New(&filterSink{sink: newSink(), debug: debug})
+	klog.SetLoggerWithOptions(root, klog.ContextualLogger(true))
+
+	// kine logs through logrus; send its lines through the same logger.
+	logrus.SetOutput(io.Discard)
+	logrus.SetLevel(logrus.InfoLevel)
+	if debug {
+		logrus.SetLevel(logrus.DebugLevel)
+	}
+	hooks := logrus.LevelHooks{}
+	hooks.Add(logrusHook{log: root.WithName("kine")})
+	logrus.StandardLogger().ReplaceHooks(hooks)
+
+	return logr.New(&filterSink{sink: newSink(), debug: debug, ours: true}).WithName(Name)
+}
+
+// filterSink passes kubling's own info lines (those of the logger Setup
+// returns and its descendants), every error, and — with debug — everything else.
+type filterSink struct {
+	sink  logr.LogSink
+	debug bool
+	ours  bool
+}
+
+func (f *filterSink) Init(info logr.RuntimeInfo) { f.sink.Init(info) }
+
+func (f *filterSink) Enabled(level int) bool {
+	return (f.ours || f.debug) && f.sink.Enabled(level)
+}
+
+func (f *filterSink) Info(level int, msg string, kv ...any) { f.sink.Info(level, msg, kv...) }
+
+func (f *filterSink) Error(err error, msg string, kv ...any) { f.sink.Error(err, msg, kv...) }
+
+func (f *filterSink) WithValues(kv ...any) logr.LogSink {
+	return &filterSink{sink: f.sink.WithValues(kv...), debug: f.debug, ours: f.ours}
+}
+
+func (f *filterSink) WithName(name string) logr.LogSink {
+	return &filterSink{sink: f.sink.WithName(name), debug: f.debug, ours: f.ours}
+}
+
+func (f *filterSink) WithCallDepth(depth int) logr.LogSink {
+	if s, ok := f.sink.(logr.CallDepthLogSink); ok {
+		return &filterSink{sink: s.WithCallDepth(depth), debug: f.debug, ours: f.ours}
+	}
+	return f
+}
+
+type logrusHook struct{ log logr.Logger }
+
+func (logrusHook) Levels() []logrus.Level { return logrus.AllLevels }
+
+func (h logrusHook) Fire(e *logrus.Entry) error {
+	switch {
+	case e.Level <= logrus.ErrorLevel:
+		h.log.Error(nil, e.Message)
+	case e.Level == logrus.WarnLevel:
+		h.log.Info(e.Message)
+	default:
+		h.log.V(2).Info(e.Message)
+	}
+	return nil
+}

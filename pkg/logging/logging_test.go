@@ -1,0 +1,46 @@
+package logging
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/sirupsen/logrus"
+	"k8s.io/klog/v2"
+)
+
+func TestQuietUnlessOursOrError(t *testing.T) {
+	var buf bytes.Buffer
+	log := Setup(&buf, false)
+	log.Info("phase done", "phase", "datastore")
+	log.WithName("apiserver").Info("sub-logger line")
+	klog.Background().Info("upstream chatter")
+	klog.InfoS("upstream structured chatter")
+	klog.Background().Error(errors.New("boom"), "upstream failure")
+	logrus.Info("kine chatter")
+	logrus.Error("kine failure")
+	klog.Flush()
+	out := buf.String()
+	for _, want := range []string{"phase done", "sub-logger line", "upstream failure", "kine failure"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in:\n%s", want, out)
+		}
+	}
+	for _, unwanted := range []string{"upstream chatter", "upstream structured chatter", "kine chatter"} {
+		if strings.Contains(out, unwanted) {
+			t.Errorf("%q shown without --debug:\n%s", unwanted, out)
+		}
+	}
+}
+
+func TestDebugShowsUpstream(t *testing.T) {
+	var buf bytes.Buffer
+	Setup(&buf, true)
+	klog.Background().Info("upstream chatter")
+	klog.V(2).InfoS("upstream verbose")
+	klog.Flush()
+	if out := buf.String(); !strings.Contains(out, "upstream chatter") || !strings.Contains(out, "upstream verbose") {
+		t.Fatalf("debug output lacks upstream lines:\n%s", out)
+	}
+}

@@ -1,0 +1,95 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+
+	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/apiserver/pkg/server/flagz"
+	"k8s.io/client-go/tools/cache"
+	apiserverapp "k8s.io/kubernetes/cmd/kube-apiserver/app"
+	apiserveroptions "k8s.io/kubernetes/cmd/kube-apiserver/app/options"
+
+	"github.com/kubling/kubling/pkg/server/pki"
+)
+
+// newAPIServer runs kube-apiserver the way its own command does
+// (options → Complete → NewConfig → CreateServerChain → PrepareRun → Run),
+// with one addition: kubling's handlers on the non-REST mux.
+func newAPIServer(args []string, host string, port int, p pki.PKI, handlers map[string]http.Handler) *inProcess {
+	return &inProcess{
+		name: "apiserver",
+		prepare: func(ctx context.Context) (func(context.Context) error, error) {
+			s := apiserveroptions.NewServerRunOptions()
+			sets := s.Flags()
+			s.Flagz = flagz.NamedFlagSetsReader{FlagSets: sets}
+			if err := parseFlags("kube-apiserver", sets.FlagSets, args); err != nil {
+				return nil, err
+			}
+			if err := s.GenericServerRunOptions.ComponentGlobalsRegistry.Set(); err != nil {
+				return nil, err
+			}
+			completed, err := s.Complete(ctx)
+			if err != nil {
+				return nil, err
+			}
+			if errs := completed.Validate(); len(errs) != 0 {
+				return nil, utilerrors.NewAggregate(errs)
+			}
+			if completed.InformerName == nil {
+				if completed.InformerName, err = cache.NewInformerName("kube-apiserver"); err != nil {
+					return nil, err
+				}
+			}
+			config, err := apiserverapp.NewConfig(completed)
+			if err != nil {
+				return nil, err
+			}
+			cc, err := config.Complete()
+			if err != nil {
+				return nil, err
+			}
+			chain, err := apiserverapp.CreateServerChain(cc)
+			if err != nil {
+				return nil, err
+			}
+			for path, h := range handlers {
+				chain.GenericAPIServer.Handler.NonGoRestfulMux.Handle(path, h)
+			}
+			prepared, err := chain.PrepareRun()
+			if err != nil {
+				return nil, err
+			}
+			return prepared.Run, nil
+		},
+		probe: apiserverProbe(host, port, p),
+	}
+}
+
+// apiserverProbe asks /readyz as the admin: ready means every post-start
+// hook (RBAC bootstrap, priority classes…) has finished.
+func apiserverProbe(host string, port int, p pki.PKI) func(ctx context.Context) error {
+	var probe func(ctx context.Context) error
+	return func(ctx context.Context) error {
+		if probe == nil {
+			caPEM, err := os.ReadFile(p.Cert(pki.ServerCA))
+			if err != nil {
+				return err
+			}
+			pool := x509.NewCertPool()
+			pool.AppendCertsFromPEM(caPEM)
+			cert, err := tls.LoadX509KeyPair(p.Cert(pki.AdminClient), p.Key(pki.AdminClient))
+			if err != nil {
+				return err
+			}
+			probe = httpsProbe(fmt.Sprintf("https://%s/readyz", net.JoinHostPort(host, strconv.Itoa(port))), &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}})
+		}
+		return probe(ctx)
+	}
+}

@@ -1,0 +1,161 @@
+// Package args builds the command-line arguments kubling hands to the
+// upstream components it runs in-process. It is kept free of heavy imports
+// so it can be unit-tested in seconds.
+package args
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/kubling/kubling/pkg/server/pki"
+)
+
+// ControlPlane is what the control-plane components need to know.
+type ControlPlane struct {
+	DataDir          string
+	PKI              pki.PKI
+	EtcdServers      []string
+	EtcdCAFile       string
+	EtcdCertFile     string
+	EtcdKeyFile      string
+	BindAddress      string
+	AdvertiseAddress string
+	HTTPSPort        int
+	ClusterCIDR      string
+	ServiceCIDR      string
+	ClusterDomain    string
+	NodeCIDRMaskSize int
+
+	SchedulerKubeconfig  string
+	ControllerKubeconfig string
+
+	// User additions and overrides, "key=value" each.
+	ExtraAPIServer, ExtraScheduler, ExtraControllerManager []string
+}
+
+// Ports the scheduler and controller-manager serve their health on, loopback only.
+const (
+	SchedulerPort         = 10259
+	ControllerManagerPort = 10257
+)
+
+// APIServer returns kube-apiserver's arguments.
+func APIServer(c ControlPlane) ([]string, error) {
+	p := c.PKI
+	issuer := "https://kubernetes.default.svc." + c.ClusterDomain
+	a := map[string]string{
+		"advertise-address":                  c.AdvertiseAddress,
+		"allow-privileged":                   "true",
+		"anonymous-auth":                     "false",
+		"api-audiences":                      issuer,
+		"authorization-mode":                 "Node,RBAC",
+		"bind-address":                       c.BindAddress,
+		"client-ca-file":                     p.Cert(pki.ClientCA),
+		"enable-admission-plugins":           "NodeRestriction",
+		"enable-bootstrap-token-auth":        "true",
+		"etcd-servers":                       strings.Join(c.EtcdServers, ","),
+		"etcd-cafile":                        c.EtcdCAFile,
+		"etcd-certfile":                      c.EtcdCertFile,
+		"etcd-keyfile":                       c.EtcdKeyFile,
+		"kubelet-certificate-authority":      p.Cert(pki.ServerCA),
+		"kubelet-client-certificate":         p.Cert(pki.APIServerKubelet),
+		"kubelet-client-key":                 p.Key(pki.APIServerKubelet),
+		"kubelet-preferred-address-types":    "InternalIP,ExternalIP,Hostname",
+		"profiling":                          "false",
+		"proxy-client-cert-file":             p.Cert(pki.AuthProxyClient),
+		"proxy-client-key-file":              p.Key(pki.AuthProxyClient),
+		"requestheader-allowed-names":        "system:auth-proxy",
+		"requestheader-client-ca-file":       p.Cert(pki.RequestHeaderCA),
+		"requestheader-extra-headers-prefix": "X-Remote-Extra-",
+		"requestheader-group-headers":        "X-Remote-Group",
+		"requestheader-username-headers":     "X-Remote-User",
+		"secure-port":                        strconv.Itoa(c.HTTPSPort),
+		"service-account-issuer":             issuer,
+		"service-account-key-file":           p.ServiceAccountKeyFile(),
+		"service-account-signing-key-file":   p.ServiceAccountKeyFile(),
+		"service-cluster-ip-range":           c.ServiceCIDR,
+		"service-node-port-range":            "30000-32767",
+		"storage-backend":                    "etcd3",
+		"tls-cert-file":                      p.Cert(pki.APIServerServing),
+		"tls-private-key-file":               p.Key(pki.APIServerServing),
+	}
+	return Build(a, c.ExtraAPIServer)
+}
+
+// Scheduler returns kube-scheduler's arguments.
+func Scheduler(c ControlPlane) ([]string, error) {
+	a := map[string]string{
+		"authentication-kubeconfig": c.SchedulerKubeconfig,
+		"authorization-kubeconfig":  c.SchedulerKubeconfig,
+		"bind-address":              "127.0.0.1",
+		"kubeconfig":                c.SchedulerKubeconfig,
+		"leader-elect":              "false",
+		"profiling":                 "false",
+		"secure-port":               strconv.Itoa(SchedulerPort),
+	}
+	return Build(a, c.ExtraScheduler)
+}
+
+// ControllerManager returns kube-controller-manager's arguments.
+func ControllerManager(c ControlPlane) ([]string, error) {
+	p := c.PKI
+	a := map[string]string{
+		"allocate-node-cidrs":       "true",
+		"authentication-kubeconfig": c.ControllerKubeconfig,
+		"authorization-kubeconfig":  c.ControllerKubeconfig,
+		"bind-address":              "127.0.0.1",
+		"cluster-cidr":              c.ClusterCIDR,
+		// Kubelet client certificates must be trusted by the apiserver (client
+		// CA); kubelet serving certificates by the apiserver's kubelet client
+		// (server CA).
+		"cluster-signing-kube-apiserver-client-cert-file": p.Cert(pki.ClientCA),
+		"cluster-signing-kube-apiserver-client-key-file":  p.Key(pki.ClientCA),
+		"cluster-signing-kubelet-client-cert-file":        p.Cert(pki.ClientCA),
+		"cluster-signing-kubelet-client-key-file":         p.Key(pki.ClientCA),
+		"cluster-signing-kubelet-serving-cert-file":       p.Cert(pki.ServerCA),
+		"cluster-signing-kubelet-serving-key-file":        p.Key(pki.ServerCA),
+		"cluster-signing-legacy-unknown-cert-file":        p.Cert(pki.ServerCA),
+		"cluster-signing-legacy-unknown-key-file":         p.Key(pki.ServerCA),
+		"configure-cloud-routes":                          "false",
+		// Token cleaner and bootstrap signer are off upstream by default;
+		// join tokens need them.
+		"controllers":                      "*,tokencleaner,bootstrapsigner",
+		"kubeconfig":                       c.ControllerKubeconfig,
+		"leader-elect":                     "false",
+		"node-cidr-mask-size-ipv4":         strconv.Itoa(c.NodeCIDRMaskSize),
+		"profiling":                        "false",
+		"root-ca-file":                     p.Cert(pki.ServerCA),
+		"secure-port":                      strconv.Itoa(ControllerManagerPort),
+		"service-account-private-key-file": p.ServiceAccountKeyFile(),
+		"service-cluster-ip-range":         c.ServiceCIDR,
+		"use-service-account-credentials":  "true",
+	}
+	return Build(a, c.ExtraControllerManager)
+}
+
+// Build merges user overrides ("key=value", leading dashes optional) into
+// the defaults and returns sorted --key=value arguments. Empty defaults are
+// left out; an override replaces the default of the same key.
+func Build(defaults map[string]string, overrides []string) ([]string, error) {
+	merged := make(map[string]string, len(defaults)+len(overrides))
+	for k, v := range defaults {
+		if v != "" {
+			merged[k] = v
+		}
+	}
+	for _, o := range overrides {
+		k, v, ok := strings.Cut(strings.TrimLeft(o, "-"), "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("component argument %q: want key=value", o)
+		}
+		merged[k] = v
+	}
+	out := make([]string, 0, len(merged))
+	for k, v := range merged {
+		out = append(out, "--"+k+"="+v)
+	}
+	sort.Strings(out)
+	return out, nil
+}

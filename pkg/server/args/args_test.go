@@ -1,0 +1,97 @@
+package args
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/kubling/kubling/pkg/server/pki"
+)
+
+func cp() ControlPlane {
+	return ControlPlane{
+		DataDir:              "/var/lib/kubling",
+		PKI:                  pki.PKI{Dir: "/var/lib/kubling/server/tls"},
+		EtcdServers:          []string{"unix:///var/lib/kubling/server/kine.sock"},
+		HTTPSPort:            6443,
+		ClusterCIDR:          "10.42.0.0/16",
+		ServiceCIDR:          "10.43.0.0/16",
+		ClusterDomain:        "cluster.local",
+		NodeCIDRMaskSize:     24,
+		SchedulerKubeconfig:  "/s.kubeconfig",
+		ControllerKubeconfig: "/c.kubeconfig",
+	}
+}
+
+func TestBuildOverridesSortsAndDropsEmpty(t *testing.T) {
+	got, err := Build(map[string]string{"b": "1", "a": "2", "empty": ""}, []string{"--b=3", "c=4=5"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"--a=2", "--b=3", "--c=4=5"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	if _, err := Build(nil, []string{"novalue"}); err == nil {
+		t.Fatal("override without = accepted")
+	}
+}
+
+func TestAPIServerArgs(t *testing.T) {
+	c := cp()
+	c.ExtraAPIServer = []string{"audit-log-maxage=3", "anonymous-auth=true"}
+	got, err := APIServer(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"--etcd-servers=unix:///var/lib/kubling/server/kine.sock",
+		"--service-cluster-ip-range=10.43.0.0/16",
+		"--secure-port=6443",
+		"--client-ca-file=/var/lib/kubling/server/tls/client-ca.crt",
+		"--tls-cert-file=/var/lib/kubling/server/tls/serving-kube-apiserver.crt",
+		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+		"--enable-bootstrap-token-auth=true",
+		"--audit-log-maxage=3",
+		"--anonymous-auth=true",
+	} {
+		if !slices.Contains(got, want) {
+			t.Errorf("missing %s in %v", want, got)
+		}
+	}
+	for _, a := range got {
+		if strings.HasPrefix(a, "--etcd-cafile") || strings.HasPrefix(a, "--bind-address") {
+			t.Errorf("empty value passed: %s", a)
+		}
+	}
+}
+
+func TestControllerManagerArgs(t *testing.T) {
+	got, err := ControllerManager(cp())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"--allocate-node-cidrs=true",
+		"--cluster-cidr=10.42.0.0/16",
+		"--node-cidr-mask-size-ipv4=24",
+		"--controllers=*,tokencleaner,bootstrapsigner",
+		"--kubeconfig=/c.kubeconfig",
+		"--cluster-signing-kubelet-serving-cert-file=/var/lib/kubling/server/tls/server-ca.crt",
+		"--cluster-signing-kubelet-client-cert-file=/var/lib/kubling/server/tls/client-ca.crt",
+	} {
+		if !slices.Contains(got, want) {
+			t.Errorf("missing %s", want)
+		}
+	}
+}
+
+func TestSchedulerArgs(t *testing.T) {
+	got, err := Scheduler(cp())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(got, "--kubeconfig=/s.kubeconfig") || !slices.Contains(got, "--bind-address=127.0.0.1") {
+		t.Fatalf("%v", got)
+	}
+}

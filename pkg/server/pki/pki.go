@@ -1,0 +1,300 @@
+// Package pki creates the cluster's certificate authorities and certificates
+// on first start and re-uses them afterwards, renewing only what is missing,
+// expiring, wrongly signed or lacking a wanted name.
+package pki
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"math"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	certutil "k8s.io/client-go/util/cert"
+	"k8s.io/client-go/util/keyutil"
+
+	"github.com/kubling/kubling/pkg/fileutil"
+)
+
+// Certificate lifetimes. A leaf is renewed at start when less than
+// RenewBefore of it is left; CAs are never replaced automatically.
+const (
+	LeafValidity = 365 * 24 * time.Hour
+	RenewBefore  = 90 * 24 * time.Hour
+)
+
+// File names under the TLS directory.
+const (
+	ServerCA          = "server-ca"         // signs serving certificates
+	ClientCA          = "client-ca"         // signs client certificates
+	RequestHeaderCA   = "request-header-ca" // signs the aggregation front proxy's client cert
+	ServiceAccountKey = "service.key"       // signs service account tokens
+	APIServerServing  = "serving-kube-apiserver"
+	AdminClient       = "client-admin"
+	ControllerClient  = "client-controller-manager"
+	SchedulerClient   = "client-scheduler"
+	APIServerKubelet  = "client-kube-apiserver" // the apiserver's client cert towards kubelets
+	AuthProxyClient   = "client-auth-proxy"
+)
+
+// SANs are the names a serving certificate must carry.
+type SANs struct {
+	DNSNames []string
+	IPs      []net.IP
+}
+
+// Options tell Ensure where the PKI lives and what the apiserver is called.
+type Options struct {
+	Dir          string
+	APIServerSAN SANs
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// PKI locates the files of a PKI directory.
+type PKI struct{ Dir string }
+
+// Cert is the path of a certificate by its base name.
+func (p PKI) Cert(name string) string { return filepath.Join(p.Dir, name+".crt") }
+
+// Key is the path of a private key by its base name.
+func (p PKI) Key(name string) string { return filepath.Join(p.Dir, name+".key") }
+
+// ServiceAccountKeyFile is the path of the service account signing key.
+func (p PKI) ServiceAccountKeyFile() string { return filepath.Join(p.Dir, ServiceAccountKey) }
+
+type leaf struct {
+	name  string
+	ca    string
+	cn    string
+	orgs  []string
+	usage x509.ExtKeyUsage
+	sans  SANs
+}
+
+// Ensure creates what is missing and renews what must be, and returns the
+// base names of the certificates it wrote.
+func Ensure(o Options) (PKI, []string, error) {
+	p := PKI{Dir: o.Dir}
+	now := time.Now
+	if o.Now != nil {
+		now = o.Now
+	}
+	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
+		return p, nil, fmt.Errorf("create %s: %w", o.Dir, err)
+	}
+	var written []string
+	cas := map[string]*authority{}
+	for _, name := range []string{ServerCA, ClientCA, RequestHeaderCA} {
+		ca, created, err := p.ensureCA(name, now())
+		if err != nil {
+			return p, written, err
+		}
+		if created {
+			written = append(written, name)
+		}
+		cas[name] = ca
+	}
+	if _, err := os.Stat(p.ServiceAccountKeyFile()); errors.Is(err, os.ErrNotExist) {
+		keyPEM, err := keyutil.MakeEllipticPrivateKeyPEM()
+		if err != nil {
+			return p, written, fmt.Errorf("generate service account key: %w", err)
+		}
+		if err := fileutil.WriteAtomic(p.ServiceAccountKeyFile(), keyPEM, 0o600); err != nil {
+			return p, written, err
+		}
+		written = append(written, ServiceAccountKey)
+	} else if err != nil {
+		return p, written, err
+	} else if _, err := keyutil.PrivateKeyFromFile(p.ServiceAccountKeyFile()); err != nil {
+		return p, written, fmt.Errorf("service account key %s: %w", p.ServiceAccountKeyFile(), err)
+	}
+
+	leaves := []leaf{
+		{name: APIServerServing, ca: ServerCA, cn: "kube-apiserver", usage: x509.ExtKeyUsageServerAuth, sans: o.APIServerSAN},
+		{name: AdminClient, ca: ClientCA, cn: "system:admin", orgs: []string{"system:masters"}, usage: x509.ExtKeyUsageClientAuth},
+		{name: ControllerClient, ca: ClientCA, cn: "system:kube-controller-manager", usage: x509.ExtKeyUsageClientAuth},
+		{name: SchedulerClient, ca: ClientCA, cn: "system:kube-scheduler", usage: x509.ExtKeyUsageClientAuth},
+		{name: APIServerKubelet, ca: ClientCA, cn: "system:kube-apiserver", orgs: []string{"system:masters"}, usage: x509.ExtKeyUsageClientAuth},
+		{name: AuthProxyClient, ca: RequestHeaderCA, cn: "system:auth-proxy", usage: x509.ExtKeyUsageClientAuth},
+	}
+	for _, l := range leaves {
+		if p.leafValid(l, cas[l.ca], now()) {
+			continue
+		}
+		if err := p.writeLeaf(l, cas[l.ca], now()); err != nil {
+			return p, written, err
+		}
+		written = append(written, l.name)
+	}
+	return p, written, nil
+}
+
+type authority struct {
+	cert *x509.Certificate
+	key  crypto.Signer
+}
+
+func (p PKI) ensureCA(name string, now time.Time) (*authority, bool, error) {
+	certPEM, certErr := os.ReadFile(p.Cert(name))
+	keyPEM, keyErr := os.ReadFile(p.Key(name))
+	switch {
+	case certErr == nil && keyErr == nil:
+		ca, err := parsePair(certPEM, keyPEM)
+		if err != nil {
+			return nil, false, fmt.Errorf("certificate authority %s: %w", p.Cert(name), err)
+		}
+		return ca, false, nil
+	case certErr == nil && errors.Is(keyErr, os.ErrNotExist):
+		// A CA certificate without its key cannot sign; replacing it would
+		// silently invalidate every credential issued so far.
+		return nil, false, fmt.Errorf("certificate authority %s exists but its key %s is missing", p.Cert(name), p.Key(name))
+	case certErr != nil && !errors.Is(certErr, os.ErrNotExist):
+		return nil, false, certErr
+	case keyErr != nil && !errors.Is(keyErr, os.ErrNotExist):
+		return nil, false, keyErr
+	}
+	keyPEM, err := keyutil.MakeEllipticPrivateKeyPEM()
+	if err != nil {
+		return nil, false, fmt.Errorf("generate %s key: %w", name, err)
+	}
+	key, err := parseKey(keyPEM)
+	if err != nil {
+		return nil, false, err
+	}
+	cert, err := certutil.NewSelfSignedCACert(certutil.Config{CommonName: fmt.Sprintf("kubling-%s@%d", name, now.Unix())}, key)
+	if err != nil {
+		return nil, false, fmt.Errorf("create %s: %w", name, err)
+	}
+	// Key first: a crash between the two writes leaves a key without a
+	// certificate, which the next start overwrites, never the reverse.
+	if err := fileutil.WriteAtomic(p.Key(name), keyPEM, 0o600); err != nil {
+		return nil, false, err
+	}
+	certPEM, err = certutil.EncodeCertificates(cert)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := fileutil.WriteAtomic(p.Cert(name), certPEM, 0o644); err != nil {
+		return nil, false, err
+	}
+	return &authority{cert: cert, key: key}, true, nil
+}
+
+func (p PKI) leafValid(l leaf, ca *authority, now time.Time) bool {
+	certPEM, err := os.ReadFile(p.Cert(l.name))
+	if err != nil {
+		return false
+	}
+	keyPEM, err := os.ReadFile(p.Key(l.name))
+	if err != nil {
+		return false
+	}
+	pair, err := parsePair(certPEM, keyPEM)
+	if err != nil {
+		return false
+	}
+	c := pair.cert
+	if c.CheckSignatureFrom(ca.cert) != nil || now.Add(RenewBefore).After(c.NotAfter) {
+		return false
+	}
+	if c.Subject.CommonName != l.cn || !slices.Equal(c.Subject.Organization, l.orgs) {
+		return false
+	}
+	for _, d := range l.sans.DNSNames {
+		if !slices.Contains(c.DNSNames, d) {
+			return false
+		}
+	}
+	for _, ip := range l.sans.IPs {
+		if !slices.ContainsFunc(c.IPAddresses, ip.Equal) {
+			return false
+		}
+	}
+	return true
+}
+
+func (p PKI) writeLeaf(l leaf, ca *authority, now time.Time) error {
+	keyPEM, err := keyutil.MakeEllipticPrivateKeyPEM()
+	if err != nil {
+		return fmt.Errorf("generate %s key: %w", l.name, err)
+	}
+	key, err := parseKey(keyPEM)
+	if err != nil {
+		return err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).SetInt64(math.MaxInt64))
+	if err != nil {
+		return err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: l.cn, Organization: l.orgs},
+		NotBefore:    now.Add(-5 * time.Minute).UTC(),
+		NotAfter:     now.Add(LeafValidity).UTC(),
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage:  []x509.ExtKeyUsage{l.usage},
+		DNSNames:     l.sans.DNSNames,
+		IPAddresses:  l.sans.IPs,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
+	if err != nil {
+		return fmt.Errorf("sign %s: %w", l.name, err)
+	}
+	// The chain (leaf, CA) lets clients that only trust the CA verify it.
+	chain, err := certutil.EncodeCertificates(&x509.Certificate{Raw: der}, ca.cert)
+	if err != nil {
+		return err
+	}
+	if err := fileutil.WriteAtomic(p.Key(l.name), keyPEM, 0o600); err != nil {
+		return err
+	}
+	return fileutil.WriteAtomic(p.Cert(l.name), chain, 0o644)
+}
+
+func parseKey(keyPEM []byte) (crypto.Signer, error) {
+	k, err := keyutil.ParsePrivateKeyPEM(keyPEM)
+	if err != nil {
+		return nil, err
+	}
+	s, ok := k.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("private key of type %T cannot sign", k)
+	}
+	return s, nil
+}
+
+func parsePair(certPEM, keyPEM []byte) (*authority, error) {
+	if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
+		return nil, err
+	}
+	certs, err := certutil.ParseCertsPEM(certPEM)
+	if err != nil {
+		return nil, err
+	}
+	key, err := parseKey(keyPEM)
+	if err != nil {
+		return nil, err
+	}
+	return &authority{cert: certs[0], key: key}, nil
+}
+
+// CABundle returns the server CA certificate as it is served to joining
+// agents; join tokens pin its sha256.
+func (p PKI) CABundle() ([]byte, error) {
+	b, err := os.ReadFile(p.Cert(ServerCA))
+	if err != nil {
+		return nil, err
+	}
+	return bytes.TrimSpace(b), nil
+}

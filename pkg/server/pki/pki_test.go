@@ -1,0 +1,163 @@
+package pki
+
+import (
+	"bytes"
+	"crypto/x509"
+	"net"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	certutil "k8s.io/client-go/util/cert"
+)
+
+func read(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func leafCert(t *testing.T, p PKI, name string) *x509.Certificate {
+	t.Helper()
+	certs, err := certutil.ParseCertsPEM(read(t, p.Cert(name)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return certs[0]
+}
+
+func opts(dir string) Options {
+	return Options{Dir: dir, APIServerSAN: SANs{
+		DNSNames: []string{"kubernetes.default.svc.cluster.local", "node1"},
+		IPs:      []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("10.43.0.1")},
+	}}
+}
+
+func TestGenerateThenReuse(t *testing.T) {
+	dir := t.TempDir()
+	p, written, err := Ensure(opts(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(written) != 10 {
+		t.Fatalf("first start wrote %v, want 3 CAs, the SA key and 6 leaves", written)
+	}
+	serving := leafCert(t, p, APIServerServing)
+	if !slices.Contains(serving.DNSNames, "node1") || !slices.ContainsFunc(serving.IPAddresses, net.ParseIP("10.43.0.1").Equal) {
+		t.Fatalf("serving cert SANs %v %v", serving.DNSNames, serving.IPAddresses)
+	}
+	ca := leafCert(t, p, ServerCA)
+	if err := serving.CheckSignatureFrom(ca); err != nil {
+		t.Fatalf("serving cert not signed by server CA: %v", err)
+	}
+	admin := leafCert(t, p, AdminClient)
+	if admin.Subject.CommonName != "system:admin" || admin.Subject.Organization[0] != "system:masters" {
+		t.Fatalf("admin subject %v", admin.Subject)
+	}
+	if err := admin.CheckSignatureFrom(leafCert(t, p, ClientCA)); err != nil {
+		t.Fatalf("admin cert not signed by client CA: %v", err)
+	}
+	if info, _ := os.Stat(p.Key(ServerCA)); info.Mode().Perm() != 0o600 {
+		t.Fatalf("CA key mode %v", info.Mode())
+	}
+
+	before := read(t, p.Cert(AdminClient))
+	_, written, err = Ensure(opts(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(written) != 0 {
+		t.Fatalf("second start rewrote %v", written)
+	}
+	if !bytes.Equal(before, read(t, p.Cert(AdminClient))) {
+		t.Fatal("admin cert changed on reuse")
+	}
+}
+
+func TestNewSANRenewsOnlyServingCert(t *testing.T) {
+	dir := t.TempDir()
+	p, _, err := Ensure(opts(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	caBefore := read(t, p.Cert(ServerCA))
+	o := opts(dir)
+	o.APIServerSAN.DNSNames = append(o.APIServerSAN.DNSNames, "api.example.com")
+	_, written, err := Ensure(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(written, []string{APIServerServing}) {
+		t.Fatalf("wrote %v, want only the serving cert", written)
+	}
+	if !bytes.Equal(caBefore, read(t, p.Cert(ServerCA))) {
+		t.Fatal("CA replaced")
+	}
+	if !slices.Contains(leafCert(t, p, APIServerServing).DNSNames, "api.example.com") {
+		t.Fatal("new SAN missing")
+	}
+}
+
+func TestExpiringLeavesRenewed(t *testing.T) {
+	dir := t.TempDir()
+	if _, _, err := Ensure(opts(dir)); err != nil {
+		t.Fatal(err)
+	}
+	o := opts(dir)
+	o.Now = func() time.Time { return time.Now().Add(LeafValidity - RenewBefore + time.Hour) }
+	_, written, err := Ensure(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(written) != 6 {
+		t.Fatalf("renewed %v, want the 6 leaves", written)
+	}
+}
+
+func TestCACertWithoutKeyIsAnError(t *testing.T) {
+	dir := t.TempDir()
+	p, _, err := Ensure(opts(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(p.Key(ClientCA)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Ensure(opts(dir)); err == nil {
+		t.Fatal("missing CA key accepted")
+	}
+}
+
+func TestLeafFromForeignCAReplaced(t *testing.T) {
+	a, b := t.TempDir(), t.TempDir()
+	pa, _, err := Ensure(opts(a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb, _, err := Ensure(opts(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Copy b's admin cert into a: it is valid but signed by another CA.
+	for _, f := range []string{pb.Cert(AdminClient), pb.Key(AdminClient)} {
+		data := read(t, f)
+		dst := pa.Cert(AdminClient)
+		if f == pb.Key(AdminClient) {
+			dst = pa.Key(AdminClient)
+		}
+		if err := os.WriteFile(dst, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, written, err := Ensure(opts(a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(written, []string{AdminClient}) {
+		t.Fatalf("wrote %v", written)
+	}
+}

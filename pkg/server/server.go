@@ -1,0 +1,221 @@
+// Package server runs kubling's control plane: PKI, datastore, kube-apiserver,
+// kube-scheduler and kube-controller-manager, in one process. Run holds the
+// whole start sequence, top to bottom.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	utilnet "k8s.io/apimachinery/pkg/util/net"
+	"k8s.io/klog/v2"
+
+	"github.com/kubling/kubling/pkg/component"
+	"github.com/kubling/kubling/pkg/config"
+	"github.com/kubling/kubling/pkg/datastore"
+	"github.com/kubling/kubling/pkg/server/args"
+	"github.com/kubling/kubling/pkg/server/kubeconfig"
+	"github.com/kubling/kubling/pkg/server/pki"
+	"github.com/kubling/kubling/pkg/server/token"
+)
+
+// readyTimeout bounds how long one component may take to become ready.
+const readyTimeout = 2 * time.Minute
+
+// Paths under the data dir.
+func serverDir(dataDir string) string { return filepath.Join(dataDir, "server") }
+func tlsDir(dataDir string) string    { return filepath.Join(serverDir(dataDir), "tls") }
+func credDir(dataDir string) string   { return filepath.Join(serverDir(dataDir), "cred") }
+func TokenPath(dataDir string) string { return filepath.Join(serverDir(dataDir), "token") }
+func AdminKubeconfig(dataDir string) string {
+	return filepath.Join(credDir(dataDir), "admin.kubeconfig")
+}
+
+// Run starts the control plane, logs "ready", serves until ctx ends or a
+// component fails, then stops everything in reverse order.
+func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
+	begin := time.Now()
+
+	// 1. Check the host; nothing is written before this passes.
+	if err := preflight(c); err != nil {
+		return err
+	}
+	if _, err := token.CheckOwnership(TokenPath(c.DataDir), c.Token); err != nil {
+		return err
+	}
+	lock, err := lockDataDir(c.DataDir)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+
+	// 2. Certificates and the join token.
+	phase := time.Now()
+	host := loopbackHost(c.BindAddress)
+	sans, err := apiserverSANs(c, host)
+	if err != nil {
+		return err
+	}
+	p, written, err := pki.Ensure(pki.Options{Dir: tlsDir(c.DataDir), APIServerSAN: sans})
+	if err != nil {
+		return fmt.Errorf("certificates: %w", err)
+	}
+	caPEM, err := p.CABundle()
+	if err != nil {
+		return err
+	}
+	tok, err := token.Ensure(TokenPath(c.DataDir), c.Token, caPEM)
+	if err != nil {
+		return err
+	}
+	apiURL := "https://" + net.JoinHostPort(host, strconv.Itoa(c.HTTPSPort))
+	kubeconfigs := map[string]string{pki.SchedulerClient: "", pki.ControllerClient: "", pki.AdminClient: ""}
+	for client := range kubeconfigs {
+		path := filepath.Join(credDir(c.DataDir), strings.TrimPrefix(client, "client-")+".kubeconfig")
+		spec := kubeconfig.Spec{Server: apiURL, CAFile: p.Cert(pki.ServerCA), CertFile: p.Cert(client), KeyFile: p.Key(client)}
+		if err := kubeconfig.Write(path, spec, 0o600); err != nil {
+			return err
+		}
+		kubeconfigs[client] = path
+	}
+	log.Info("Certificates ready", "dir", p.Dir, "written", len(written), "duration", time.Since(phase).Round(time.Millisecond))
+
+	// 3. Components, in order: datastore, apiserver, scheduler, controllers.
+	store, err := datastore.New(datastore.Config{DataDir: c.DataDir, Endpoint: c.DatastoreEndpoint})
+	if err != nil {
+		return err
+	}
+	cp := args.ControlPlane{
+		DataDir:                c.DataDir,
+		PKI:                    p,
+		BindAddress:            c.BindAddress,
+		AdvertiseAddress:       c.AdvertiseAddress,
+		HTTPSPort:              c.HTTPSPort,
+		ClusterCIDR:            c.ClusterCIDR,
+		ServiceCIDR:            c.ServiceCIDR,
+		ClusterDomain:          c.ClusterDomain,
+		NodeCIDRMaskSize:       config.DefaultNodeCIDRMaskLen,
+		SchedulerKubeconfig:    kubeconfigs[pki.SchedulerClient],
+		ControllerKubeconfig:   kubeconfigs[pki.ControllerClient],
+		ExtraAPIServer:         c.KubeAPIServerArgs,
+		ExtraScheduler:         c.KubeSchedulerArgs,
+		ExtraControllerManager: c.KubeControllerManagerArgs,
+	}
+	runner := component.NewRunner(log)
+	defer func() {
+		if stopErr := runner.Stop(); stopErr != nil {
+			err = errors.Join(err, stopErr)
+		}
+	}()
+	if err := runner.Start(ctx, readyTimeout, store); err != nil {
+		return err
+	}
+	b := store.Backend()
+	cp.EtcdServers, cp.EtcdCAFile, cp.EtcdCertFile, cp.EtcdKeyFile = b.Endpoints, b.CAFile, b.CertFile, b.KeyFile
+
+	apiArgs, err := args.APIServer(cp)
+	if err != nil {
+		return err
+	}
+	schedArgs, err := args.Scheduler(cp)
+	if err != nil {
+		return err
+	}
+	cmArgs, err := args.ControllerManager(cp)
+	if err != nil {
+		return err
+	}
+	log.V(1).Info("Component arguments", "apiserver", apiArgs, "scheduler", schedArgs, "controller-manager", cmArgs)
+	apiserver := newAPIServer(apiArgs, host, c.HTTPSPort, p, nil)
+	scheduler := newScheduler(schedArgs)
+	controllers := newControllerManager(cmArgs)
+	if err := runner.Start(ctx, readyTimeout, apiserver, scheduler, controllers); err != nil {
+		return err
+	}
+
+	// 4. Hand the cluster to the user.
+	if c.WriteKubeconfig != "" {
+		mode, _ := c.KubeconfigMode() // validated with the config
+		spec := kubeconfig.Spec{Server: apiURL, CAFile: p.Cert(pki.ServerCA), CertFile: p.Cert(pki.AdminClient), KeyFile: p.Key(pki.AdminClient), Embed: true}
+		if err := kubeconfig.Write(c.WriteKubeconfig, spec, os.FileMode(mode)); err != nil {
+			return err
+		}
+		log.Info("Wrote kubeconfig", "path", c.WriteKubeconfig)
+	}
+	log.Info("Node join token", "path", TokenPath(c.DataDir))
+	log.V(1).Info("Join token", "token", tok.String())
+	log.Info("kubling is ready", "kubernetes", apiURL, "duration", time.Since(begin).Round(time.Millisecond))
+
+	// 5. Serve until asked to stop, or until a component dies.
+	select {
+	case <-ctx.Done():
+		log.Info("Stopping")
+		return nil
+	case <-apiserver.Done():
+		return fmt.Errorf("apiserver exited: %w", apiserver.exitErr())
+	case <-scheduler.Done():
+		return fmt.Errorf("scheduler exited: %w", scheduler.exitErr())
+	case <-controllers.Done():
+		return fmt.Errorf("controller-manager exited: %w", controllers.exitErr())
+	}
+}
+
+// loopbackHost is where kubling's own clients reach the apiserver.
+func loopbackHost(bind string) string {
+	if ip := net.ParseIP(bind); ip != nil && !ip.IsUnspecified() {
+		return bind
+	}
+	return "127.0.0.1"
+}
+
+// apiserverSANs names the apiserver by every address and name a client may
+// use: loopback, the host's addresses and name, the in-cluster service names
+// and IP, and --tls-san.
+func apiserverSANs(c *config.Server, host string) (pki.SANs, error) {
+	s := pki.SANs{
+		DNSNames: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc." + c.ClusterDomain},
+		IPs:      []net.IP{net.ParseIP("127.0.0.1"), net.IPv6loopback, c.APIServerServiceIP()},
+	}
+	if h, err := os.Hostname(); err == nil {
+		s.DNSNames = append(s.DNSNames, strings.ToLower(h))
+	}
+	addIP := func(ip net.IP) {
+		for _, have := range s.IPs {
+			if have.Equal(ip) {
+				return
+			}
+		}
+		s.IPs = append(s.IPs, ip)
+	}
+	addIP(net.ParseIP(host))
+	if ip := net.ParseIP(c.AdvertiseAddress); ip != nil {
+		addIP(ip)
+	}
+	if ip, err := utilnet.ChooseHostInterface(); err == nil {
+		addIP(ip)
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return s, fmt.Errorf("list host addresses: %w", err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.IsGlobalUnicast() {
+			addIP(n.IP)
+		}
+	}
+	for _, san := range c.TLSSANs {
+		if ip := net.ParseIP(san); ip != nil {
+			addIP(ip)
+		} else if san != "" {
+			s.DNSNames = append(s.DNSNames, strings.ToLower(san))
+		}
+	}
+	return s, nil
+}

@@ -1,0 +1,145 @@
+// Package token handles the server's durable join token: one string that
+// pins the cluster CA (its sha256) and carries a secret. The token file also
+// marks which cluster a data dir belongs to.
+package token
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/kubling/kubling/pkg/fileutil"
+)
+
+// Prefix starts every full token; the version digit allows later formats.
+const Prefix = "KL1"
+
+// Token is a parsed join token. CAHash is empty for a bare secret.
+type Token struct {
+	CAHash string
+	Secret string
+}
+
+// Parse accepts a full token (KL1<sha256-hex>::<secret>) or a bare secret.
+func Parse(s string) (Token, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return Token{}, errors.New("token is empty")
+	}
+	if rest, ok := strings.CutPrefix(s, Prefix); ok {
+		hash, secret, found := strings.Cut(rest, "::")
+		if !found || len(hash) != 64 || secret == "" {
+			return Token{}, fmt.Errorf("token %q: want %s<64 hex digits>::<secret>", redact(s), Prefix)
+		}
+		if _, err := hex.DecodeString(hash); err != nil {
+			return Token{}, fmt.Errorf("token %q: CA hash is not hex", redact(s))
+		}
+		return Token{CAHash: strings.ToLower(hash), Secret: secret}, nil
+	}
+	if strings.ContainsAny(s, " \t\n:") {
+		return Token{}, errors.New("token secret must not contain spaces or colons")
+	}
+	return Token{Secret: s}, nil
+}
+
+// String is the full form (or the bare secret when no CA hash is known).
+func (t Token) String() string {
+	if t.CAHash == "" {
+		return t.Secret
+	}
+	return Prefix + t.CAHash + "::" + t.Secret
+}
+
+// CAHash is the hex sha256 of a CA bundle.
+func CAHash(caPEM []byte) string {
+	sum := sha256.Sum256(caPEM)
+	return hex.EncodeToString(sum[:])
+}
+
+// NewSecret returns a random secret.
+func NewSecret() (string, error) {
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// CheckOwnership refuses a data dir whose token file belongs to another
+// cluster than the token given (if one is given). It reads only, so it can run
+// before anything is written. It returns the stored token if there is one.
+func CheckOwnership(path, given string) (*Token, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		if given != "" {
+			if _, err := Parse(given); err != nil {
+				return nil, err
+			}
+		}
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read token: %w", err)
+	}
+	stored, err := Parse(string(data))
+	if err != nil {
+		return nil, fmt.Errorf("token file %s is damaged: %w", path, err)
+	}
+	if given == "" {
+		return &stored, nil
+	}
+	g, err := Parse(given)
+	if err != nil {
+		return nil, err
+	}
+	if subtle.ConstantTimeCompare([]byte(g.Secret), []byte(stored.Secret)) != 1 ||
+		(g.CAHash != "" && stored.CAHash != "" && g.CAHash != stored.CAHash) {
+		return nil, fmt.Errorf("data dir belongs to another cluster: its token (%s) differs from --token; use that cluster's token or another --data-dir", path)
+	}
+	return &stored, nil
+}
+
+// Ensure writes the token file on first start (from the given secret, or a
+// new one) and returns the full token pinned to caPEM. An existing file keeps
+// its secret.
+func Ensure(path, given string, caPEM []byte) (Token, error) {
+	stored, err := CheckOwnership(path, given)
+	if err != nil {
+		return Token{}, err
+	}
+	hash := CAHash(caPEM)
+	if stored != nil {
+		if stored.CAHash != "" && stored.CAHash != hash {
+			return Token{}, fmt.Errorf("token file %s pins another CA than the one in the data dir; the data dir is inconsistent", path)
+		}
+		t := Token{CAHash: hash, Secret: stored.Secret}
+		if stored.CAHash == "" {
+			return t, fileutil.WriteAtomic(path, []byte(t.String()+"\n"), 0o600)
+		}
+		return t, nil
+	}
+	secret := ""
+	if given != "" {
+		g, _ := Parse(given) // checked by CheckOwnership
+		if g.CAHash != "" && g.CAHash != hash {
+			return Token{}, errors.New("--token pins a CA other than this server's; for a new cluster give a bare secret")
+		}
+		secret = g.Secret
+	} else if secret, err = NewSecret(); err != nil {
+		return Token{}, err
+	}
+	t := Token{CAHash: hash, Secret: secret}
+	return t, fileutil.WriteAtomic(path, []byte(t.String()+"\n"), 0o600)
+}
+
+func redact(s string) string {
+	if i := strings.Index(s, "::"); i >= 0 {
+		return s[:i+2] + "…"
+	}
+	return "…"
+}

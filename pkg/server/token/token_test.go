@@ -1,0 +1,67 @@
+package token
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var ca = []byte("-----BEGIN CERTIFICATE-----\nfake\n-----END CERTIFICATE-----")
+
+func TestParseRoundTrip(t *testing.T) {
+	full := Token{CAHash: CAHash(ca), Secret: "s3cret"}.String()
+	if !strings.HasPrefix(full, Prefix) {
+		t.Fatal(full)
+	}
+	got, err := Parse(full)
+	if err != nil || got.Secret != "s3cret" || got.CAHash != CAHash(ca) {
+		t.Fatalf("%v %v", got, err)
+	}
+	if got, err := Parse("bare"); err != nil || got.Secret != "bare" || got.CAHash != "" {
+		t.Fatalf("%v %v", got, err)
+	}
+	for _, bad := range []string{"", "KL1abc::x", "KL1" + strings.Repeat("z", 64) + "::x", "KL1" + strings.Repeat("a", 64) + "::", "a:b"} {
+		if _, err := Parse(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestEnsureKeepsSecretAndRefusesOtherCluster(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "token")
+	first, err := Ensure(path, "", ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := Ensure(path, "", ca)
+	if err != nil || again != first {
+		t.Fatalf("secret changed across starts: %v -> %v (%v)", first, again, err)
+	}
+	if _, err := Ensure(path, first.String(), ca); err != nil {
+		t.Fatalf("own full token refused: %v", err)
+	}
+	if _, err := Ensure(path, first.Secret, ca); err != nil {
+		t.Fatalf("own bare secret refused: %v", err)
+	}
+	_, err = CheckOwnership(path, "another-secret")
+	if err == nil || !strings.Contains(err.Error(), "belongs to another cluster") {
+		t.Fatalf("foreign token accepted: %v", err)
+	}
+	info, _ := os.Stat(path)
+	if info.Mode().Perm() != 0o600 {
+		t.Fatalf("token file mode %v", info.Mode())
+	}
+}
+
+func TestEnsureUsesGivenSecretOnFirstStart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "token")
+	tok, err := Ensure(path, "mysecret", ca)
+	if err != nil || tok.Secret != "mysecret" {
+		t.Fatalf("%v %v", tok, err)
+	}
+	other := Token{CAHash: CAHash([]byte("other")), Secret: "x"}.String()
+	if _, err := Ensure(filepath.Join(t.TempDir(), "token"), other, ca); err == nil {
+		t.Fatal("token pinning another CA accepted for a new cluster")
+	}
+}
