@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"path/filepath"
 	"strconv"
+
+	"github.com/kubling/kubling/pkg/server/args"
 )
 
 // Defaults that users script against (see DESIGN.md).
@@ -111,6 +113,13 @@ func (s *Server) Validate() error {
 	}
 	if s.ClusterDomain == "" {
 		return fmt.Errorf("--cluster-domain must not be empty")
+	}
+	for flag, list := range map[string][]string{"--kube-apiserver-arg": s.KubeAPIServerArgs, "--kube-scheduler-arg": s.KubeSchedulerArgs, "--kube-controller-manager-arg": s.KubeControllerManagerArgs} {
+		for _, o := range list {
+			if _, _, err := args.ParseOverride(o); err != nil {
+				return fmt.Errorf("%s: %w", flag, err)
+			}
+		}
 	}
 	return nil
 }

@@ -49,6 +49,7 @@ func TestValidateRejects(t *testing.T) {
 		{"mode too big", func(s *Server) { s.WriteKubeconfigMode = "7777" }, "--write-kubeconfig-mode"},
 		{"port", func(s *Server) { s.HTTPSPort = 70000 }, "--https-listen-port"},
 		{"bind", func(s *Server) { s.BindAddress = "localhost" }, "--bind-address"},
+		{"component arg", func(s *Server) { s.KubeSchedulerArgs = []string{"v=2", "oops"} }, "--kube-scheduler-arg: component argument \"oops\""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

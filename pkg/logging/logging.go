@@ -7,6 +7,7 @@ import (
 	"flag"
 	"io"
 	"strconv"
+	"strings"
 
 	"github.com/go-logr/logr"
 	"github.com/sirupsen/logrus"
@@ -57,7 +58,11 @@ type filterSink struct {
 	ours  bool
 }
 
-func (f *filterSink) Init(info logr.RuntimeInfo) { f.sink.Init(info) }
+// Init accounts for this wrapper's own frame, so lines name their caller.
+func (f *filterSink) Init(info logr.RuntimeInfo) {
+	info.CallDepth++
+	f.sink.Init(info)
+}
 
 func (f *filterSink) Enabled(level int) bool {
 	return (f.ours || f.debug) && f.sink.Enabled(level)
@@ -65,7 +70,28 @@ func (f *filterSink) Enabled(level int) bool {
 
 func (f *filterSink) Info(level int, msg string, kv ...any) { f.sink.Info(level, msg, kv...) }
 
-func (f *filterSink) Error(err error, msg string, kv ...any) { f.sink.Error(err, msg, kv...) }
+func (f *filterSink) Error(err error, msg string, kv ...any) {
+	if !f.debug && !f.ours && harmless(err, msg) {
+		return
+	}
+	f.sink.Error(err, msg, kv...)
+}
+
+// harmless tells upstream error lines that every normal start prints and
+// that mean nothing to a user; --debug still shows them.
+func harmless(err error, msg string) bool {
+	switch {
+	case msg == "The manifest file is empty, ignoring.":
+		// component-base's metrics options log this whenever no label
+		// allow-list manifest is configured, i.e. always.
+		return true
+	case msg == "Failed to ensure lease exists, will retry" && err != nil && strings.Contains(err.Error(), `namespaces "kube-system" not found`):
+		// First start: the apiserver's lease controller runs before its own
+		// bootstrap creates kube-system, and retries.
+		return true
+	}
+	return false
+}
 
 func (f *filterSink) WithValues(kv ...any) logr.LogSink {
 	return &filterSink{sink: f.sink.WithValues(kv...), debug: f.debug, ours: f.ours}

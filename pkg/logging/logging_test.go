@@ -18,6 +18,7 @@ func TestQuietUnlessOursOrError(t *testing.T) {
 	klog.Background().Info("upstream chatter")
 	klog.InfoS("upstream structured chatter")
 	klog.Background().Error(errors.New("boom"), "upstream failure")
+	klog.ErrorS(nil, "The manifest file is empty, ignoring.")
 	logrus.Info("kine chatter")
 	logrus.Error("kine failure")
 	klog.Flush()
@@ -27,7 +28,10 @@ func TestQuietUnlessOursOrError(t *testing.T) {
 			t.Errorf("missing %q in:\n%s", want, out)
 		}
 	}
-	for _, unwanted := range []string{"upstream chatter", "upstream structured chatter", "kine chatter"} {
+	if !strings.Contains(out, "logging_test.go") {
+		t.Errorf("lines do not name their caller:\n%s", out)
+	}
+	for _, unwanted := range []string{"upstream chatter", "upstream structured chatter", "kine chatter", "manifest file is empty"} {
 		if strings.Contains(out, unwanted) {
 			t.Errorf("%q shown without --debug:\n%s", unwanted, out)
 		}

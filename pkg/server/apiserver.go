@@ -93,3 +93,9 @@ func apiserverProbe(host string, port int, p pki.PKI) func(ctx context.Context) 
 		return probe(ctx)
 	}
 }
+
+// checkAPIServerFlags parses args into fresh options, so an unknown or
+// malformed flag is refused before anything is written.
+func checkAPIServerFlags(args []string) error {
+	return parseFlags("kube-apiserver", apiserveroptions.NewServerRunOptions().Flags().FlagSets, args)
+}

@@ -38,3 +38,13 @@ func newControllerManager(flags []string) *inProcess {
 		probe: loopbackHealth(args.ControllerManagerPort),
 	}
 }
+
+// checkControllerManagerFlags parses args into fresh options (see checkAPIServerFlags).
+func checkControllerManagerFlags(args []string) error {
+	s, err := cmoptions.NewKubeControllerManagerOptions()
+	if err != nil {
+		return err
+	}
+	sets := s.Flags(cmapp.KnownControllers(), cmapp.ControllersDisabledByDefault(), cmapp.ControllerAliases())
+	return parseFlags("kube-controller-manager", sets.FlagSets, args)
+}

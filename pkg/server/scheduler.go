@@ -36,3 +36,8 @@ func newScheduler(flags []string) *inProcess {
 		probe: loopbackHealth(args.SchedulerPort),
 	}
 }
+
+// checkSchedulerFlags parses args into fresh options (see checkAPIServerFlags).
+func checkSchedulerFlags(args []string) error {
+	return parseFlags("kube-scheduler", scheduleroptions.NewOptions().Flags.FlagSets, args)
+}

@@ -43,7 +43,34 @@ func AdminKubeconfig(dataDir string) string {
 func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 	begin := time.Now()
 
-	// 1. Check the host; nothing is written before this passes.
+	// 1. Check the flags and the host; nothing is written before this passes.
+	p := pki.PKI{Dir: tlsDir(c.DataDir)}
+	host := loopbackHost(c.BindAddress)
+	cp := args.ControlPlane{
+		DataDir:                c.DataDir,
+		PKI:                    p,
+		BindAddress:            c.BindAddress,
+		AdvertiseAddress:       c.AdvertiseAddress,
+		HTTPSPort:              c.HTTPSPort,
+		ClusterCIDR:            c.ClusterCIDR,
+		ServiceCIDR:            c.ServiceCIDR,
+		ClusterDomain:          c.ClusterDomain,
+		NodeCIDRMaskSize:       config.DefaultNodeCIDRMaskLen,
+		SchedulerKubeconfig:    filepath.Join(credDir(c.DataDir), "scheduler.kubeconfig"),
+		ControllerKubeconfig:   filepath.Join(credDir(c.DataDir), "controller-manager.kubeconfig"),
+		ExtraAPIServer:         c.KubeAPIServerArgs,
+		ExtraScheduler:         c.KubeSchedulerArgs,
+		ExtraControllerManager: c.KubeControllerManagerArgs,
+		// Known once the datastore runs; a stand-in lets the flags be checked now.
+		EtcdServers: []string{"unix://datastore.sock"},
+	}
+	if err := checkComponentFlags(cp); err != nil {
+		return err
+	}
+	store, err := datastore.New(datastore.Config{DataDir: c.DataDir, Endpoint: c.DatastoreEndpoint})
+	if err != nil {
+		return err
+	}
 	if err := preflight(c); err != nil {
 		return err
 	}
@@ -58,12 +85,11 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 
 	// 2. Certificates and the join token.
 	phase := time.Now()
-	host := loopbackHost(c.BindAddress)
 	sans, err := apiserverSANs(c, host)
 	if err != nil {
 		return err
 	}
-	p, written, err := pki.Ensure(pki.Options{Dir: tlsDir(c.DataDir), APIServerSAN: sans})
+	p, written, err := pki.Ensure(pki.Options{Dir: p.Dir, APIServerSAN: sans})
 	if err != nil {
 		return fmt.Errorf("certificates: %w", err)
 	}
@@ -76,38 +102,20 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 		return err
 	}
 	apiURL := "https://" + net.JoinHostPort(host, strconv.Itoa(c.HTTPSPort))
-	kubeconfigs := map[string]string{pki.SchedulerClient: "", pki.ControllerClient: "", pki.AdminClient: ""}
-	for client := range kubeconfigs {
-		path := filepath.Join(credDir(c.DataDir), strings.TrimPrefix(client, "client-")+".kubeconfig")
+	kubeconfigs := map[string]string{
+		pki.SchedulerClient:  cp.SchedulerKubeconfig,
+		pki.ControllerClient: cp.ControllerKubeconfig,
+		pki.AdminClient:      AdminKubeconfig(c.DataDir),
+	}
+	for client, path := range kubeconfigs {
 		spec := kubeconfig.Spec{Server: apiURL, CAFile: p.Cert(pki.ServerCA), CertFile: p.Cert(client), KeyFile: p.Key(client)}
 		if err := kubeconfig.Write(path, spec, 0o600); err != nil {
 			return err
 		}
-		kubeconfigs[client] = path
 	}
 	log.Info("Certificates ready", "dir", p.Dir, "written", len(written), "duration", time.Since(phase).Round(time.Millisecond))
 
 	// 3. Components, in order: datastore, apiserver, scheduler, controllers.
-	store, err := datastore.New(datastore.Config{DataDir: c.DataDir, Endpoint: c.DatastoreEndpoint})
-	if err != nil {
-		return err
-	}
-	cp := args.ControlPlane{
-		DataDir:                c.DataDir,
-		PKI:                    p,
-		BindAddress:            c.BindAddress,
-		AdvertiseAddress:       c.AdvertiseAddress,
-		HTTPSPort:              c.HTTPSPort,
-		ClusterCIDR:            c.ClusterCIDR,
-		ServiceCIDR:            c.ServiceCIDR,
-		ClusterDomain:          c.ClusterDomain,
-		NodeCIDRMaskSize:       config.DefaultNodeCIDRMaskLen,
-		SchedulerKubeconfig:    kubeconfigs[pki.SchedulerClient],
-		ControllerKubeconfig:   kubeconfigs[pki.ControllerClient],
-		ExtraAPIServer:         c.KubeAPIServerArgs,
-		ExtraScheduler:         c.KubeSchedulerArgs,
-		ExtraControllerManager: c.KubeControllerManagerArgs,
-	}
 	runner := component.NewRunner(log)
 	defer func() {
 		if stopErr := runner.Stop(); stopErr != nil {
@@ -120,15 +128,7 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 	b := store.Backend()
 	cp.EtcdServers, cp.EtcdCAFile, cp.EtcdCertFile, cp.EtcdKeyFile = b.Endpoints, b.CAFile, b.CertFile, b.KeyFile
 
-	apiArgs, err := args.APIServer(cp)
-	if err != nil {
-		return err
-	}
-	schedArgs, err := args.Scheduler(cp)
-	if err != nil {
-		return err
-	}
-	cmArgs, err := args.ControllerManager(cp)
+	apiArgs, schedArgs, cmArgs, err := componentArgs(cp)
 	if err != nil {
 		return err
 	}
@@ -165,6 +165,29 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 	case <-controllers.Done():
 		return fmt.Errorf("controller-manager exited: %w", controllers.exitErr())
 	}
+}
+
+func componentArgs(cp args.ControlPlane) (apiserver, scheduler, controllerManager []string, err error) {
+	if apiserver, err = args.APIServer(cp); err != nil {
+		return nil, nil, nil, err
+	}
+	if scheduler, err = args.Scheduler(cp); err != nil {
+		return nil, nil, nil, err
+	}
+	if controllerManager, err = args.ControllerManager(cp); err != nil {
+		return nil, nil, nil, err
+	}
+	return apiserver, scheduler, controllerManager, nil
+}
+
+// checkComponentFlags refuses flags the upstream components do not know
+// (from --kube-*-arg) before anything starts.
+func checkComponentFlags(cp args.ControlPlane) error {
+	apiserver, scheduler, controllerManager, err := componentArgs(cp)
+	if err != nil {
+		return err
+	}
+	return errors.Join(checkAPIServerFlags(apiserver), checkSchedulerFlags(scheduler), checkControllerManagerFlags(controllerManager))
 }
 
 // loopbackHost is where kubling's own clients reach the apiserver.

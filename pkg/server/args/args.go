@@ -146,9 +146,9 @@ func Build(defaults map[string]string, overrides []string) ([]string, error) {
 		}
 	}
 	for _, o := range overrides {
-		k, v, ok := strings.Cut(strings.TrimLeft(o, "-"), "=")
-		if !ok || k == "" {
-			return nil, fmt.Errorf("component argument %q: want key=value", o)
+		k, v, err := ParseOverride(o)
+		if err != nil {
+			return nil, err
 		}
 		merged[k] = v
 	}
@@ -158,4 +158,14 @@ func Build(defaults map[string]string, overrides []string) ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// ParseOverride splits one user override, "key=value" with optional
+// leading dashes.
+func ParseOverride(o string) (key, value string, err error) {
+	k, v, ok := strings.Cut(strings.TrimLeft(o, "-"), "=")
+	if !ok || k == "" {
+		return "", "", fmt.Errorf("component argument %q: want key=value", o)
+	}
+	return k, v, nil
 }

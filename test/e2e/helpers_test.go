@@ -1,0 +1,164 @@
+//go:build e2e
+
+// Package e2e runs the built kubling binary for real, as root: start the
+// server on a temporary data dir, use the embedded kubectl, stop, clean up.
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// bin is the kubling binary under test (make test-e2e sets KUBLING_BIN).
+var bin string
+
+func TestMain(m *testing.M) {
+	bin = os.Getenv("KUBLING_BIN")
+	if bin == "" {
+		fmt.Fprintln(os.Stderr, "KUBLING_BIN is not set: run the end-to-end tests through `make test-e2e`")
+		os.Exit(2)
+	}
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "the end-to-end tests need root: run `sudo make test-e2e`")
+		os.Exit(2)
+	}
+	os.Exit(m.Run())
+}
+
+// lockedBuffer collects a child's output while the test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// server is one `kubling server` process.
+type server struct {
+	t          *testing.T
+	dataDir    string
+	kubeconfig string
+	cmd        *exec.Cmd
+	out        *lockedBuffer
+	exited     chan struct{}
+}
+
+func newServer(t *testing.T) *server {
+	dir := t.TempDir()
+	return &server{t: t, dataDir: filepath.Join(dir, "data"), kubeconfig: filepath.Join(dir, "kubeconfig.yaml")}
+}
+
+// start runs the server and waits for its "ready" line.
+func (s *server) start(extra ...string) {
+	s.t.Helper()
+	args := append([]string{"server", "--disable-agent", "--data-dir", s.dataDir, "--write-kubeconfig", s.kubeconfig}, extra...)
+	s.out = &lockedBuffer{}
+	s.cmd = exec.Command(bin, args...)
+	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	s.exited = make(chan struct{})
+	go func() { s.cmd.Wait(); close(s.exited) }()
+	s.t.Cleanup(s.kill)
+	deadline := time.After(3 * time.Minute)
+	for !strings.Contains(s.out.String(), "kubling is ready") {
+		select {
+		case <-s.exited:
+			s.t.Fatalf("server exited during start-up:\n%s", s.out)
+		case <-deadline:
+			s.t.Fatalf("server not ready after 3m:\n%s", s.out)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// stop sends SIGTERM and insists on a clean exit.
+func (s *server) stop() {
+	s.t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		s.t.Fatal(err)
+	}
+	select {
+	case <-s.exited:
+	case <-time.After(time.Minute):
+		s.kill()
+		s.t.Fatalf("server did not stop within 1m after SIGTERM:\n%s", s.out)
+	}
+	if code := s.cmd.ProcessState.ExitCode(); code != 0 {
+		s.t.Fatalf("server exited with %d after SIGTERM:\n%s", code, s.out)
+	}
+}
+
+func (s *server) kill() {
+	if s.cmd != nil && s.cmd.ProcessState == nil {
+		s.cmd.Process.Kill()
+		<-s.exited
+	}
+}
+
+// kubectl runs the embedded kubectl and fails the test on error.
+func (s *server) kubectl(args ...string) string {
+	s.t.Helper()
+	out, err := s.tryKubectl(args...)
+	if err != nil {
+		s.t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+func (s *server) tryKubectl(args ...string) (string, error) {
+	cmd := exec.Command(bin, append([]string{"kubectl", "--kubeconfig", s.kubeconfig}, args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return string(out) + stderr.String(), err
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// eventually retries check until it returns "" (success) or time runs out.
+func eventually(t *testing.T, timeout time.Duration, what string, check func() string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for time.Now().Before(deadline) {
+		if last = check(); last == "" {
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Fatalf("%s: not true after %s: %s", what, timeout, last)
+}
+
+// run executes kubling with args and returns its exit code and output.
+func run(t *testing.T, cmd *exec.Cmd) (int, string) {
+	t.Helper()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode(), string(out)
+		}
+		t.Fatal(err)
+	}
+	return 0, string(out)
+}

@@ -1,0 +1,304 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+const deployment = `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: e2e
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: web
+        image: registry.example/web:1
+`
+
+const lonelyPod = `apiVersion: v1
+kind: Pod
+metadata:
+  name: lonely
+  namespace: e2e
+spec:
+  containers:
+  - name: c
+    image: registry.example/lonely:1
+`
+
+func apply(t *testing.T, s *server, manifest string) {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "m.yaml")
+	if err := os.WriteFile(f, []byte(manifest), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.kubectl("apply", "-f", f)
+}
+
+// TestServerLifecycle is issue 2's end-to-end test: the control plane comes
+// up, controllers and scheduler act, and everything survives a restart.
+func TestServerLifecycle(t *testing.T) {
+	s := newServer(t)
+	s.start("--write-kubeconfig-mode", "0640")
+
+	// One line per phase, with durations, then "ready".
+	for _, want := range []string{`"Certificates ready"`, `component="datastore"`, `component="apiserver"`, `component="scheduler"`, `component="controller-manager"`, `"kubling is ready"`} {
+		if !strings.Contains(s.out.String(), want) {
+			t.Errorf("start-up log lacks %s:\n%s", want, s.out)
+		}
+	}
+	if info, err := os.Stat(s.kubeconfig); err != nil || info.Mode().Perm() != 0o640 {
+		t.Fatalf("kubeconfig: %v %v", info, err)
+	}
+	if _, err := os.Stat(filepath.Join(s.dataDir, "server", "db", "state.db")); err != nil {
+		t.Fatalf("SQLite datastore not where documented: %v", err)
+	}
+	if got := s.kubectl("get", "--raw", "/readyz"); got != "ok" {
+		t.Fatalf("/readyz = %q", got)
+	}
+
+	// Objects of every kind the issue names.
+	s.kubectl("create", "namespace", "e2e")
+	nsUID := s.kubectl("get", "namespace", "e2e", "-o", "jsonpath={.metadata.uid}")
+	s.kubectl("create", "configmap", "one", "-n", "e2e", "--from-literal=key=value-one")
+	s.kubectl("create", "configmap", "two", "-n", "e2e", "--from-literal=key=value-two")
+	apply(t, s, deployment)
+
+	// Controllers run: the Deployment gets its ReplicaSet, which creates pods.
+	eventually(t, time.Minute, "ReplicaSet with 2 pods", func() string {
+		out, _ := s.tryKubectl("get", "pods", "-n", "e2e", "-l", "app=web", "-o", "name")
+		if n := len(strings.Fields(out)); n != 2 {
+			return fmt.Sprintf("%d pods: %s", n, out)
+		}
+		return ""
+	})
+	rsName := s.kubectl("get", "rs", "-n", "e2e", "-l", "app=web", "-o", "jsonpath={.items[0].metadata.name}")
+
+	// The scheduler runs: with no node, a bare pod stays Pending and says why.
+	apply(t, s, lonelyPod)
+	eventually(t, time.Minute, "FailedScheduling event for the bare pod", func() string {
+		out, _ := s.tryKubectl("get", "events", "-n", "e2e", "--field-selector", "involvedObject.name=lonely,reason=FailedScheduling", "-o", "jsonpath={.items[*].message}")
+		if !strings.Contains(out, "no nodes available") {
+			return "events: " + out
+		}
+		return ""
+	})
+	if phase := s.kubectl("get", "pod", "lonely", "-n", "e2e", "-o", "jsonpath={.status.phase}"); phase != "Pending" {
+		t.Fatalf("bare pod phase %q", phase)
+	}
+
+	// Restart on the same data dir: every object, certificate and the token survive.
+	pkiBefore := hashTree(t, filepath.Join(s.dataDir, "server", "tls"))
+	tokenBefore := readFile(t, filepath.Join(s.dataDir, "server", "token"))
+	s.stop()
+	if _, err := os.Stat(filepath.Join(s.dataDir, "server", "kine.sock")); err == nil {
+		t.Error("kine socket left behind after stop")
+	}
+	s.start()
+	if got := s.kubectl("get", "namespace", "e2e", "-o", "jsonpath={.metadata.uid}"); got != nsUID {
+		t.Fatalf("namespace uid %q after restart, was %q", got, nsUID)
+	}
+	for name, want := range map[string]string{"one": "value-one", "two": "value-two"} {
+		if got := s.kubectl("get", "configmap", name, "-n", "e2e", "-o", "jsonpath={.data.key}"); got != want {
+			t.Errorf("configmap %s = %q after restart", name, got)
+		}
+	}
+	if got := s.kubectl("get", "deployment", "web", "-n", "e2e", "-o", "jsonpath={.spec.replicas}"); got != "2" {
+		t.Errorf("deployment replicas %q after restart", got)
+	}
+	if got := s.kubectl("get", "rs", "-n", "e2e", "-l", "app=web", "-o", "jsonpath={.items[*].metadata.name}"); got != rsName {
+		t.Errorf("replicasets %q after restart, was %q", got, rsName)
+	}
+	if got := s.kubectl("get", "pod", "lonely", "-n", "e2e", "-o", "jsonpath={.status.phase}"); got != "Pending" {
+		t.Errorf("bare pod %q after restart", got)
+	}
+	if hashTree(t, filepath.Join(s.dataDir, "server", "tls")) != pkiBefore {
+		t.Error("certificates changed across a restart")
+	}
+	if readFile(t, filepath.Join(s.dataDir, "server", "token")) != tokenBefore {
+		t.Error("token changed across a restart")
+	}
+
+	// kubectl through a symlink named kubectl, with $KUBECONFIG.
+	link := filepath.Join(t.TempDir(), "kubectl")
+	if err := os.Symlink(bin, link); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(link, "get", "configmap", "one", "-n", "e2e", "-o", "name")
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+s.kubeconfig)
+	if code, out := run(t, cmd); code != 0 || strings.TrimSpace(out) != "configmap/one" {
+		t.Errorf("kubectl symlink: %d %s", code, out)
+	}
+	s.stop()
+
+	// The stopped data dir now belongs to this cluster: another token is refused
+	// and nothing in the dir changes.
+	before := hashTree(t, s.dataDir)
+	code, out := run(t, exec.Command(bin, "server", "--disable-agent", "--data-dir", s.dataDir, "--write-kubeconfig", s.kubeconfig, "--token", "not-this-clusters-token"))
+	expectOneLineError(t, code, out, "belongs to another cluster")
+	if hashTree(t, s.dataDir) != before {
+		t.Error("refused start changed the data dir")
+	}
+}
+
+func TestVersionAndHelp(t *testing.T) {
+	code, out := run(t, exec.Command(bin, "--version"))
+	if code != 0 || !strings.Contains(out, "kubling version") || !strings.Contains(out, "kubernetes v1.37.1") || !strings.Contains(out, "kine v") {
+		t.Fatalf("--version: %d\n%s", code, out)
+	}
+	code, out = run(t, exec.Command(bin, "server", "--help"))
+	if code != 0 {
+		t.Fatalf("server --help: %d", code)
+	}
+	for _, want := range []string{"--data-dir", "/var/lib/kubling", "$KUBLING_DATA_DIR", "--cluster-cidr", "10.42.0.0/16", "$KUBLING_TOKEN", "--write-kubeconfig-mode"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("server --help lacks %q", want)
+		}
+	}
+}
+
+// expectOneLineError wants a non-zero exit and exactly one line of output
+// that contains want.
+func expectOneLineError(t *testing.T, code int, out, want string) {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code == 0 || len(lines) != 1 || !strings.Contains(out, want) {
+		t.Fatalf("want one error line containing %q and a non-zero exit, got exit %d:\n%s", want, code, out)
+	}
+}
+
+// TestBadInput: each mistake gets one clear line, a non-zero exit, and
+// nothing written.
+func TestBadInput(t *testing.T) {
+	type tc struct {
+		name  string
+		args  []string
+		setup func(t *testing.T, dataDir string) []string // returns extra args
+		want  string
+		asUID int
+	}
+	cases := []tc{
+		{name: "unknown flag", args: []string{"--no-such-flag"}, want: "flag provided but not defined"},
+		{name: "not root", asUID: 65534, want: "must run as root"},
+		{name: "malformed cluster CIDR", args: []string{"--cluster-cidr", "10.42.0.0/33"}, want: "--cluster-cidr"},
+		{name: "malformed service CIDR", args: []string{"--service-cidr", "10.43.0.0"}, want: "--service-cidr"},
+		{name: "CIDRs overlap each other", args: []string{"--cluster-cidr", "10.42.0.0/16", "--service-cidr", "10.42.0.0/20"}, want: "overlaps --service-cidr"},
+		{name: "CIDR overlaps a host route", want: "overlaps the host route", setup: func(t *testing.T, _ string) []string {
+			const cidr = "10.197.0.0/16"
+			if out, err := exec.Command("ip", "route", "add", cidr, "dev", "lo").CombinedOutput(); err != nil {
+				t.Fatalf("add test route: %v %s", err, out)
+			}
+			t.Cleanup(func() { exec.Command("ip", "route", "del", cidr, "dev", "lo").Run() })
+			return []string{"--cluster-cidr", cidr}
+		}},
+		{name: "port in use", want: "is not free", setup: func(t *testing.T, _ string) []string {
+			l, err := listenAny()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { l.Close() })
+			return []string{"--https-listen-port", fmt.Sprint(portOf(l))}
+		}},
+		{name: "data dir not writable", want: "not writable", setup: func(t *testing.T, dataDir string) []string {
+			ro := filepath.Dir(dataDir)
+			if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", ro).CombinedOutput(); err != nil {
+				t.Fatalf("mount read-only tmpfs: %v %s", err, out)
+			}
+			t.Cleanup(func() { exec.Command("umount", ro).Run() })
+			return nil
+		}},
+		{name: "data dir is a file", want: "not a directory", setup: func(t *testing.T, dataDir string) []string {
+			if err := os.WriteFile(filepath.Dir(dataDir)+"/file", nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return []string{"--data-dir", filepath.Dir(dataDir) + "/file/data"}
+		}},
+		{name: "bad kubeconfig mode", args: []string{"--write-kubeconfig-mode", "rw-r--r--"}, want: "--write-kubeconfig-mode"},
+		{name: "bad component arg", args: []string{"--kube-apiserver-arg", "no-value"}, want: "want key=value"},
+		{name: "unknown component flag", args: []string{"--kube-controller-manager-arg", "no-such-flag=1"}, want: "unknown flag: --no-such-flag"},
+		{name: "unsupported datastore", args: []string{"--datastore-endpoint", "redis://localhost"}, want: "unsupported scheme"},
+		{name: "stray argument", args: []string{"extra"}, want: "unexpected argument"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			base := filepath.Join(t.TempDir(), "parent")
+			if err := os.Mkdir(base, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			dataDir := filepath.Join(base, "data")
+			kubeconfig := filepath.Join(t.TempDir(), "kubeconfig.yaml")
+			args := []string{"server", "--disable-agent", "--data-dir", dataDir, "--write-kubeconfig", kubeconfig}
+			if c.setup != nil {
+				args = append(args, c.setup(t, dataDir)...)
+			}
+			args = append(args, c.args...)
+			cmd := exec.Command(bin, args...)
+			if c.asUID != 0 {
+				cmd.SysProcAttr = nobody(c.asUID)
+			}
+			done := make(chan struct{})
+			timer := time.AfterFunc(time.Minute, func() { cmd.Process.Kill() })
+			code, out := run(t, cmd)
+			timer.Stop()
+			close(done)
+			expectOneLineError(t, code, out, c.want)
+			if _, err := os.Stat(dataDir); err == nil {
+				t.Errorf("data dir %s was created", dataDir)
+			}
+			if _, err := os.Stat(kubeconfig); err == nil {
+				t.Errorf("kubeconfig %s was written", kubeconfig)
+			}
+		})
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// hashTree fingerprints every regular file (name and content) under dir.
+func hashTree(t *testing.T, dir string) string {
+	t.Helper()
+	var lines []string
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(b)
+		lines = append(lines, path+" "+hex.EncodeToString(sum[:]))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
