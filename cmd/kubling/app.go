@@ -110,6 +110,8 @@ func serverCommand() *cli.Command {
 			log := logging.Setup(os.Stderr, c.Debug)
 			sigCtx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			// After the first signal, a second one kills at once (default handling).
+			go func() { <-sigCtx.Done(); stop() }()
 			return server.Run(sigCtx, c, log)
 		},
 	}

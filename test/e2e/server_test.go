@@ -4,12 +4,15 @@ package e2e
 
 import (
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -58,7 +61,7 @@ func apply(t *testing.T, s *server, manifest string) {
 // up, controllers and scheduler act, and everything survives a restart.
 func TestServerLifecycle(t *testing.T) {
 	s := newServer(t)
-	s.start("--write-kubeconfig-mode", "0640")
+	s.start("--write-kubeconfig-mode", "0640", "--tls-san", "api.kubling.test", "--tls-san", "192.0.2.10")
 
 	// One line per phase, with durations, then "ready".
 	for _, want := range []string{`"Certificates ready"`, `component="datastore"`, `component="apiserver"`, `component="scheduler"`, `component="controller-manager"`, `"kubling is ready"`} {
@@ -75,6 +78,7 @@ func TestServerLifecycle(t *testing.T) {
 	if got := s.kubectl("get", "--raw", "/readyz"); got != "ok" {
 		t.Fatalf("/readyz = %q", got)
 	}
+	checkServingCert(t)
 
 	// Objects of every kind the issue names.
 	s.kubectl("create", "namespace", "e2e")
@@ -301,4 +305,27 @@ func hashTree(t *testing.T, dir string) string {
 	}
 	sort.Strings(lines)
 	return strings.Join(lines, "\n")
+}
+
+// checkServingCert wants the apiserver's certificate to name the host, the
+// in-cluster service and the --tls-san values, and to chain to server-ca.
+func checkServingCert(t *testing.T) {
+	t.Helper()
+	conn, err := tls.Dial("tcp", "127.0.0.1:6443", &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // inspecting, not trusting
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cert := conn.ConnectionState().PeerCertificates[0]
+	host, _ := os.Hostname()
+	for _, name := range []string{"api.kubling.test", "kubernetes.default.svc.cluster.local", "localhost", strings.ToLower(host)} {
+		if !slices.Contains(cert.DNSNames, name) {
+			t.Errorf("serving certificate lacks DNS name %s: %v", name, cert.DNSNames)
+		}
+	}
+	for _, ip := range []string{"127.0.0.1", "10.43.0.1", "192.0.2.10"} {
+		if !slices.ContainsFunc(cert.IPAddresses, net.ParseIP(ip).Equal) {
+			t.Errorf("serving certificate lacks IP %s: %v", ip, cert.IPAddresses)
+		}
+	}
 }
