@@ -97,8 +97,7 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 	if err != nil {
 		return err
 	}
-	tok, err := token.Ensure(TokenPath(c.DataDir), c.Token, caPEM)
-	if err != nil {
+	if _, err := token.Ensure(TokenPath(c.DataDir), c.Token, caPEM); err != nil {
 		return err
 	}
 	apiURL := "https://" + net.JoinHostPort(host, strconv.Itoa(c.HTTPSPort))
@@ -150,7 +149,6 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 		log.Info("Wrote kubeconfig", "path", c.WriteKubeconfig)
 	}
 	log.Info("Node join token", "path", TokenPath(c.DataDir))
-	log.V(1).Info("Join token", "token", tok.String())
 	log.Info("kubling is ready", "kubernetes", apiURL, "duration", time.Since(begin).Round(time.Millisecond))
 
 	// 5. Serve until asked to stop, or until a component dies.
