@@ -18,20 +18,62 @@ LDFLAGS := -s -w \
 	  -X $(p).gitVersion=$(K8S_VERSION) -X $(p).gitMajor=1 -X $(p).gitMinor=$(K8S_MINOR) \
 	  -X $(p).gitTreeState=clean -X $(p).buildDate=$(BUILD_DATE))
 
-.PHONY: build test test-unit test-e2e bench bench-start clean
+.PHONY: build payload test test-unit test-e2e bench bench-start clean
 
 build: $(BIN)
 
-$(BIN): $(shell find cmd pkg -name '*.go' -not -name '*_test.go') go.mod go.sum
+# The payload: helper programs built from the pinned modules in payload/go.mod
+# (static, stripped) and the pause image, packed into the archive kubling
+# embeds. Tags and link flags follow each project's own release build.
+PAYLOAD_ROOT := build/payload/root
+PAYLOAD := pkg/agent/payload/assets/payload.tar.zst
+payload_go = cd payload && CGO_ENABLED=$(1) GOFLAGS=-trimpath $(GO)
+modver = $(shell cd payload && $(GO) list -m -f '{{.Version}}' $(1))
+CNI_PLUGINS := $(addprefix github.com/containernetworking/plugins/plugins/,ipam/host-local main/bridge main/loopback meta/bandwidth meta/portmap)
+
+payload: $(PAYLOAD)
+
+$(PAYLOAD): payload/go.mod payload/go.sum $(shell find payload -name '*.go')
+	rm -rf build/payload && mkdir -p $(PAYLOAD_ROOT)/bin $(PAYLOAD_ROOT)/images build/payload/tools
+	$(call payload_go,0) build -o ../build/payload/tools/ ./cmd/pause ./cmd/mkimage ./cmd/pack
+	$(call payload_go,0) build -ldflags '-s -w -X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=$(call modver,github.com/containernetworking/plugins)' \
+		-o ../$(PAYLOAD_ROOT)/bin/ $(CNI_PLUGINS)
+	$(call payload_go,0) build -tags 'urfave_cli_no_docs no_grpc' \
+		-ldflags '-s -w -X github.com/containerd/containerd/v2/version.Version=$(call modver,github.com/containerd/containerd/v2)' \
+		-o ../$(PAYLOAD_ROOT)/bin/ github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2
+	$(call payload_go,0) build -tags 'no_btrfs no_zfs no_devmapper urfave_cli_no_docs' \
+		-ldflags '-s -w -X github.com/containerd/containerd/v2/version.Version=$(call modver,github.com/containerd/containerd/v2)' \
+		-o ../$(PAYLOAD_ROOT)/bin/ github.com/containerd/containerd/v2/cmd/containerd github.com/containerd/containerd/v2/cmd/ctr
+	$(call payload_go,1) build -buildmode=pie -tags 'seccomp urfave_cli_no_docs netgo osusergo' \
+		-ldflags '-s -w -X main.version=$(patsubst v%,%,$(call modver,github.com/opencontainers/runc)) -linkmode external -extldflags -static-pie' \
+		-o ../$(PAYLOAD_ROOT)/bin/ github.com/opencontainers/runc
+	$(call payload_go,0) build -ldflags '-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$(call modver,sigs.k8s.io/cri-tools)' \
+		-o ../$(PAYLOAD_ROOT)/bin/ sigs.k8s.io/cri-tools/cmd/crictl
+	build/payload/tools/mkimage -name registry.k8s.io/pause:3.10.2 -entrypoint /pause -user 65535:65535 \
+		-file pause=build/payload/tools/pause -out $(PAYLOAD_ROOT)/images/pause.tar
+	build/payload/tools/pack -dir $(PAYLOAD_ROOT) -out $(dir $(PAYLOAD))
+
+$(BIN): $(PAYLOAD) $(shell find cmd pkg -name '*.go' -not -name '*_test.go') go.mod go.sum
 	CGO_ENABLED=1 $(GO) build -ldflags '$(LDFLAGS)' -o $@ ./cmd/kubling
 
-# Unit tests: fast, no root, no network.
-test-unit:
+# Unit tests: fast, no root, no network. The payload is embedded, so it is built first.
+test-unit: $(PAYLOAD)
 	$(GO) test ./...
 
+# Test images, built locally (no registry is reachable): busybox from
+# Debian's busybox-static, as an image archive for the airgap folder.
+TEST_IMAGES := build/test-images
+BUSYBOX_APPLETS := sh sleep cat echo hostname wget httpd nslookup ls mkdir timeout
+
+$(TEST_IMAGES)/busybox.tar: $(PAYLOAD)
+	mkdir -p $(TEST_IMAGES)
+	build/payload/tools/mkimage -name kubling.test/busybox:1 -file bin/busybox=/bin/busybox \
+		$(foreach a,$(BUSYBOX_APPLETS),-link bin/$(a)=busybox) -out $@
+
 # End-to-end tests: root, real components, the built binary.
-test-e2e: $(BIN)
-	KUBLING_BIN=$(abspath $(BIN)) $(GO) test -tags e2e -count=1 -timeout 30m -v ./test/e2e/...
+test-e2e: $(BIN) $(TEST_IMAGES)/busybox.tar
+	KUBLING_BIN=$(abspath $(BIN)) KUBLING_TEST_IMAGES=$(abspath $(TEST_IMAGES)) \
+		$(GO) test -tags e2e -count=1 -timeout 40m -v ./test/e2e/...
 
 test: test-unit test-e2e
 
@@ -42,4 +84,4 @@ bench-start: $(BIN)
 	KUBLING_BIN=$(abspath $(BIN)) $(GO) run ./test/bench/start
 
 clean:
-	rm -rf bin
+	rm -rf bin build $(PAYLOAD) $(dir $(PAYLOAD))payload.json

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -10,6 +9,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/kubling/kubling/pkg/agent"
+	"github.com/kubling/kubling/pkg/agent/tools"
 	"github.com/kubling/kubling/pkg/config"
 	"github.com/kubling/kubling/pkg/kubectl"
 	"github.com/kubling/kubling/pkg/logging"
@@ -27,6 +28,8 @@ func newApp() *cli.App {
 		OnUsageError:         usageError,
 		Commands: []*cli.Command{
 			serverCommand(),
+			toolCommand("crictl", "run crictl against this node's containerd"),
+			toolCommand("ctr", "run ctr against this node's containerd (namespace k8s.io)"),
 			{
 				Name:            "kubectl",
 				Usage:           "run kubectl against this cluster",
@@ -62,7 +65,8 @@ func env(flag string) []string {
 func serverCommand() *cli.Command {
 	c := &config.Server{}
 	var (
-		tlsSANs, apiArgs, schedArgs, cmArgs cli.StringSlice
+		tlsSANs, apiArgs, schedArgs, cmArgs            cli.StringSlice
+		nodeLabels, nodeTaints, kubeletArgs, proxyArgs cli.StringSlice
 	)
 	flags := []cli.Flag{
 		&cli.StringFlag{Name: "data-dir", Aliases: []string{"d"}, Usage: "folder for state, certificates and the datastore", Value: config.DefaultDataDir, Destination: &c.DataDir},
@@ -82,6 +86,12 @@ func serverCommand() *cli.Command {
 		&cli.StringSliceFlag{Name: "kube-apiserver-arg", Usage: "extra or overriding kube-apiserver flag, key=value", Destination: &apiArgs},
 		&cli.StringSliceFlag{Name: "kube-scheduler-arg", Usage: "extra or overriding kube-scheduler flag, key=value", Destination: &schedArgs},
 		&cli.StringSliceFlag{Name: "kube-controller-manager-arg", Usage: "extra or overriding kube-controller-manager flag, key=value", Destination: &cmArgs},
+		&cli.StringFlag{Name: "node-name", Usage: "name of this machine's node (default: the lowercase hostname)", Destination: &c.NodeName},
+		&cli.StringFlag{Name: "node-ip", Usage: "IP the node advertises (default: the address of the default route's interface)", Destination: &c.NodeIP},
+		&cli.StringSliceFlag{Name: "node-label", Usage: "label for this node, key=value", Destination: &nodeLabels},
+		&cli.StringSliceFlag{Name: "node-taint", Usage: "taint for this node, key=value:Effect (the server node takes workloads unless tainted)", Destination: &nodeTaints},
+		&cli.StringSliceFlag{Name: "kubelet-arg", Usage: "extra or overriding kubelet flag, key=value", Destination: &kubeletArgs},
+		&cli.StringSliceFlag{Name: "kube-proxy-arg", Usage: "extra or overriding kube-proxy flag, key=value", Destination: &proxyArgs},
 		&cli.BoolFlag{Name: "debug", Usage: "log upstream components' info lines too", Destination: &c.Debug},
 	}
 	for _, f := range flags {
@@ -98,14 +108,12 @@ func serverCommand() *cli.Command {
 			}
 			c.TLSSANs, c.KubeAPIServerArgs, c.KubeSchedulerArgs, c.KubeControllerManagerArgs =
 				tlsSANs.Value(), apiArgs.Value(), schedArgs.Value(), cmArgs.Value()
+			c.NodeLabels, c.NodeTaints, c.KubeletArgs, c.KubeProxyArgs = nodeLabels.Value(), nodeTaints.Value(), kubeletArgs.Value(), proxyArgs.Value()
 			if err := c.Normalize(); err != nil {
 				return err
 			}
 			if err := c.Validate(); err != nil {
 				return err
-			}
-			if !c.DisableAgent {
-				return errors.New("this build has no embedded node yet; run the control plane alone with --disable-agent")
 			}
 			log := logging.Setup(os.Stderr, c.Debug)
 			sigCtx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -129,4 +137,24 @@ func setEnv(f cli.Flag) {
 	case *cli.BoolFlag:
 		f.EnvVars = env(f.Name)
 	}
+}
+
+// toolCommand runs a payload tool (crictl, ctr) with kubling's socket.
+func toolCommand(name, usage string) *cli.Command {
+	return &cli.Command{
+		Name:            name,
+		Usage:           usage,
+		SkipFlagParsing: true,
+		Action: func(c *cli.Context) error {
+			return tools.Exec(name, dataDirFromEnv(), agent.ContainerdSocket, c.Args().Slice())
+		},
+	}
+}
+
+// dataDirFromEnv is the data dir the tools use: $KUBLING_DATA_DIR or the default.
+func dataDirFromEnv() string {
+	if d := os.Getenv("KUBLING_DATA_DIR"); d != "" {
+		return d
+	}
+	return config.DefaultDataDir
 }

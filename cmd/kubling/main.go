@@ -7,13 +7,20 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/kubling/kubling/pkg/agent"
+	"github.com/kubling/kubling/pkg/agent/tools"
 	"github.com/kubling/kubling/pkg/config"
 	"github.com/kubling/kubling/pkg/kubectl"
 )
 
 func main() {
-	if filepath.Base(os.Args[0]) == "kubectl" {
+	switch filepath.Base(os.Args[0]) {
+	case "kubectl":
 		kubectl.Main(os.Args[1:], config.DefaultKubeconfig)
+	case "crictl", "ctr":
+		err := tools.Exec(filepath.Base(os.Args[0]), dataDirFromEnv(), agent.ContainerdSocket, os.Args[1:])
+		fmt.Fprintf(os.Stderr, "kubling: %v\n", err)
+		os.Exit(1)
 	}
 	if err := newApp().Run(os.Args); err != nil {
 		fmt.Fprintf(os.Stderr, "kubling: %v\n", err)

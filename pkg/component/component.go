@@ -68,7 +68,10 @@ func (r *Runner) Stop() error {
 	for i := len(r.started) - 1; i >= 0; i-- {
 		c := r.started[i]
 		begin := time.Now()
-		if err := c.Stop(); err != nil {
+		if err := c.Stop(); errors.Is(err, ErrLeftRunning) {
+			r.log.V(1).Info("Not stopped", "component", c.Name(), "reason", err)
+			continue
+		} else if err != nil {
 			errs = append(errs, fmt.Errorf("stop %s: %w", c.Name(), err))
 			continue
 		}

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/kubling/kubling/pkg/server/args"
 )
@@ -42,6 +44,14 @@ type Server struct {
 	DisableAgent        bool
 	Debug               bool
 
+	// The server's own node.
+	NodeName      string
+	NodeIP        string
+	NodeLabels    []string
+	NodeTaints    []string
+	KubeletArgs   []string
+	KubeProxyArgs []string
+
 	KubeAPIServerArgs         []string
 	KubeSchedulerArgs         []string
 	KubeControllerManagerArgs []string
@@ -63,6 +73,12 @@ func (s *Server) Normalize() error {
 			return fmt.Errorf("--write-kubeconfig: %w", err)
 		}
 	}
+	if s.NodeName == "" {
+		if h, err := os.Hostname(); err == nil {
+			s.NodeName = h
+		}
+	}
+	s.NodeName = strings.ToLower(s.NodeName)
 	if s.ClusterDNS == "" && s.ServiceCIDR != "" {
 		p, err := netip.ParsePrefix(s.ServiceCIDR)
 		if err == nil {
@@ -114,7 +130,18 @@ func (s *Server) Validate() error {
 	if s.ClusterDomain == "" {
 		return fmt.Errorf("--cluster-domain must not be empty")
 	}
-	for flag, list := range map[string][]string{"--kube-apiserver-arg": s.KubeAPIServerArgs, "--kube-scheduler-arg": s.KubeSchedulerArgs, "--kube-controller-manager-arg": s.KubeControllerManagerArgs} {
+	if s.NodeIP != "" && net.ParseIP(s.NodeIP) == nil {
+		return fmt.Errorf("--node-ip %q: not an IP address", s.NodeIP)
+	}
+	if !s.DisableAgent && !validNodeName(s.NodeName) {
+		return fmt.Errorf("--node-name %q: want a lowercase DNS name (letters, digits, '-', '.')", s.NodeName)
+	}
+	for _, l := range s.NodeLabels {
+		if k, _, ok := strings.Cut(l, "="); !ok || k == "" {
+			return fmt.Errorf("--node-label %q: want key=value", l)
+		}
+	}
+	for flag, list := range map[string][]string{"--kube-apiserver-arg": s.KubeAPIServerArgs, "--kube-scheduler-arg": s.KubeSchedulerArgs, "--kube-controller-manager-arg": s.KubeControllerManagerArgs, "--kubelet-arg": s.KubeletArgs, "--kube-proxy-arg": s.KubeProxyArgs} {
 		for _, o := range list {
 			if _, _, err := args.ParseOverride(o); err != nil {
 				return fmt.Errorf("%s: %w", flag, err)
@@ -122,6 +149,18 @@ func (s *Server) Validate() error {
 		}
 	}
 	return nil
+}
+
+func validNodeName(n string) bool {
+	if n == "" || len(n) > 253 || strings.HasPrefix(n, "-") || strings.HasSuffix(n, "-") || strings.HasPrefix(n, ".") || strings.HasSuffix(n, ".") {
+		return false
+	}
+	for _, c := range n {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // KubeconfigMode parses --write-kubeconfig-mode as an octal file mode.

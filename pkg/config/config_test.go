@@ -49,6 +49,10 @@ func TestValidateRejects(t *testing.T) {
 		{"mode too big", func(s *Server) { s.WriteKubeconfigMode = "7777" }, "--write-kubeconfig-mode"},
 		{"port", func(s *Server) { s.HTTPSPort = 70000 }, "--https-listen-port"},
 		{"bind", func(s *Server) { s.BindAddress = "localhost" }, "--bind-address"},
+		{"node name", func(s *Server) { s.NodeName = "bad_name" }, "--node-name"},
+		{"node ip", func(s *Server) { s.NodeIP = "10.0.0.300" }, "--node-ip"},
+		{"node label", func(s *Server) { s.NodeLabels = []string{"nolabel"} }, "--node-label"},
+		{"kubelet arg", func(s *Server) { s.KubeletArgs = []string{"max-pods"} }, "--kubelet-arg"},
 		{"component arg", func(s *Server) { s.KubeSchedulerArgs = []string{"v=2", "oops"} }, "--kube-scheduler-arg: component argument \"oops\""},
 	}
 	for _, c := range cases {

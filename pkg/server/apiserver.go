@@ -5,10 +5,12 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"github.com/kubling/kubling/pkg/component"
 	"net"
 	"net/http"
 	"os"
 	"strconv"
+	"time"
 
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/apiserver/pkg/server/flagz"
@@ -22,14 +24,13 @@ import (
 // newAPIServer runs kube-apiserver the way its own command does
 // (options → Complete → NewConfig → CreateServerChain → PrepareRun → Run),
 // with one addition: kubling's handlers on the non-REST mux.
-func newAPIServer(args []string, host string, port int, p pki.PKI, handlers map[string]http.Handler) *inProcess {
-	return &inProcess{
-		name: "apiserver",
-		prepare: func(ctx context.Context) (func(context.Context) error, error) {
+func newAPIServer(args []string, host string, port int, p pki.PKI, handlers map[string]http.Handler) *component.InProcess {
+	return component.NewInProcess("apiserver",
+		func(ctx context.Context) (func(context.Context) error, error) {
 			s := apiserveroptions.NewServerRunOptions()
 			sets := s.Flags()
 			s.Flagz = flagz.NamedFlagSetsReader{FlagSets: sets}
-			if err := parseFlags("kube-apiserver", sets.FlagSets, args); err != nil {
+			if err := component.ParseFlags("kube-apiserver", sets.FlagSets, args); err != nil {
 				return nil, err
 			}
 			if err := s.GenericServerRunOptions.ComponentGlobalsRegistry.Set(); err != nil {
@@ -68,8 +69,10 @@ func newAPIServer(args []string, host string, port int, p pki.PKI, handlers map[
 			}
 			return prepared.Run, nil
 		},
-		probe: apiserverProbe(host, port, p),
-	}
+		apiserverProbe(host, port, p),
+		// The kubelet's status loops keep calling until the process exits, so
+		// a drain with the node running would wait the full request timeout.
+	).StopGrace(10 * time.Second)
 }
 
 // apiserverProbe asks /readyz as the admin: ready means every post-start
@@ -88,7 +91,7 @@ func apiserverProbe(host string, port int, p pki.PKI) func(ctx context.Context) 
 			if err != nil {
 				return err
 			}
-			probe = httpsProbe(fmt.Sprintf("https://%s/readyz", net.JoinHostPort(host, strconv.Itoa(port))), &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}})
+			probe = component.HTTPProbe(fmt.Sprintf("https://%s/readyz", net.JoinHostPort(host, strconv.Itoa(port))), &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}})
 		}
 		return probe(ctx)
 	}
@@ -97,5 +100,5 @@ func apiserverProbe(host string, port int, p pki.PKI) func(ctx context.Context) 
 // checkAPIServerFlags parses args into fresh options, so an unknown or
 // malformed flag is refused before anything is written.
 func checkAPIServerFlags(args []string) error {
-	return parseFlags("kube-apiserver", apiserveroptions.NewServerRunOptions().Flags().FlagSets, args)
+	return component.ParseFlags("kube-apiserver", apiserveroptions.NewServerRunOptions().Flags().FlagSets, args)
 }

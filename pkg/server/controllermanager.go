@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"github.com/kubling/kubling/pkg/component"
 
 	cmapp "k8s.io/kubernetes/cmd/kube-controller-manager/app"
 	cmoptions "k8s.io/kubernetes/cmd/kube-controller-manager/app/options"
@@ -11,10 +12,9 @@ import (
 
 // newControllerManager runs kube-controller-manager as its command does
 // (options → Config → Run).
-func newControllerManager(flags []string) *inProcess {
-	return &inProcess{
-		name: "controller-manager",
-		prepare: func(ctx context.Context) (func(context.Context) error, error) {
+func newControllerManager(flags []string) *component.InProcess {
+	return component.NewInProcess("controller-manager",
+		func(ctx context.Context) (func(context.Context) error, error) {
 			s, err := cmoptions.NewKubeControllerManagerOptions()
 			if err != nil {
 				return nil, err
@@ -22,7 +22,7 @@ func newControllerManager(flags []string) *inProcess {
 			known, disabled, aliases := cmapp.KnownControllers(), cmapp.ControllersDisabledByDefault(), cmapp.ControllerAliases()
 			sets := s.Flags(known, disabled, aliases)
 			s.ParsedFlags = &sets
-			if err := parseFlags("kube-controller-manager", sets.FlagSets, flags); err != nil {
+			if err := component.ParseFlags("kube-controller-manager", sets.FlagSets, flags); err != nil {
 				return nil, err
 			}
 			if err := s.ComponentGlobalsRegistry.Set(); err != nil {
@@ -35,8 +35,8 @@ func newControllerManager(flags []string) *inProcess {
 			completed := c.Complete()
 			return func(ctx context.Context) error { return cmapp.Run(ctx, completed) }, nil
 		},
-		probe: loopbackHealth(args.ControllerManagerPort),
-	}
+		component.LoopbackHealth(args.ControllerManagerPort),
+	)
 }
 
 // checkControllerManagerFlags parses args into fresh options (see checkAPIServerFlags).
@@ -46,5 +46,5 @@ func checkControllerManagerFlags(args []string) error {
 		return err
 	}
 	sets := s.Flags(cmapp.KnownControllers(), cmapp.ControllersDisabledByDefault(), cmapp.ControllerAliases())
-	return parseFlags("kube-controller-manager", sets.FlagSets, args)
+	return component.ParseFlags("kube-controller-manager", sets.FlagSets, args)
 }

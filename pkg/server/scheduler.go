@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"github.com/kubling/kubling/pkg/component"
 
 	"k8s.io/client-go/tools/cache"
 	schedulerapp "k8s.io/kubernetes/cmd/kube-scheduler/app"
@@ -11,12 +12,11 @@ import (
 )
 
 // newScheduler runs kube-scheduler as its command does (options → Setup → Run).
-func newScheduler(flags []string) *inProcess {
-	return &inProcess{
-		name: "scheduler",
-		prepare: func(ctx context.Context) (func(context.Context) error, error) {
+func newScheduler(flags []string) *component.InProcess {
+	return component.NewInProcess("scheduler",
+		func(ctx context.Context) (func(context.Context) error, error) {
 			opts := scheduleroptions.NewOptions()
-			if err := parseFlags("kube-scheduler", opts.Flags.FlagSets, flags); err != nil {
+			if err := component.ParseFlags("kube-scheduler", opts.Flags.FlagSets, flags); err != nil {
 				return nil, err
 			}
 			if err := opts.ComponentGlobalsRegistry.Set(); err != nil {
@@ -33,11 +33,11 @@ func newScheduler(flags []string) *inProcess {
 			}
 			return func(ctx context.Context) error { return schedulerapp.Run(ctx, cc, sched) }, nil
 		},
-		probe: loopbackHealth(args.SchedulerPort),
-	}
+		component.LoopbackHealth(args.SchedulerPort),
+	)
 }
 
 // checkSchedulerFlags parses args into fresh options (see checkAPIServerFlags).
 func checkSchedulerFlags(args []string) error {
-	return parseFlags("kube-scheduler", scheduleroptions.NewOptions().Flags.FlagSets, args)
+	return component.ParseFlags("kube-scheduler", scheduleroptions.NewOptions().Flags.FlagSets, args)
 }

@@ -139,7 +139,18 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 		return err
 	}
 
-	// 4. Hand the cluster to the user.
+	// 4. The node beside the control plane, unless --disable-agent.
+	if !c.DisableAgent {
+		node, err := nodeComponents(c, p, apiURL, log)
+		if err != nil {
+			return err
+		}
+		if err := runner.Start(ctx, readyTimeout, node...); err != nil {
+			return err
+		}
+	}
+
+	// 5. Hand the cluster to the user.
 	if c.WriteKubeconfig != "" {
 		mode, _ := c.KubeconfigMode() // validated with the config
 		spec := kubeconfig.Spec{Server: apiURL, CAFile: p.Cert(pki.ServerCA), CertFile: p.Cert(pki.AdminClient), KeyFile: p.Key(pki.AdminClient), Embed: true}
@@ -151,17 +162,17 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 	log.Info("Node join token", "path", TokenPath(c.DataDir))
 	log.Info("kubling is ready", "kubernetes", apiURL, "duration", time.Since(begin).Round(time.Millisecond))
 
-	// 5. Serve until asked to stop, or until a component dies.
+	// 6. Serve until asked to stop, or until a component dies.
 	select {
 	case <-ctx.Done():
 		log.Info("Stopping")
 		return nil
 	case <-apiserver.Done():
-		return fmt.Errorf("apiserver exited: %w", apiserver.exitErr())
+		return fmt.Errorf("apiserver exited: %w", apiserver.ExitErr())
 	case <-scheduler.Done():
-		return fmt.Errorf("scheduler exited: %w", scheduler.exitErr())
+		return fmt.Errorf("scheduler exited: %w", scheduler.ExitErr())
 	case <-controllers.Done():
-		return fmt.Errorf("controller-manager exited: %w", controllers.exitErr())
+		return fmt.Errorf("controller-manager exited: %w", controllers.ExitErr())
 	}
 }
 

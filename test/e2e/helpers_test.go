@@ -56,6 +56,7 @@ type server struct {
 	t          *testing.T
 	dataDir    string
 	kubeconfig string
+	agent      bool // run the node too (no --disable-agent)
 	cmd        *exec.Cmd
 	out        *lockedBuffer
 	exited     chan struct{}
@@ -69,7 +70,11 @@ func newServer(t *testing.T) *server {
 // start runs the server and waits for its "ready" line.
 func (s *server) start(extra ...string) {
 	s.t.Helper()
-	args := append([]string{"server", "--disable-agent", "--data-dir", s.dataDir, "--write-kubeconfig", s.kubeconfig}, extra...)
+	args := []string{"server", "--data-dir", s.dataDir, "--write-kubeconfig", s.kubeconfig}
+	if !s.agent {
+		args = append(args, "--disable-agent")
+	}
+	args = append(args, extra...)
 	s.out = &lockedBuffer{}
 	s.cmd = exec.Command(bin, args...)
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out

@@ -298,3 +298,54 @@ func (p PKI) CABundle() ([]byte, error) {
 	}
 	return bytes.TrimSpace(b), nil
 }
+
+// Node certificate names, written to the node's own folder.
+const (
+	KubeletClient  = "client-kubelet"
+	KubeletServing = "serving-kubelet"
+	KubeProxy      = "client-kube-proxy"
+)
+
+// EnsureNode makes sure dir holds a node's kubelet client certificate (CN
+// system:node:<name>, O system:nodes, from the client CA: the Node authorizer
+// recognises it), its kubelet serving certificate (from the server CA, which
+// the apiserver trusts for kubelets, naming the node, localhost and its IPs,
+// so no serving CSR is ever left Pending), and a kube-proxy client
+// certificate. It returns the names it wrote.
+func (p PKI) EnsureNode(dir, nodeName string, ips []net.IP, now func() time.Time) ([]string, error) {
+	if now == nil {
+		now = time.Now
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	server, _, err := p.ensureCA(ServerCA, now())
+	if err != nil {
+		return nil, err
+	}
+	client, _, err := p.ensureCA(ClientCA, now())
+	if err != nil {
+		return nil, err
+	}
+	sans := SANs{DNSNames: []string{nodeName, "localhost"}, IPs: append([]net.IP{net.ParseIP("127.0.0.1")}, ips...)}
+	leaves := []struct {
+		leaf
+		ca *authority
+	}{
+		{leaf{name: KubeletClient, cn: "system:node:" + nodeName, orgs: []string{"system:nodes"}, usage: x509.ExtKeyUsageClientAuth}, client},
+		{leaf{name: KubeletServing, cn: nodeName, usage: x509.ExtKeyUsageServerAuth, sans: sans}, server},
+		{leaf{name: KubeProxy, cn: "system:kube-proxy", usage: x509.ExtKeyUsageClientAuth}, client},
+	}
+	out := PKI{Dir: dir}
+	var written []string
+	for _, l := range leaves {
+		if out.leafValid(l.leaf, l.ca, now()) {
+			continue
+		}
+		if err := out.writeLeaf(l.leaf, l.ca, now()); err != nil {
+			return written, err
+		}
+		written = append(written, l.name)
+	}
+	return written, nil
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -158,6 +159,43 @@ func TestLeafFromForeignCAReplaced(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !slices.Equal(written, []string{AdminClient}) {
+		t.Fatalf("wrote %v", written)
+	}
+}
+
+func TestNodeCertificates(t *testing.T) {
+	dir := t.TempDir()
+	p, _, err := Ensure(opts(filepath.Join(dir, "server")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodeDir := filepath.Join(dir, "node")
+	ips := []net.IP{net.ParseIP("192.0.2.7")}
+	written, err := p.EnsureNode(nodeDir, "node1", ips, nil)
+	if err != nil || len(written) != 3 {
+		t.Fatalf("%v %v", written, err)
+	}
+	node := PKI{Dir: nodeDir}
+	client := leafCert(t, node, KubeletClient)
+	if client.Subject.CommonName != "system:node:node1" || client.Subject.Organization[0] != "system:nodes" {
+		t.Fatalf("kubelet client subject %v", client.Subject)
+	}
+	if err := client.CheckSignatureFrom(leafCert(t, p, ClientCA)); err != nil {
+		t.Fatal(err)
+	}
+	serving := leafCert(t, node, KubeletServing)
+	if err := serving.CheckSignatureFrom(leafCert(t, p, ServerCA)); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(serving.DNSNames, "node1") || !slices.ContainsFunc(serving.IPAddresses, ips[0].Equal) {
+		t.Fatalf("serving SANs %v %v", serving.DNSNames, serving.IPAddresses)
+	}
+	if written, _ := p.EnsureNode(nodeDir, "node1", ips, nil); len(written) != 0 {
+		t.Fatalf("re-issued %v", written)
+	}
+	// A new IP re-issues only the serving certificate.
+	written, _ = p.EnsureNode(nodeDir, "node1", append(ips, net.ParseIP("192.0.2.8")), nil)
+	if !slices.Equal(written, []string{KubeletServing}) {
 		t.Fatalf("wrote %v", written)
 	}
 }

@@ -1,0 +1,111 @@
+// Package containerd runs containerd (from the payload) as a supervised
+// child process with a configuration kubling generates, and imports images
+// into it.
+package containerd
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// Namespace is the containerd namespace the CRI (and so the kubelet) uses.
+const Namespace = "k8s.io"
+
+// PauseImage is the pod sandbox image; the payload carries it, so a node
+// starts pods with no registry.
+const PauseImage = "registry.k8s.io/pause:3.10.2"
+
+// Config is what the generated containerd configuration depends on.
+type Config struct {
+	// Root holds containerd's persistent state (images, snapshots).
+	Root string
+	// State holds runtime state (sockets, shim state), under /run.
+	State string
+	// PayloadDir is the unpacked payload: bin/ has runc, the shim and the CNI plugins.
+	PayloadDir string
+	// CNIConfDir is where the node's CNI conflist is written.
+	CNIConfDir string
+	// RegistryConfigDir holds hosts.toml files per registry.
+	RegistryConfigDir string
+	// SystemdCgroup selects the systemd cgroup driver (else cgroupfs); it
+	// must match the kubelet's.
+	SystemdCgroup bool
+	// Snapshotter is overlayfs, or native where overlay is unavailable.
+	Snapshotter string
+	// RestrictOOMScoreAdj keeps containers from asking for a lower
+	// oom_score_adj than containerd's own; needed without CAP_SYS_RESOURCE.
+	RestrictOOMScoreAdj bool
+}
+
+// Socket is containerd's gRPC socket.
+func (c Config) Socket() string { return filepath.Join(c.State, "containerd.sock") }
+
+// Render returns the containerd configuration (version 3).
+func (c Config) Render() ([]byte, error) {
+	if c.Root == "" || c.State == "" || c.PayloadDir == "" || c.CNIConfDir == "" {
+		return nil, fmt.Errorf("containerd config: root, state, payload and CNI dirs are required")
+	}
+	bin := filepath.Join(c.PayloadDir, "bin")
+	cfg := map[string]any{
+		"version": 3,
+		"root":    c.Root,
+		"state":   c.State,
+		// Plugins a Kubernetes node does not use: fewer start-up probes and log lines.
+		"disabled_plugins": []string{
+			"io.containerd.snapshotter.v1.blockfile",
+			"io.containerd.snapshotter.v1.erofs",
+			"io.containerd.differ.v1.erofs",
+			"io.containerd.mount-handler.v1.erofs",
+			"io.containerd.tracing.processor.v1.otlp",
+			"io.containerd.internal.v1.tracing",
+			"io.containerd.nri.v1.nri",
+			"io.containerd.image-verifier.v1.bindir",
+			"io.containerd.monitor.container.v1.restart",
+			"io.containerd.server.v1.grpc-tcp",
+		},
+		"grpc":  map[string]any{"address": c.Socket()},
+		"ttrpc": map[string]any{"address": c.Socket() + ".ttrpc"},
+		"plugins": map[string]any{
+			"io.containerd.internal.v1.opt": map[string]any{"path": filepath.Join(c.Root, "opt")},
+			"io.containerd.shim.v1.manager": map[string]any{
+				"socket_dir": filepath.Join(c.State, "s"),
+				"env":        []string{"PATH=" + bin + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+			},
+			"io.containerd.grpc.v1.cri": map[string]any{
+				"stream_server_address": "127.0.0.1",
+				"stream_server_port":    "0",
+			},
+			"io.containerd.cri.v1.images": map[string]any{
+				"snapshotter":   c.Snapshotter,
+				"pinned_images": map[string]any{"sandbox": PauseImage},
+				"registry":      map[string]any{"config_path": c.RegistryConfigDir},
+			},
+			"io.containerd.cri.v1.runtime": map[string]any{
+				"restrict_oom_score_adj":      c.RestrictOOMScoreAdj,
+				"cdi_spec_dirs":               []string{"/etc/cdi", "/var/run/cdi"},
+				"ignore_deprecation_warnings": []string{"io.containerd.deprecation/cgroup-v1"},
+				"containerd": map[string]any{
+					"default_runtime_name": "runc",
+					"runtimes": map[string]any{
+						"runc": map[string]any{
+							"runtime_type": "io.containerd.runc.v2",
+							"runtime_path": filepath.Join(bin, "containerd-shim-runc-v2"),
+							"options": map[string]any{
+								"SystemdCgroup": c.SystemdCgroup,
+								"BinaryName":    filepath.Join(bin, "runc"),
+								"Root":          filepath.Join(c.State, "runc"),
+							},
+						},
+					},
+				},
+				"cni": map[string]any{
+					"bin_dirs": []string{bin},
+					"conf_dir": c.CNIConfDir,
+				},
+			},
+		},
+	}
+	return toml.Marshal(cfg)
+}

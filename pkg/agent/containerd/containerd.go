@@ -1,0 +1,170 @@
+package containerd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"k8s.io/klog/v2"
+
+	"github.com/kubling/kubling/pkg/fileutil"
+)
+
+// Process supervises containerd: started from the payload with the
+// generated configuration, restarted with back-off if it dies, stopped with
+// SIGTERM. Containers keep running across its restarts (their shims are
+// separate processes).
+type Process struct {
+	cfg     Config
+	logFile string
+	log     klog.Logger
+
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	cancel  context.CancelFunc
+	stopped chan struct{}
+}
+
+// NewProcess returns the containerd component; logs go to logFile.
+func NewProcess(cfg Config, logFile string, log klog.Logger) *Process {
+	return &Process{cfg: cfg, logFile: logFile, log: log}
+}
+
+func (p *Process) Name() string { return "containerd" }
+
+func (p *Process) configPath() string { return filepath.Join(p.cfg.Root, "config.toml") }
+
+func (p *Process) Start(context.Context) error {
+	data, err := p.cfg.Render()
+	if err != nil {
+		return err
+	}
+	for _, d := range []string{p.cfg.Root, p.cfg.State, p.cfg.CNIConfDir, p.cfg.RegistryConfigDir, filepath.Dir(p.logFile)} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return err
+		}
+	}
+	if err := fileutil.WriteAtomic(p.configPath(), data, 0o600); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p.cancel = cancel
+	p.stopped = make(chan struct{})
+	first := make(chan error, 1)
+	go p.supervise(ctx, first)
+	return <-first
+}
+
+// supervise runs containerd until ctx ends, restarting it when it exits.
+func (p *Process) supervise(ctx context.Context, first chan<- error) {
+	defer close(p.stopped)
+	backoff := time.Second
+	for attempt := 0; ; attempt++ {
+		logf, err := os.OpenFile(p.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			if attempt == 0 {
+				first <- err
+				return
+			}
+			p.log.Error(err, "Cannot open containerd log")
+		}
+		cmd := exec.Command(filepath.Join(p.cfg.PayloadDir, "bin", "containerd"), "--config", p.configPath())
+		cmd.Stdout, cmd.Stderr = logf, logf
+		// containerd dies with kubling; the shims (and so the pods) do not.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+		cmd.Env = append(os.Environ(), "PATH="+filepath.Join(p.cfg.PayloadDir, "bin")+":"+os.Getenv("PATH"))
+		err = cmd.Start()
+		if attempt == 0 {
+			first <- err
+			if err != nil {
+				logf.Close()
+				return
+			}
+		}
+		if err == nil {
+			p.mu.Lock()
+			p.cmd = cmd
+			p.mu.Unlock()
+			started := time.Now()
+			err = cmd.Wait()
+			if time.Since(started) > time.Minute {
+				backoff = time.Second
+			}
+		}
+		logf.Close()
+		if ctx.Err() != nil {
+			return
+		}
+		p.log.Error(err, "containerd exited; restarting", "in", backoff, "log", p.logFile)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 30*time.Second)
+	}
+}
+
+// Ready waits until containerd answers on its socket.
+func (p *Process) Ready(ctx context.Context) error {
+	var last error
+	for {
+		if last = p.probe(ctx); last == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (see %s)", errors.Join(ctx.Err(), last), p.logFile)
+		case <-p.stopped:
+			return fmt.Errorf("containerd supervisor stopped (see %s)", p.logFile)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (p *Process) probe(ctx context.Context) error {
+	if _, err := os.Stat(p.cfg.Socket()); err != nil {
+		return err
+	}
+	c, err := client.New(p.cfg.Socket(), client.WithTimeout(time.Second))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	serving, err := c.IsServing(ctx)
+	if err != nil {
+		return err
+	}
+	if !serving {
+		return errors.New("containerd not serving yet")
+	}
+	return nil
+}
+
+// Stop sends SIGTERM and waits; containers keep running.
+func (p *Process) Stop() error {
+	p.cancel()
+	p.mu.Lock()
+	cmd := p.cmd
+	p.mu.Unlock()
+	if cmd != nil && cmd.Process != nil {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+	}
+	select {
+	case <-p.stopped:
+		return nil
+	case <-time.After(15 * time.Second):
+		if cmd != nil && cmd.Process != nil {
+			_ = cmd.Process.Kill()
+		}
+		<-p.stopped
+		return errors.New("containerd did not stop within 15s; killed")
+	}
+}

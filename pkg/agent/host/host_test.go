@@ -1,0 +1,57 @@
+package host
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func fakeRoot(t *testing.T, files map[string]string) Root {
+	t.Helper()
+	root := t.TempDir()
+	for p, content := range files {
+		full := filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return Root(root)
+}
+
+const fsList = "nodev\tsysfs\nnodev\ttmpfs\n\text4\nnodev\toverlay\n"
+
+func TestCgroupV1WithoutSysResource(t *testing.T) {
+	// CapBnd of a container host: everything but CAP_SYS_RESOURCE (bit 24).
+	r := fakeRoot(t, map[string]string{
+		"/proc/self/status":                   "Name:\tkubling\nCapBnd:\t000001fffeffffff\n",
+		"/proc/filesystems":                   fsList,
+		"/sys/fs/cgroup/memory/tasks":         "",
+		"/sys/fs/cgroup/unified/cgroup.procs": "",
+	})
+	f, err := r.Detect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.CgroupV2 || f.CgroupDriver != "cgroupfs" || f.CapSysResource || !f.Overlay {
+		t.Fatalf("%+v", f)
+	}
+}
+
+func TestCgroupV2WithSystemd(t *testing.T) {
+	r := fakeRoot(t, map[string]string{
+		"/proc/self/status":                 "CapBnd:\t000001ffffffffff\n",
+		"/proc/filesystems":                 "nodev\tsysfs\n",
+		"/sys/fs/cgroup/cgroup.controllers": "cpu memory pids",
+		"/run/systemd/system/.keep":         "",
+	})
+	f, err := r.Detect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !f.CgroupV2 || f.CgroupDriver != "systemd" || !f.CapSysResource || f.Overlay {
+		t.Fatalf("%+v", f)
+	}
+}

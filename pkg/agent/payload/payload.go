@@ -1,0 +1,164 @@
+// Package payload holds the helper programs kubling embeds (containerd, the
+// runc shim, runc, CNI plugins, ctr, crictl) and the pause image, and unpacks
+// them into a versioned folder under the data dir: verified by hash, re-used
+// when unchanged, replaced atomically when not.
+package payload
+
+import (
+	"archive/tar"
+	"bytes"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+//go:embed assets
+var assets embed.FS
+
+// Manifest lists the payload's files and their sha256 (written by payload/cmd/pack).
+type Manifest struct {
+	Version string            `json:"version"`
+	Files   map[string]string `json:"files"`
+}
+
+// Payload is an archive with its manifest.
+type Payload struct {
+	Manifest Manifest
+	archive  func() (io.ReadCloser, error)
+}
+
+// Embedded returns the payload built into this binary.
+func Embedded() (*Payload, error) {
+	js, err := assets.ReadFile("assets/payload.json")
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, errors.New("this kubling binary was built without its payload (build it with `make build`)")
+	}
+	if err != nil {
+		return nil, err
+	}
+	var m Manifest
+	if err := json.Unmarshal(js, &m); err != nil {
+		return nil, fmt.Errorf("payload manifest: %w", err)
+	}
+	return &Payload{Manifest: m, archive: func() (io.ReadCloser, error) { return assets.Open("assets/payload.tar.zst") }}, nil
+}
+
+// New makes a payload from an archive in memory (tests, tools).
+func New(m Manifest, archive []byte) *Payload {
+	return &Payload{Manifest: m, archive: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(archive)), nil }}
+}
+
+// Dir is where this payload lives under a data dir.
+func (p *Payload) Dir(dataDir string) string {
+	return filepath.Join(dataDir, "data", p.Manifest.Version)
+}
+
+// Install makes sure Dir(dataDir) holds exactly the payload's files and
+// returns it. It reports whether it had to unpack.
+func (p *Payload) Install(dataDir string) (dir string, unpacked bool, err error) {
+	dir = p.Dir(dataDir)
+	if p.verify(dir) == nil {
+		return dir, false, nil
+	}
+	parent := filepath.Dir(dir)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return "", false, err
+	}
+	tmp, err := os.MkdirTemp(parent, ".unpack-")
+	if err != nil {
+		return "", false, err
+	}
+	defer os.RemoveAll(tmp)
+	if err := p.extract(tmp); err != nil {
+		return "", false, fmt.Errorf("unpack payload: %w", err)
+	}
+	if err := p.verify(tmp); err != nil {
+		return "", false, fmt.Errorf("unpacked payload: %w", err)
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return "", false, err
+	}
+	// A damaged copy is moved aside, not edited in place: running shims may
+	// still have its binaries open.
+	if _, err := os.Stat(dir); err == nil {
+		if err := os.RemoveAll(dir); err != nil {
+			return "", false, err
+		}
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return "", false, err
+	}
+	return dir, true, nil
+}
+
+// verify checks every file of the manifest in dir by sha256.
+func (p *Payload) verify(dir string) error {
+	for rel, want := range p.Manifest.Files {
+		f, err := os.Open(filepath.Join(dir, filepath.FromSlash(rel)))
+		if err != nil {
+			return err
+		}
+		h := sha256.New()
+		_, err = io.Copy(h, f)
+		f.Close()
+		if err != nil {
+			return err
+		}
+		if got := hex.EncodeToString(h.Sum(nil)); got != want {
+			return fmt.Errorf("%s: sha256 %s, want %s", rel, got, want)
+		}
+	}
+	return nil
+}
+
+func (p *Payload) extract(dst string) error {
+	r, err := p.archive()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	zr, err := zstd.NewReader(r)
+	if err != nil {
+		return err
+	}
+	defer zr.Close()
+	tr := tar.NewReader(zr)
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		name := path.Clean(hdr.Name)
+		if hdr.Typeflag != tar.TypeReg || !fs.ValidPath(name) {
+			return fmt.Errorf("unexpected entry %q in payload", hdr.Name)
+		}
+		target := filepath.Join(dst, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+			return err
+		}
+		f, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(f, tr)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+	}
+}

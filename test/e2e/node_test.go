@@ -1,0 +1,248 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// busyboxImage is built by the Makefile from Debian's busybox-static. (Its
+// wget crashes with -T, so timeouts use the timeout applet.)
+const busyboxImage = "kubling.test/busybox:1"
+
+const webApp = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: e2e}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: kubling.test/busybox:1
+        imagePullPolicy: Never
+        command: ["sh", "-c", "mkdir -p /www && hostname > /www/index.html && echo hello-from-kubling && exec httpd -f -p 8080 -h /www"]
+        ports: [{containerPort: 8080}]
+        readinessProbe: {httpGet: {path: /, port: 8080}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: e2e}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-nodeport, namespace: e2e}
+spec:
+  type: NodePort
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client, namespace: e2e}
+spec:
+  containers:
+  - name: client
+    image: kubling.test/busybox:1
+    imagePullPolicy: Never
+    command: ["sleep", "100000"]
+`
+
+// TestNode is issue 3's end-to-end test: `kubling server` is also a Ready
+// node that runs real pods from an airgap image, with logs, exec, Services
+// and NodePorts, that survive a restart; killall leaves nothing behind.
+func TestNode(t *testing.T) {
+	images := os.Getenv("KUBLING_TEST_IMAGES")
+	if images == "" {
+		t.Fatal("KUBLING_TEST_IMAGES is not set: run through `make test-e2e`")
+	}
+	s := newServer(t)
+	s.agent = true
+	airgap := filepath.Join(s.dataDir, "agent", "images")
+	if err := os.MkdirAll(airgap, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	copyFile(t, filepath.Join(images, "busybox.tar"), filepath.Join(airgap, "busybox.tar"))
+	t.Cleanup(func() { killall(t, s.dataDir) })
+	s.start()
+
+	node := s.kubectl("get", "nodes", "-o", "jsonpath={.items[0].metadata.name}")
+	if got := s.kubectl("get", "node", node, "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`); got != "True" {
+		t.Fatalf("node %s Ready=%q at the ready line", node, got)
+	}
+	if got := s.kubectl("get", "node", node, "-o", `jsonpath={.metadata.labels.node-role\.kubernetes\.io/control-plane}`); got != "true" {
+		t.Errorf("control-plane label %q", got)
+	}
+	nodeIP := s.kubectl("get", "node", node, "-o", `jsonpath={.status.addresses[?(@.type=="InternalIP")].address}`)
+
+	s.kubectl("create", "namespace", "e2e")
+	apply(t, s, webApp)
+	waitReady := func() {
+		eventually(t, 3*time.Minute, "2 web pods ready and the client running", func() string {
+			ready, _ := s.tryKubectl("get", "pods", "-n", "e2e", "-l", "app=web", "-o", `jsonpath={range .items[*]}{.status.containerStatuses[0].ready}{" "}{end}`)
+			client, _ := s.tryKubectl("get", "pod", "client", "-n", "e2e", "-o", "jsonpath={.status.phase}")
+			if ready != "true true" || client != "Running" {
+				out, _ := s.tryKubectl("get", "pods", "-n", "e2e", "-o", "wide")
+				return out
+			}
+			return ""
+		})
+	}
+	waitReady()
+	pods := strings.Fields(s.kubectl("get", "pods", "-n", "e2e", "-l", "app=web", "-o", "jsonpath={.items[*].metadata.name}"))
+	podIPs := strings.Fields(s.kubectl("get", "pods", "-n", "e2e", "-l", "app=web", "-o", "jsonpath={.items[*].status.podIP}"))
+
+	// kubectl logs and exec go through the kubelet's server-signed serving certificate.
+	if logs := s.kubectl("logs", "-n", "e2e", pods[0]); !strings.Contains(logs, "hello-from-kubling") {
+		t.Errorf("kubectl logs: %q", logs)
+	}
+	if got := s.kubectl("exec", "-n", "e2e", pods[0], "--", "cat", "/www/index.html"); got != pods[0] {
+		t.Errorf("kubectl exec: %q, want %q", got, pods[0])
+	}
+	if csrs := s.kubectl("get", "csr", "-o", "name"); csrs != "" {
+		t.Errorf("CSRs exist (none should be needed): %s", csrs)
+	}
+
+	// Pod to pod, and a ClusterIP Service, from another pod.
+	for _, ip := range podIPs {
+		if got := s.kubectl("exec", "-n", "e2e", "client", "--", "timeout", "5", "wget", "-q", "-O", "-", "http://"+ip+":8080/"); !contains(pods, got) {
+			t.Errorf("pod-to-pod %s answered %q", ip, got)
+		}
+	}
+	clusterIP := s.kubectl("get", "svc", "web", "-n", "e2e", "-o", "jsonpath={.spec.clusterIP}")
+	eventually(t, time.Minute, "ClusterIP answers from a pod", func() string {
+		got, err := s.tryKubectl("exec", "-n", "e2e", "client", "--", "timeout", "5", "wget", "-q", "-O", "-", "http://"+clusterIP+"/")
+		if err != nil || !contains(pods, got) {
+			return fmt.Sprintf("%q %v", got, err)
+		}
+		return ""
+	})
+	// A NodePort answers from the host.
+	nodePort := s.kubectl("get", "svc", "web-nodeport", "-n", "e2e", "-o", "jsonpath={.spec.ports[0].nodePort}")
+	eventually(t, time.Minute, "NodePort answers from the host", func() string {
+		got, err := httpGet("http://" + nodeIP + ":" + nodePort + "/")
+		if err != nil || !contains(pods, got) {
+			return fmt.Sprintf("%q %v", got, err)
+		}
+		return ""
+	})
+
+	// crictl and ctr talk to kubling's containerd without flags.
+	if out := s.tool("crictl", "ps", "-q"); len(strings.Fields(out)) < 3 {
+		t.Errorf("crictl ps: %q", out)
+	}
+	if out := s.tool("ctr", "images", "ls", "-q"); !strings.Contains(out, "registry.k8s.io/pause:3.10.2") || !strings.Contains(out, busyboxImage) {
+		t.Errorf("ctr images ls: %q", out)
+	}
+
+	// Restart: the pods run again and serve.
+	s.stop()
+	s.start()
+	waitReady()
+	eventually(t, time.Minute, "ClusterIP answers after a restart", func() string {
+		got, err := s.tryKubectl("exec", "-n", "e2e", "client", "--", "timeout", "5", "wget", "-q", "-O", "-", "http://"+clusterIP+"/")
+		if err != nil || got == "" {
+			return fmt.Sprintf("%q %v", got, err)
+		}
+		return ""
+	})
+	s.stop()
+
+	// killall leaves no process, mount, interface or rule of kubling's.
+	killall(t, s.dataDir)
+	if out, _ := exec.Command("sh", "-c", "grep -c -e "+s.dataDir+" -e /run/kubling /proc/self/mounts").Output(); strings.TrimSpace(string(out)) != "0" {
+		t.Errorf("mounts left after killall: %s", out)
+	}
+	if err := exec.Command("ip", "link", "show", "cni0").Run(); err == nil {
+		t.Error("cni0 left after killall")
+	}
+	if out, _ := exec.Command("sh", "-c", "iptables-save | grep -c -E 'KUBE-|CNI-'").Output(); strings.TrimSpace(string(out)) != "0" {
+		t.Errorf("iptables rules left after killall: %s", out)
+	}
+	if left := processesUnder(s.dataDir); len(left) > 0 {
+		t.Errorf("processes left after killall: %v", left)
+	}
+}
+
+func (s *server) tool(name string, args ...string) string {
+	s.t.Helper()
+	cmd := exec.Command(bin, append([]string{name}, args...)...)
+	cmd.Env = append(os.Environ(), "KUBLING_DATA_DIR="+s.dataDir)
+	out, err := cmd.Output()
+	if err != nil {
+		s.t.Fatalf("kubling %s %v: %v", name, args, err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func killall(t *testing.T, dataDir string) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(repoRoot(), "scripts", "kubling-killall.sh"))
+	cmd.Env = append(os.Environ(), "KUBLING_DATA_DIR="+dataDir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("killall: %v\n%s", err, out)
+	}
+}
+
+func repoRoot() string {
+	wd, _ := os.Getwd()
+	return filepath.Join(wd, "..", "..")
+}
+
+func copyFile(t *testing.T, src, dst string) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func httpGet(url string) (string, error) {
+	c := &http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return strings.TrimSpace(string(b)), err
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == strings.TrimSpace(s) {
+			return true
+		}
+	}
+	return false
+}
+
+// processesUnder lists live processes whose executable lies under dir
+// (containerd, shims). Zombies have no executable and do not count: on hosts
+// whose PID 1 does not reap, killed orphans stay zombies.
+func processesUnder(dir string) []string {
+	var out []string
+	procs, _ := filepath.Glob("/proc/[0-9]*/exe")
+	for _, p := range procs {
+		if exe, err := os.Readlink(p); err == nil && strings.HasPrefix(exe, dir+"/") {
+			out = append(out, filepath.Base(filepath.Dir(p))+":"+exe)
+		}
+	}
+	return out
+}
