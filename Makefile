@@ -70,8 +70,19 @@ $(TEST_IMAGES)/busybox.tar: $(PAYLOAD)
 	build/payload/tools/mkimage -name kubling.test/busybox:1 -file bin/busybox=/bin/busybox \
 		$(foreach a,$(BUSYBOX_APPLETS),-link bin/$(a)=busybox) -out $@
 
+# CoreDNS, built from its Go module at the version the bundled manifest names.
+COREDNS_IMAGE := $(shell grep -o 'registry.k8s.io/coredns/coredns:v[0-9.]*' manifests/coredns.yaml)
+COREDNS_VERSION := $(lastword $(subst :, ,$(COREDNS_IMAGE)))
+
+build/tools/coredns:
+	GOBIN=$(abspath build/tools) CGO_ENABLED=0 GOFLAGS=-trimpath $(GO) install -ldflags '-s -w' github.com/coredns/coredns@$(COREDNS_VERSION)
+
+$(TEST_IMAGES)/coredns.tar: build/tools/coredns $(PAYLOAD)
+	mkdir -p $(TEST_IMAGES)
+	build/payload/tools/mkimage -name $(COREDNS_IMAGE) -entrypoint /coredns -file coredns=build/tools/coredns -out $@
+
 # End-to-end tests: root, real components, the built binary.
-test-e2e: $(BIN) $(TEST_IMAGES)/busybox.tar
+test-e2e: $(BIN) $(TEST_IMAGES)/busybox.tar $(TEST_IMAGES)/coredns.tar
 	KUBLING_BIN=$(abspath $(BIN)) KUBLING_TEST_IMAGES=$(abspath $(TEST_IMAGES)) \
 		$(GO) test -tags e2e -count=1 -timeout 40m -v ./test/e2e/...
 

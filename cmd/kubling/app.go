@@ -67,6 +67,7 @@ func serverCommand() *cli.Command {
 	var (
 		tlsSANs, apiArgs, schedArgs, cmArgs            cli.StringSlice
 		nodeLabels, nodeTaints, kubeletArgs, proxyArgs cli.StringSlice
+		disable                                        cli.StringSlice
 	)
 	flags := []cli.Flag{
 		&cli.StringFlag{Name: "data-dir", Aliases: []string{"d"}, Usage: "folder for state, certificates and the datastore", Value: config.DefaultDataDir, Destination: &c.DataDir},
@@ -82,6 +83,7 @@ func serverCommand() *cli.Command {
 		&cli.StringFlag{Name: "cluster-dns", Usage: "cluster DNS service IP (default: the 10th address of --service-cidr)", Destination: &c.ClusterDNS},
 		&cli.StringFlag{Name: "cluster-domain", Usage: "cluster DNS domain", Value: config.DefaultClusterDomain, Destination: &c.ClusterDomain},
 		&cli.StringFlag{Name: "datastore-endpoint", Usage: "kine datastore: sqlite:// (default, embedded), postgres://… or mysql://…", Destination: &c.DatastoreEndpoint},
+		&cli.StringSliceFlag{Name: "disable", Usage: "do not deploy this bundled add-on (coredns)", Destination: &disable},
 		&cli.BoolFlag{Name: "disable-agent", Usage: "run only the control plane, no node on this machine", Destination: &c.DisableAgent},
 		&cli.StringSliceFlag{Name: "kube-apiserver-arg", Usage: "extra or overriding kube-apiserver flag, key=value", Destination: &apiArgs},
 		&cli.StringSliceFlag{Name: "kube-scheduler-arg", Usage: "extra or overriding kube-scheduler flag, key=value", Destination: &schedArgs},
@@ -109,6 +111,7 @@ func serverCommand() *cli.Command {
 			c.TLSSANs, c.KubeAPIServerArgs, c.KubeSchedulerArgs, c.KubeControllerManagerArgs =
 				tlsSANs.Value(), apiArgs.Value(), schedArgs.Value(), cmArgs.Value()
 			c.NodeLabels, c.NodeTaints, c.KubeletArgs, c.KubeProxyArgs = nodeLabels.Value(), nodeTaints.Value(), kubeletArgs.Value(), proxyArgs.Value()
+			c.Disable = disable.Value()
 			if err := c.Normalize(); err != nil {
 				return err
 			}

@@ -8,9 +8,11 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/kubling/kubling/manifests"
 	"github.com/kubling/kubling/pkg/server/args"
 )
 
@@ -42,6 +44,7 @@ type Server struct {
 	ClusterDomain       string
 	DatastoreEndpoint   string
 	DisableAgent        bool
+	Disable             []string
 	Debug               bool
 
 	// The server's own node.
@@ -129,6 +132,11 @@ func (s *Server) Validate() error {
 	}
 	if s.ClusterDomain == "" {
 		return fmt.Errorf("--cluster-domain must not be empty")
+	}
+	for _, d := range s.Disable {
+		if bundled := manifests.Names(); !slices.Contains(bundled, d) {
+			return fmt.Errorf("--disable %q: not a bundled add-on (have %s)", d, strings.Join(bundled, ", "))
+		}
 	}
 	if s.NodeIP != "" && net.ParseIP(s.NodeIP) == nil {
 		return fmt.Errorf("--node-ip %q: not an IP address", s.NodeIP)

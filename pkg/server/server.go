@@ -17,6 +17,7 @@ import (
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/klog/v2"
 
+	"github.com/kubling/kubling/manifests"
 	"github.com/kubling/kubling/pkg/component"
 	"github.com/kubling/kubling/pkg/config"
 	"github.com/kubling/kubling/pkg/datastore"
@@ -139,7 +140,15 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 		return err
 	}
 
-	// 4. The node beside the control plane, unless --disable-agent.
+	// 4. Add-ons (CoreDNS), then the node beside the control plane, unless --disable-agent.
+	disabled := map[string]bool{}
+	for _, d := range c.Disable {
+		disabled[d] = true
+	}
+	values := manifests.Values{ClusterDNS: c.ClusterDNS, ClusterDomain: c.ClusterDomain, ClusterCIDR: c.ClusterCIDR, ServiceCIDR: c.ServiceCIDR}
+	if err := runner.Start(ctx, readyTimeout, &addons{kubeconfig: AdminKubeconfig(c.DataDir), values: values, disabled: disabled, log: log}); err != nil {
+		return err
+	}
 	if !c.DisableAgent {
 		node, err := nodeComponents(c, p, apiURL, log)
 		if err != nil {

@@ -76,6 +76,7 @@ func TestNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	copyFile(t, filepath.Join(images, "busybox.tar"), filepath.Join(airgap, "busybox.tar"))
+	copyFile(t, filepath.Join(images, "coredns.tar"), filepath.Join(airgap, "coredns.tar"))
 	t.Cleanup(func() { killall(t, s.dataDir) })
 	s.start()
 
@@ -130,6 +131,23 @@ func TestNode(t *testing.T) {
 		}
 		return ""
 	})
+	// CoreDNS is deployed and Ready, and names the Service.
+	eventually(t, 3*time.Minute, "CoreDNS ready", func() string {
+		got, _ := s.tryKubectl("get", "deployment", "coredns", "-n", "kube-system", "-o", "jsonpath={.status.readyReplicas}")
+		if got != "1" {
+			out, _ := s.tryKubectl("get", "pods", "-n", "kube-system", "-o", "wide")
+			return out
+		}
+		return ""
+	})
+	eventually(t, time.Minute, "the Service's DNS name resolves from a pod", func() string {
+		got, err := s.tryKubectl("exec", "-n", "e2e", "client", "--", "nslookup", "web.e2e.svc.cluster.local", "10.43.0.10")
+		if err != nil || !strings.Contains(got, clusterIP) {
+			return fmt.Sprintf("%q %v", got, err)
+		}
+		return ""
+	})
+
 	// A NodePort answers from the host.
 	nodePort := s.kubectl("get", "svc", "web-nodeport", "-n", "e2e", "-o", "jsonpath={.spec.ports[0].nodePort}")
 	eventually(t, time.Minute, "NodePort answers from the host", func() string {

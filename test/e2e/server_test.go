@@ -79,6 +79,9 @@ func TestServerLifecycle(t *testing.T) {
 		t.Fatalf("/readyz = %q", got)
 	}
 	checkServingCert(t)
+	if got := s.kubectl("get", "service", "kube-dns", "-n", "kube-system", "-o", "jsonpath={.spec.clusterIP}"); got != "10.43.0.10" {
+		t.Errorf("CoreDNS service clusterIP %q", got)
+	}
 
 	// Objects of every kind the issue names.
 	s.kubectl("create", "namespace", "e2e")
@@ -240,6 +243,7 @@ func TestBadInput(t *testing.T) {
 		{name: "bad component arg", args: []string{"--kube-apiserver-arg", "no-value"}, want: "want key=value"},
 		{name: "unknown component flag", args: []string{"--kube-controller-manager-arg", "no-such-flag=1"}, want: "unknown flag: --no-such-flag"},
 		{name: "unsupported datastore", args: []string{"--datastore-endpoint", "redis://localhost"}, want: "unsupported scheme"},
+		{name: "unknown add-on", args: []string{"--disable", "traefik"}, want: "not a bundled add-on"},
 		{name: "stray argument", args: []string{"extra"}, want: "unexpected argument"},
 	}
 	for _, c := range cases {
