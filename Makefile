@@ -18,7 +18,7 @@ LDFLAGS := -s -w \
 	  -X $(p).gitVersion=$(K8S_VERSION) -X $(p).gitMajor=1 -X $(p).gitMinor=$(K8S_MINOR) \
 	  -X $(p).gitTreeState=clean -X $(p).buildDate=$(BUILD_DATE))
 
-.PHONY: build payload test test-unit test-e2e bench bench-start clean
+.PHONY: build payload test test-unit test-e2e bench bench-start bench-node clean
 
 build: $(BIN)
 
@@ -53,7 +53,7 @@ $(PAYLOAD): payload/go.mod payload/go.sum $(shell find payload -name '*.go')
 		-file pause=build/payload/tools/pause -out $(PAYLOAD_ROOT)/images/pause.tar
 	build/payload/tools/pack -dir $(PAYLOAD_ROOT) -out $(dir $(PAYLOAD))
 
-$(BIN): $(PAYLOAD) $(shell find cmd pkg -name '*.go' -not -name '*_test.go') go.mod go.sum
+$(BIN): $(PAYLOAD) $(shell find cmd pkg manifests -name '*.go' -not -name '*_test.go') manifests/*.yaml go.mod go.sum
 	CGO_ENABLED=1 $(GO) build -ldflags '$(LDFLAGS)' -o $@ ./cmd/kubling
 
 # Unit tests: fast, no root, no network. The payload is embedded, so it is built first.
@@ -89,10 +89,13 @@ test-e2e: $(BIN) $(TEST_IMAGES)/busybox.tar $(TEST_IMAGES)/coredns.tar
 test: test-unit test-e2e
 
 # Benchmarks print tables; figures go to docs/benchmarks.md.
-bench: bench-start
+bench: bench-start bench-node
 
 bench-start: $(BIN)
 	KUBLING_BIN=$(abspath $(BIN)) $(GO) run ./test/bench/start
+
+bench-node: $(BIN) $(TEST_IMAGES)/busybox.tar $(TEST_IMAGES)/coredns.tar
+	KUBLING_BIN=$(abspath $(BIN)) KUBLING_TEST_IMAGES=$(abspath $(TEST_IMAGES)) $(GO) run ./test/bench/node
 
 clean:
 	rm -rf bin build $(PAYLOAD) $(dir $(PAYLOAD))payload.json

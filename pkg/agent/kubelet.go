@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"fmt"
-	"github.com/kubling/kubling/pkg/component"
 	"time"
 
 	cadvisorcontainerd "github.com/google/cadvisor/lib/container/containerd"
@@ -19,6 +18,8 @@ import (
 	kubeletconfigv1beta1 "k8s.io/kubernetes/pkg/kubelet/apis/config/v1beta1"
 	kubeletvalidation "k8s.io/kubernetes/pkg/kubelet/apis/config/validation"
 	"k8s.io/utils/ptr"
+
+	"github.com/kubling/kubling/pkg/component"
 )
 
 // kubeletSettings are kubling's choices for the kubelet on this node.

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"github.com/kubling/kubling/pkg/component"
 	"net"
 	"net/http"
 	"os"
@@ -18,6 +17,7 @@ import (
 	apiserverapp "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	apiserveroptions "k8s.io/kubernetes/cmd/kube-apiserver/app/options"
 
+	"github.com/kubling/kubling/pkg/component"
 	"github.com/kubling/kubling/pkg/server/pki"
 )
 

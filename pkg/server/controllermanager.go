@@ -2,11 +2,11 @@ package server
 
 import (
 	"context"
-	"github.com/kubling/kubling/pkg/component"
 
 	cmapp "k8s.io/kubernetes/cmd/kube-controller-manager/app"
 	cmoptions "k8s.io/kubernetes/cmd/kube-controller-manager/app/options"
 
+	"github.com/kubling/kubling/pkg/component"
 	"github.com/kubling/kubling/pkg/server/args"
 )
 

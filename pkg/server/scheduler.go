@@ -2,12 +2,12 @@ package server
 
 import (
 	"context"
-	"github.com/kubling/kubling/pkg/component"
 
 	"k8s.io/client-go/tools/cache"
 	schedulerapp "k8s.io/kubernetes/cmd/kube-scheduler/app"
 	scheduleroptions "k8s.io/kubernetes/cmd/kube-scheduler/app/options"
 
+	"github.com/kubling/kubling/pkg/component"
 	"github.com/kubling/kubling/pkg/server/args"
 )
 
