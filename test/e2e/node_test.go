@@ -9,7 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -166,6 +168,23 @@ func TestNode(t *testing.T) {
 		t.Errorf("ctr images ls: %q", out)
 	}
 
+	// containerd is restarted when it dies; pods keep running meanwhile.
+	old := containerdPID(t, s.dataDir)
+	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, "containerd restarted", func() string {
+		if pid := containerdPID(t, s.dataDir); pid == 0 || pid == old {
+			return fmt.Sprintf("pid %d", pid)
+		}
+		cmd := exec.Command(bin, "crictl", "ps", "-q")
+		cmd.Env = append(os.Environ(), "KUBLING_DATA_DIR="+s.dataDir)
+		if out, err := cmd.Output(); err != nil || len(strings.Fields(string(out))) < 3 {
+			return fmt.Sprintf("crictl ps: %q %v", out, err)
+		}
+		return ""
+	})
+
 	// Restart: the pods run again and serve.
 	s.stop()
 	s.start()
@@ -263,4 +282,17 @@ func processesUnder(dir string) []string {
 		}
 	}
 	return out
+}
+
+// containerdPID is the live containerd from dataDir's payload (0 if none).
+func containerdPID(t *testing.T, dataDir string) int {
+	t.Helper()
+	for _, p := range processesUnder(dataDir) {
+		pid, exe, _ := strings.Cut(p, ":")
+		if filepath.Base(exe) == "containerd" {
+			n, _ := strconv.Atoi(pid)
+			return n
+		}
+	}
+	return 0
 }
