@@ -1,5 +1,7 @@
 # kubling build, tests and benchmarks. `make test` is what CI runs.
 SHELL := /bin/bash
+# A rule that fails part-way must not leave a target that looks up to date.
+.DELETE_ON_ERROR:
 GO ?= go
 BIN := bin/kubling
 
@@ -65,7 +67,7 @@ test-unit: $(PAYLOAD)
 TEST_IMAGES := build/test-images
 BUSYBOX_APPLETS := sh sleep cat echo hostname wget httpd nslookup ls mkdir timeout
 
-$(TEST_IMAGES)/busybox.tar: $(PAYLOAD)
+$(TEST_IMAGES)/busybox.tar: $(PAYLOAD) /bin/busybox Makefile
 	mkdir -p $(TEST_IMAGES)
 	build/payload/tools/mkimage -name kubling.test/busybox:1 -file bin/busybox=/bin/busybox \
 		$(foreach a,$(BUSYBOX_APPLETS),-link bin/$(a)=busybox) -out $@
@@ -74,10 +76,10 @@ $(TEST_IMAGES)/busybox.tar: $(PAYLOAD)
 COREDNS_IMAGE := $(shell grep -o 'registry.k8s.io/coredns/coredns:v[0-9.]*' manifests/coredns.yaml)
 COREDNS_VERSION := $(lastword $(subst :, ,$(COREDNS_IMAGE)))
 
-build/tools/coredns:
+build/tools/coredns: manifests/coredns.yaml
 	GOBIN=$(abspath build/tools) CGO_ENABLED=0 GOFLAGS=-trimpath $(GO) install -ldflags '-s -w' github.com/coredns/coredns@$(COREDNS_VERSION)
 
-$(TEST_IMAGES)/coredns.tar: build/tools/coredns $(PAYLOAD)
+$(TEST_IMAGES)/coredns.tar: build/tools/coredns $(PAYLOAD) manifests/coredns.yaml
 	mkdir -p $(TEST_IMAGES)
 	build/payload/tools/mkimage -name $(COREDNS_IMAGE) -entrypoint /coredns -file coredns=build/tools/coredns -out $@
 

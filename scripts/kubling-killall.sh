@@ -7,6 +7,7 @@
 set -u
 [ "$(id -u)" = 0 ] || { echo "kubling-killall.sh: run as root" >&2; exit 1; }
 DATA_DIR=${KUBLING_DATA_DIR:-/var/lib/kubling}
+DATA_DIR=${DATA_DIR%/}
 RUN_DIR=/run/kubling
 
 # pids_of PATTERN: processes whose executable lies under a kubling folder.
@@ -17,45 +18,69 @@ pids_of() {
 	done
 }
 
-# 1. kubling itself (server or agent), then containerd.
-for pid in $(pgrep -f '(^|/)kubling (server|agent)' 2>/dev/null); do kill -TERM "$pid" 2>/dev/null; done
-sleep 1
-for pid in $(pgrep -f '(^|/)kubling (server|agent)' 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
+# kubling_pids: running `kubling server|agent` processes (by executable name
+# and arguments, not by matching any command line that mentions them).
+kubling_pids() {
+	for p in /proc/[0-9]*; do
+		set -- $(tr '\0' ' ' < "$p/cmdline" 2>/dev/null)
+		[ $# -ge 2 ] || continue
+		case "$(basename "$1"):$2" in kubling:server|kubling:agent) echo "${p#/proc/}" ;; esac
+	done
+}
+
+# descendants PID: every process below PID.
+descendants() {
+	for child in $(pgrep -P "$1" 2>/dev/null); do
+		descendants "$child"
+		echo "$child"
+	done
+}
+
+# 1. kubling itself (server or agent; like k3s-killall, all of them), then containerd.
+for pid in $(kubling_pids); do kill -TERM "$pid" 2>/dev/null; done
+for _ in 1 2 3 4 5 6 7 8 9 10; do
+	[ -z "$(kubling_pids)" ] && break
+	sleep 1
+done
+for pid in $(kubling_pids); do kill -KILL "$pid" 2>/dev/null; done
 for pid in $(pids_of "$DATA_DIR/data/*/bin/containerd"); do kill -KILL "$pid" 2>/dev/null; done
 
-# 2. Pods: each shim with its process group (the containers), then runc leftovers.
-for pid in $(pids_of "$DATA_DIR/data/*/bin/containerd-shim-runc-v2"); do
-	for child in $(pgrep -P "$pid" 2>/dev/null); do kill -KILL "$child" 2>/dev/null; done
+# 2. Pods: each shim of this data dir's payload with every process below it
+# (the containers). A shim whose payload folder was replaced shows " (deleted)".
+for pid in $(pids_of "$DATA_DIR/data/*/bin/containerd-shim-runc-v2*"); do
+	for child in $(descendants "$pid"); do kill -KILL "$child" 2>/dev/null; done
 	kill -KILL "$pid" 2>/dev/null
-done
-# Containers are children of their shims; any left (reparented) are found by cgroup.
-for f in /sys/fs/cgroup/*/kubepods* /sys/fs/cgroup/kubepods*; do
-	[ -e "$f" ] || continue
-	find "$f" -name cgroup.procs -exec cat {} + 2>/dev/null | while read -r pid; do kill -KILL "$pid" 2>/dev/null; done
 done
 sleep 1
 
-# 3. Mounts under kubling's folders, deepest first.
-for root in "$RUN_DIR" "$DATA_DIR" /run/netns; do
-	awk -v r="$root/" '{ if (index($2"/", r) == 1) print $2 }' /proc/self/mounts | sort -r | while read -r m; do
-		case "$m" in /run/netns/*) case "$m" in /run/netns/cni-*) ;; *) continue ;; esac ;; esac
+# 3. Mounts strictly below kubling's folders (never the folders themselves:
+# the data dir may be a disk of its own), deepest first; pod netns mounts.
+for root in "$RUN_DIR" "$DATA_DIR" /run/netns/cni-; do
+	awk -v r="$root" '{ if (index($2, r) == 1 && $2 != r && $2 != r "/") print $2 }' /proc/self/mounts | sort -r | while read -r m; do
+		case "$root" in */cni-) ;; *) case "$m" in "$root"/*) ;; *) continue ;; esac ;; esac
 		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
 	done
 done
 rm -f /run/netns/cni-* 2>/dev/null
 
-# 4. Interfaces: the bridge, flannel's VXLAN device, pod veths.
-for dev in cni0 flannel.1 flannel-wg kube-ipvs0; do ip link delete "$dev" 2>/dev/null; done
-ip -o link show type veth 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | while read -r v; do
-	case "$v" in veth*) ip link delete "$v" 2>/dev/null ;; esac
+# 4. Interfaces: pod veths (only those on kubling's bridge), the bridge,
+# flannel's devices.
+ip -o link show master cni0 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | while read -r v; do
+	ip link delete "$v" 2>/dev/null
 done
+for dev in cni0 flannel.1 flannel-wg kube-ipvs0; do ip link delete "$dev" 2>/dev/null; done
 
-# 5. iptables rules of kube-proxy, the kubelet, the CNI plugins and flannel.
-for cmd in iptables ip6tables; do
+# 5. iptables rules of kube-proxy, the kubelet, the CNI plugins and flannel,
+# in whichever backends hold any (nft and legacy); tables without them are
+# left untouched.
+status=0
+for cmd in iptables ip6tables iptables-legacy ip6tables-legacy iptables-nft ip6tables-nft; do
 	command -v "$cmd-save" >/dev/null 2>&1 || continue
-	"$cmd-save" | grep -v -E 'KUBE-|CNI-|FLANNEL-|cali:' | "$cmd-restore" 2>/dev/null
+	rules=$("$cmd-save" 2>/dev/null) || continue
+	printf '%s\n' "$rules" | grep -q -E '(^:|-j |-A )(KUBE-|CNI-|FLANNEL-)' || continue
+	printf '%s\n' "$rules" | grep -v -E '(^:|-A |-j )(KUBE-|CNI-|FLANNEL-)|-m comment --comment "?(kube|CNI|flannel)' | "$cmd-restore" || status=1
 done
 
 # 6. Runtime state (sockets, shim state) is recreated at start.
 rm -rf "$RUN_DIR" /run/flannel 2>/dev/null
-exit 0
+exit $status

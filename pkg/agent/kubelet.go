@@ -20,6 +20,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/kubling/kubling/pkg/component"
+	"github.com/kubling/kubling/pkg/server/args"
 )
 
 // kubeletSettings are kubling's choices for the kubelet on this node.
@@ -99,7 +100,15 @@ func kubeletConfiguration(s kubeletSettings) (*kubeletoptions.KubeletFlags, *kub
 	fs.SetNormalizeFunc(cliflag.WordSepNormalizeFunc)
 	kf.AddFlags(fs)
 	kubeletoptions.AddKubeletConfigFlags(fs, kc)
-	if err := fs.Parse(s.ExtraArgs); err != nil {
+	var extra []string
+	for _, o := range s.ExtraArgs {
+		k, v, err := args.ParseOverride(o)
+		if err != nil {
+			return nil, nil, err
+		}
+		extra = append(extra, "--"+k+"="+v)
+	}
+	if err := fs.Parse(extra); err != nil {
 		return nil, nil, fmt.Errorf("--kubelet-arg: %w", err)
 	}
 	if err := kubeletoptions.ValidateKubeletFlags(kf); err != nil {

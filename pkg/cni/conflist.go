@@ -40,8 +40,10 @@ func Conflist(podCIDR, clusterCIDR string, mtu int, ipamDir string) ([]byte, err
 				"isDefaultGateway": true,
 				"hairpinMode":      true,
 				"forceAddress":     true,
-				"ipMasq":           false,
-				"mtu":              mtu,
+				// Masquerade pod traffic leaving the cluster CIDR; with flannel
+				// running, flannel's own rules take this over.
+				"ipMasq": true,
+				"mtu":    mtu,
 				"ipam": map[string]any{
 					"type": "host-local",
 					// Address leases live under kubling's data dir, not /var/lib/cni.

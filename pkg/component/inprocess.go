@@ -88,11 +88,33 @@ func (p *InProcess) Ready(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return errors.Join(ctx.Err(), last)
+			return fmt.Errorf("%w (last probe: %v)", ctx.Err(), last)
 		case <-p.done:
 		case <-tick.C:
 		}
 	}
+}
+
+// Exiter is a component that can end on its own.
+type Exiter interface {
+	Component
+	Done() <-chan struct{}
+	ExitErr() error
+}
+
+// FirstExit reports, once, the first of the components (those that are
+// Exiters) to exit on its own, with why.
+func FirstExit(components []Component) <-chan error {
+	out := make(chan error, len(components))
+	for _, c := range components {
+		if e, ok := c.(Exiter); ok {
+			go func() {
+				<-e.Done()
+				out <- fmt.Errorf("%s exited: %w", e.Name(), e.ExitErr())
+			}()
+		}
+	}
+	return out
 }
 
 // Done is closed when the component has exited.
@@ -146,9 +168,8 @@ func HTTPProbe(url string, tlsConfig *tls.Config) ProbeFunc {
 			return err
 		}
 		defer resp.Body.Close()
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("%s: %s: %s", url, resp.Status, body)
+			return fmt.Errorf("%s: %s", url, resp.Status)
 		}
 		return nil
 	}

@@ -34,14 +34,20 @@ func preflight(c *config.Server) error {
 			return err
 		}
 	}
-	ports := []struct {
-		host string
-		port int
-		what string
-	}{
+	ports := []portUse{
 		{c.BindAddress, c.HTTPSPort, "the apiserver"},
 		{"127.0.0.1", args.SchedulerPort, "the scheduler"},
 		{"127.0.0.1", args.ControllerManagerPort, "the controller-manager"},
+	}
+	if !c.DisableAgent {
+		ports = append(ports,
+			portUse{"", 10250, "the kubelet"},
+			portUse{"127.0.0.1", 10248, "the kubelet's health check"},
+			portUse{"127.0.0.1", 10256, "kube-proxy's health check"},
+		)
+		if _, err := os.Stat("/proc/sys/net/bridge/bridge-nf-call-iptables"); err != nil {
+			return errors.New("the kernel lacks br_netfilter (/proc/sys/net/bridge is missing): load it with `modprobe br_netfilter`")
+		}
 	}
 	for _, p := range ports {
 		if err := portFree(p.host, p.port); err != nil {
@@ -57,6 +63,13 @@ func preflight(c *config.Server) error {
 		}
 	}
 	return nil
+}
+
+// portUse is a port kubling needs and who needs it.
+type portUse struct {
+	host string
+	port int
+	what string
 }
 
 func readRoutes() ([]config.Route, error) {

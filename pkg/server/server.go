@@ -149,6 +149,7 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 	if err := runner.Start(ctx, readyTimeout, &addons{kubeconfig: AdminKubeconfig(c.DataDir), values: values, disabled: disabled, log: log}); err != nil {
 		return err
 	}
+	watched := []component.Component{apiserver, scheduler, controllers}
 	if !c.DisableAgent {
 		node, err := nodeComponents(c, p, apiURL, log)
 		if err != nil {
@@ -157,6 +158,7 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 		if err := runner.Start(ctx, readyTimeout, node...); err != nil {
 			return err
 		}
+		watched = append(watched, node...)
 	}
 
 	// 5. Hand the cluster to the user.
@@ -176,12 +178,8 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 	case <-ctx.Done():
 		log.Info("Stopping")
 		return nil
-	case <-apiserver.Done():
-		return fmt.Errorf("apiserver exited: %w", apiserver.ExitErr())
-	case <-scheduler.Done():
-		return fmt.Errorf("scheduler exited: %w", scheduler.ExitErr())
-	case <-controllers.Done():
-		return fmt.Errorf("controller-manager exited: %w", controllers.ExitErr())
+	case err := <-component.FirstExit(watched):
+		return err
 	}
 }
 
@@ -205,7 +203,12 @@ func checkComponentFlags(cp args.ControlPlane) error {
 	if err != nil {
 		return err
 	}
-	return errors.Join(checkAPIServerFlags(apiserver), checkSchedulerFlags(scheduler), checkControllerManagerFlags(controllerManager))
+	for _, err := range []error{checkAPIServerFlags(apiserver), checkSchedulerFlags(scheduler), checkControllerManagerFlags(controllerManager)} {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // loopbackHost is where kubling's own clients reach the apiserver.
@@ -246,8 +249,11 @@ func apiserverSANs(c *config.Server, host string) (pki.SANs, error) {
 	if err != nil {
 		return s, fmt.Errorf("list host addresses: %w", err)
 	}
+	// Host addresses, but not kubling's own bridges (cni0, flannel.1) whose
+	// addresses lie in the cluster CIDR: they come and go with the node.
+	_, clusterNet, _ := net.ParseCIDR(c.ClusterCIDR)
 	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && n.IP.IsGlobalUnicast() {
+		if n, ok := a.(*net.IPNet); ok && n.IP.IsGlobalUnicast() && (clusterNet == nil || !clusterNet.Contains(n.IP)) {
 			addIP(n.IP)
 		}
 	}

@@ -80,7 +80,7 @@ func TestNode(t *testing.T) {
 	copyFile(t, filepath.Join(images, "busybox.tar"), filepath.Join(airgap, "busybox.tar"))
 	copyFile(t, filepath.Join(images, "coredns.tar"), filepath.Join(airgap, "coredns.tar"))
 	t.Cleanup(func() { killall(t, s.dataDir) })
-	s.start()
+	s.start("--kubelet-arg", "max-pods=50", "--node-label", "kubling.test/role=e2e")
 
 	node := s.kubectl("get", "nodes", "-o", "jsonpath={.items[0].metadata.name}")
 	if got := s.kubectl("get", "node", node, "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`); got != "True" {
@@ -88,6 +88,12 @@ func TestNode(t *testing.T) {
 	}
 	if got := s.kubectl("get", "node", node, "-o", `jsonpath={.metadata.labels.node-role\.kubernetes\.io/control-plane}`); got != "true" {
 		t.Errorf("control-plane label %q", got)
+	}
+	if got := s.kubectl("get", "node", node, "-o", "jsonpath={.status.capacity.pods}"); got != "50" {
+		t.Errorf("--kubelet-arg max-pods=50 not applied: capacity.pods=%q", got)
+	}
+	if got := s.kubectl("get", "node", node, "-o", `jsonpath={.metadata.labels.kubling\.test/role}`); got != "e2e" {
+		t.Errorf("--node-label not applied: %q", got)
 	}
 	nodeIP := s.kubectl("get", "node", node, "-o", `jsonpath={.status.addresses[?(@.type=="InternalIP")].address}`)
 

@@ -75,8 +75,16 @@ func (p *Process) supervise(ctx context.Context, first chan<- error) {
 			}
 			p.log.Error(err, "Cannot open containerd log")
 		}
+		if ctx.Err() != nil { // Stop raced with the back-off
+			if logf != nil {
+				logf.Close()
+			}
+			return
+		}
 		cmd := exec.Command(filepath.Join(p.cfg.PayloadDir, "bin", "containerd"), "--config", p.configPath())
-		cmd.Stdout, cmd.Stderr = logf, logf
+		if logf != nil {
+			cmd.Stdout, cmd.Stderr = logf, logf
+		}
 		// containerd dies with kubling; the shims (and so the pods) do not.
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 		cmd.Env = append(os.Environ(), "PATH="+filepath.Join(p.cfg.PayloadDir, "bin")+":"+os.Getenv("PATH"))
@@ -84,7 +92,9 @@ func (p *Process) supervise(ctx context.Context, first chan<- error) {
 		if attempt == 0 {
 			first <- err
 			if err != nil {
-				logf.Close()
+				if logf != nil {
+					logf.Close()
+				}
 				return
 			}
 		}
@@ -98,7 +108,9 @@ func (p *Process) supervise(ctx context.Context, first chan<- error) {
 				backoff = time.Second
 			}
 		}
-		logf.Close()
+		if logf != nil {
+			logf.Close()
+		}
 		if ctx.Err() != nil {
 			return
 		}
@@ -121,7 +133,7 @@ func (p *Process) Ready(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%w (see %s)", errors.Join(ctx.Err(), last), p.logFile)
+			return fmt.Errorf("%w (last probe: %v; see %s)", ctx.Err(), last, p.logFile)
 		case <-p.stopped:
 			return fmt.Errorf("containerd supervisor stopped (see %s)", p.logFile)
 		case <-time.After(100 * time.Millisecond):

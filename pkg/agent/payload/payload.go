@@ -88,8 +88,8 @@ func (p *Payload) Install(dataDir string) (dir string, unpacked bool, err error)
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return "", false, err
 	}
-	// A damaged copy is moved aside, not edited in place: running shims may
-	// still have its binaries open.
+	// A damaged copy is replaced as a whole, never edited in place. Running
+	// shims keep their (now unlinked) executables until they exit.
 	if _, err := os.Stat(dir); err == nil {
 		if err := os.RemoveAll(dir); err != nil {
 			return "", false, err
