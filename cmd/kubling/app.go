@@ -84,6 +84,7 @@ func serverCommand() *cli.Command {
 		&cli.StringFlag{Name: "cluster-domain", Usage: "cluster DNS domain", Value: config.DefaultClusterDomain, Destination: &c.ClusterDomain},
 		&cli.StringFlag{Name: "datastore-endpoint", Usage: "kine datastore: sqlite:// (default, embedded), postgres://… or mysql://…", Destination: &c.DatastoreEndpoint},
 		&cli.StringSliceFlag{Name: "disable", Usage: "do not deploy this bundled add-on (coredns)", Destination: &disable},
+		&cli.StringFlag{Name: "flannel-backend", Usage: "pod network between nodes: vxlan, host-gw or none", Value: "vxlan", Destination: &c.FlannelBackend},
 		&cli.BoolFlag{Name: "disable-agent", Usage: "run only the control plane, no node on this machine", Destination: &c.DisableAgent},
 		&cli.StringSliceFlag{Name: "kube-apiserver-arg", Usage: "extra or overriding kube-apiserver flag, key=value", Destination: &apiArgs},
 		&cli.StringSliceFlag{Name: "kube-scheduler-arg", Usage: "extra or overriding kube-scheduler flag, key=value", Destination: &schedArgs},

@@ -23,6 +23,7 @@ import (
 	"github.com/kubling/kubling/pkg/agent/host"
 	"github.com/kubling/kubling/pkg/agent/payload"
 	"github.com/kubling/kubling/pkg/cni"
+	"github.com/kubling/kubling/pkg/cni/flannel"
 	"github.com/kubling/kubling/pkg/component"
 	"github.com/kubling/kubling/pkg/fileutil"
 )
@@ -47,9 +48,13 @@ type Config struct {
 
 	KubeletKubeconfig   string
 	KubeProxyKubeconfig string
-	ClientCAFile        string
-	ServingCert         string
-	ServingKey          string
+	// FlannelKubeconfig may list/watch nodes and patch nodes/status.
+	FlannelKubeconfig string
+	// FlannelBackend is vxlan, host-gw or none.
+	FlannelBackend string
+	ClientCAFile   string
+	ServingCert    string
+	ServingKey     string
 
 	KubeletArgs   []string
 	KubeProxyArgs []string
@@ -124,11 +129,21 @@ func Components(c Config, log klog.Logger) ([]component.Component, error) {
 		ExtraArgs:        c.KubeletArgs,
 	})
 	network := &cniWriter{cfg: c, confDir: ctrCfg.CNIConfDir, log: log}
-	proxy := newKubeProxy(c)
-	return []component.Component{
+	parts := []component.Component{
 		containerd.NewProcess(ctrCfg, filepath.Join(agentDir(c.DataDir), "containerd", "containerd.log"), log),
-		images, kubelet, network, proxy,
-	}, nil
+		images, kubelet, network,
+	}
+	if c.FlannelBackend != "none" {
+		parts = append(parts, flannel.New(flannel.Config{
+			NodeName:    c.NodeName,
+			NodeIP:      c.NodeIP,
+			ClusterCIDR: c.ClusterCIDR,
+			Backend:     c.FlannelBackend,
+			Kubeconfig:  c.FlannelKubeconfig,
+			Dir:         filepath.Join(agentDir(c.DataDir), "etc", "flannel"),
+		}))
+	}
+	return append(parts, newKubeProxy(c)), nil
 }
 
 // hostPrerequisites sets what the kubeadm guides set by hand; where it
@@ -246,7 +261,7 @@ func (w *cniWriter) run(ctx context.Context, client kubernetes.Interface) error 
 			if err != nil {
 				return err
 			}
-			conf, err := cni.Conflist(node.Spec.PodCIDR, w.cfg.ClusterCIDR, mtu-50, filepath.Join(agentDir(w.cfg.DataDir), "cni"))
+			conf, err := cni.Conflist(node.Spec.PodCIDR, w.cfg.ClusterCIDR, mtu-50, filepath.Join(agentDir(w.cfg.DataDir), "cni"), w.cfg.FlannelBackend == "none")
 			if err != nil {
 				return err
 			}

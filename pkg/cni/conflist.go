@@ -14,7 +14,7 @@ const ConflistName = "10-kubling.conflist"
 // addresses from the node's pod CIDR, routes to the whole cluster CIDR, then
 // portmap (hostPort) and bandwidth (traffic shaping annotations). It is what
 // flannel's CNI plugin hands to the bridge plugin; kubling writes it directly.
-func Conflist(podCIDR, clusterCIDR string, mtu int, ipamDir string) ([]byte, error) {
+func Conflist(podCIDR, clusterCIDR string, mtu int, ipamDir string, masquerade bool) ([]byte, error) {
 	pod, err := netip.ParsePrefix(podCIDR)
 	if err != nil {
 		return nil, fmt.Errorf("pod CIDR %q: %w", podCIDR, err)
@@ -40,9 +40,9 @@ func Conflist(podCIDR, clusterCIDR string, mtu int, ipamDir string) ([]byte, err
 				"isDefaultGateway": true,
 				"hairpinMode":      true,
 				"forceAddress":     true,
-				// Masquerade pod traffic leaving the cluster CIDR; with flannel
-				// running, flannel's own rules take this over.
-				"ipMasq": true,
+				// Without flannel the bridge masquerades pod traffic leaving
+				// the pod CIDR; with flannel, flannel's own rules do.
+				"ipMasq": masquerade,
 				"mtu":    mtu,
 				"ipam": map[string]any{
 					"type": "host-local",

@@ -6,7 +6,7 @@ import (
 )
 
 func TestConflist(t *testing.T) {
-	out, err := Conflist("10.42.3.0/24", "10.42.0.0/16", 1450, "/var/lib/kubling/agent/cni")
+	out, err := Conflist("10.42.3.0/24", "10.42.0.0/16", 1450, "/var/lib/kubling/agent/cni", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +33,7 @@ func TestConflist(t *testing.T) {
 		t.Fatalf("bridge %+v", b)
 	}
 	for _, bad := range [][2]string{{"10.99.0.0/24", "10.42.0.0/16"}, {"x", "10.42.0.0/16"}, {"10.42.1.0/24", "y"}} {
-		if _, err := Conflist(bad[0], bad[1], 1450, "/x"); err == nil {
+		if _, err := Conflist(bad[0], bad[1], 1450, "/x", false); err == nil {
 			t.Errorf("%v accepted", bad)
 		}
 	}

@@ -45,6 +45,7 @@ type Server struct {
 	DatastoreEndpoint   string
 	DisableAgent        bool
 	Disable             []string
+	FlannelBackend      string
 	Debug               bool
 
 	// The server's own node.
@@ -132,6 +133,13 @@ func (s *Server) Validate() error {
 	}
 	if s.ClusterDomain == "" {
 		return fmt.Errorf("--cluster-domain must not be empty")
+	}
+	if !slices.Contains([]string{"vxlan", "host-gw", "none"}, s.FlannelBackend) {
+		hint := ""
+		if s.FlannelBackend == "wireguard-native" {
+			hint = " (wireguard-native needs WireGuard in the kernel; not supported yet)"
+		}
+		return fmt.Errorf("--flannel-backend %q: want vxlan, host-gw or none%s", s.FlannelBackend, hint)
 	}
 	for _, d := range s.Disable {
 		if bundled := manifests.Names(); !slices.Contains(bundled, d) {

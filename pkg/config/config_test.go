@@ -13,6 +13,7 @@ func validServer() *Server {
 		ClusterCIDR:         DefaultClusterCIDR,
 		ServiceCIDR:         DefaultServiceCIDR,
 		ClusterDomain:       DefaultClusterDomain,
+		FlannelBackend:      "vxlan",
 	}
 }
 
@@ -49,6 +50,7 @@ func TestValidateRejects(t *testing.T) {
 		{"mode too big", func(s *Server) { s.WriteKubeconfigMode = "7777" }, "--write-kubeconfig-mode"},
 		{"port", func(s *Server) { s.HTTPSPort = 70000 }, "--https-listen-port"},
 		{"bind", func(s *Server) { s.BindAddress = "localhost" }, "--bind-address"},
+		{"flannel backend", func(s *Server) { s.FlannelBackend = "wireguard-native" }, "--flannel-backend \"wireguard-native\""},
 		{"disable unknown", func(s *Server) { s.Disable = []string{"traefik"} }, "--disable \"traefik\": not a bundled add-on"},
 		{"node name", func(s *Server) { s.NodeName = "bad_name" }, "--node-name"},
 		{"node ip", func(s *Server) { s.NodeIP = "10.0.0.300" }, "--node-ip"},

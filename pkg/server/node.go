@@ -69,11 +69,15 @@ func nodeComponents(c *config.Server, p pki.PKI, apiURL string, log klog.Logger)
 		ClusterDomain:       c.ClusterDomain,
 		KubeletKubeconfig:   kubeletKubeconfig,
 		KubeProxyKubeconfig: proxyKubeconfig,
-		ClientCAFile:        p.Cert(pki.ClientCA),
-		ServingCert:         node.Cert(pki.KubeletServing),
-		ServingKey:          node.Key(pki.KubeletServing),
-		KubeletArgs:         c.KubeletArgs,
-		KubeProxyArgs:       c.KubeProxyArgs,
+		// The server's own node gives flannel the admin identity; joining
+		// agents will get a scoped one.
+		FlannelKubeconfig: AdminKubeconfig(c.DataDir),
+		FlannelBackend:    c.FlannelBackend,
+		ClientCAFile:      p.Cert(pki.ClientCA),
+		ServingCert:       node.Cert(pki.KubeletServing),
+		ServingKey:        node.Key(pki.KubeletServing),
+		KubeletArgs:       c.KubeletArgs,
+		KubeProxyArgs:     c.KubeProxyArgs,
 	}, log)
 	if err != nil {
 		return nil, err

@@ -95,6 +95,13 @@ func TestNode(t *testing.T) {
 	if got := s.kubectl("get", "node", node, "-o", `jsonpath={.metadata.labels.kubling\.test/role}`); got != "e2e" {
 		t.Errorf("--node-label not applied: %q", got)
 	}
+	// flannel (VXLAN) runs in-process and has announced the node.
+	if got := s.kubectl("get", "node", node, "-o", `jsonpath={.metadata.annotations.flannel\.alpha\.coreos\.com/backend-type}`); got != "vxlan" {
+		t.Errorf("flannel backend-type annotation %q", got)
+	}
+	if err := exec.Command("ip", "link", "show", "flannel.1").Run(); err != nil {
+		t.Errorf("no flannel.1 VXLAN device: %v", err)
+	}
 	nodeIP := s.kubectl("get", "node", node, "-o", `jsonpath={.status.addresses[?(@.type=="InternalIP")].address}`)
 
 	s.kubectl("create", "namespace", "e2e")
@@ -209,10 +216,12 @@ func TestNode(t *testing.T) {
 	if out, _ := exec.Command("sh", "-c", "grep -c -e "+s.dataDir+" -e /run/kubling /proc/self/mounts").Output(); strings.TrimSpace(string(out)) != "0" {
 		t.Errorf("mounts left after killall: %s", out)
 	}
-	if err := exec.Command("ip", "link", "show", "cni0").Run(); err == nil {
-		t.Error("cni0 left after killall")
+	for _, dev := range []string{"cni0", "flannel.1"} {
+		if err := exec.Command("ip", "link", "show", dev).Run(); err == nil {
+			t.Errorf("%s left after killall", dev)
+		}
 	}
-	if out, _ := exec.Command("sh", "-c", "iptables-save | grep -c -E 'KUBE-|CNI-'").Output(); strings.TrimSpace(string(out)) != "0" {
+	if out, _ := exec.Command("sh", "-c", "iptables-save | grep -c -E 'KUBE-|CNI-|FLANNEL-'").Output(); strings.TrimSpace(string(out)) != "0" {
 		t.Errorf("iptables rules left after killall: %s", out)
 	}
 	if left := processesUnder(s.dataDir); len(left) > 0 {
