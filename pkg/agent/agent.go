@@ -26,6 +26,7 @@ import (
 	"github.com/kubling/kubling/pkg/cni/flannel"
 	"github.com/kubling/kubling/pkg/component"
 	"github.com/kubling/kubling/pkg/fileutil"
+	"github.com/kubling/kubling/pkg/hostcheck"
 )
 
 // RunDir holds the node's runtime sockets and state.
@@ -33,6 +34,15 @@ const RunDir = "/run/kubling"
 
 // ContainerdSocket is where kubling's containerd listens.
 const ContainerdSocket = RunDir + "/containerd/containerd.sock"
+
+// Ports are the ports every node's components listen on.
+func Ports() []hostcheck.Port {
+	return []hostcheck.Port{
+		{Host: "", Port: 10250, What: "the kubelet"},
+		{Host: "127.0.0.1", Port: 10248, What: "the kubelet's health check"},
+		{Host: "127.0.0.1", Port: 10256, What: "kube-proxy's health check"},
+	}
+}
 
 // Config is what a node needs; the server (or, later, the join) provides
 // the credentials.

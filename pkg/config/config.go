@@ -149,7 +149,7 @@ func (s *Server) Validate() error {
 	if s.NodeIP != "" && net.ParseIP(s.NodeIP) == nil {
 		return fmt.Errorf("--node-ip %q: not an IP address", s.NodeIP)
 	}
-	if !s.DisableAgent && !validNodeName(s.NodeName) {
+	if !s.DisableAgent && !ValidNodeName(s.NodeName) {
 		return fmt.Errorf("--node-name %q: want a lowercase DNS name (letters, digits, '-', '.')", s.NodeName)
 	}
 	for _, l := range s.NodeLabels {
@@ -167,7 +167,8 @@ func (s *Server) Validate() error {
 	return nil
 }
 
-func validNodeName(n string) bool {
+// ValidNodeName says whether n is a lowercase DNS name a node may have.
+func ValidNodeName(n string) bool {
 	if n == "" || len(n) > 253 || strings.HasPrefix(n, "-") || strings.HasSuffix(n, "-") || strings.HasPrefix(n, ".") || strings.HasSuffix(n, ".") {
 		return false
 	}

@@ -10,6 +10,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"math"
@@ -233,9 +234,22 @@ func (p PKI) writeLeaf(l leaf, ca *authority, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).SetInt64(math.MaxInt64))
+	chain, err := sign(l, ca, key.Public(), now)
 	if err != nil {
 		return err
+	}
+	if err := fileutil.WriteAtomic(p.Key(l.name), keyPEM, 0o600); err != nil {
+		return err
+	}
+	return fileutil.WriteAtomic(p.Cert(l.name), chain, 0o644)
+}
+
+// sign issues l for pub and returns the PEM chain (leaf, CA), which lets
+// clients that only trust the CA verify it.
+func sign(l leaf, ca *authority, pub crypto.PublicKey, now time.Time) ([]byte, error) {
+	serial, err := rand.Int(rand.Reader, new(big.Int).SetInt64(math.MaxInt64))
+	if err != nil {
+		return nil, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
@@ -247,19 +261,11 @@ func (p PKI) writeLeaf(l leaf, ca *authority, now time.Time) error {
 		DNSNames:     l.sans.DNSNames,
 		IPAddresses:  l.sans.IPs,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, pub, ca.key)
 	if err != nil {
-		return fmt.Errorf("sign %s: %w", l.name, err)
+		return nil, fmt.Errorf("sign %s: %w", l.name, err)
 	}
-	// The chain (leaf, CA) lets clients that only trust the CA verify it.
-	chain, err := certutil.EncodeCertificates(&x509.Certificate{Raw: der}, ca.cert)
-	if err != nil {
-		return err
-	}
-	if err := fileutil.WriteAtomic(p.Key(l.name), keyPEM, 0o600); err != nil {
-		return err
-	}
-	return fileutil.WriteAtomic(p.Cert(l.name), chain, 0o644)
+	return certutil.EncodeCertificates(&x509.Certificate{Raw: der}, ca.cert)
 }
 
 func parseKey(keyPEM []byte) (crypto.Signer, error) {
@@ -299,19 +305,45 @@ func (p PKI) CABundle() ([]byte, error) {
 	return bytes.TrimSpace(b), nil
 }
 
-// Node certificate names, written to the node's own folder.
+// Node certificate names, written to the node's own folder. They match the
+// credential names of the join protocol.
 const (
 	KubeletClient  = "client-kubelet"
 	KubeletServing = "serving-kubelet"
 	KubeProxy      = "client-kube-proxy"
+	Flannel        = "client-flannel"
 )
 
-// EnsureNode makes sure dir holds a node's kubelet client certificate (CN
-// system:node:<name>, O system:nodes, from the client CA: the Node authorizer
-// recognises it), its kubelet serving certificate (from the server CA, which
-// the apiserver trusts for kubelets, naming the node, localhost and its IPs,
-// so no serving CSR is ever left Pending), and a kube-proxy client
-// certificate. It returns the names it wrote.
+// FlannelUser is the identity flannel runs as on every node; RBAC lets it
+// read nodes and patch their status (its subnet annotations).
+const FlannelUser = "kubling-flannel"
+
+// NodeCredentials lists the node certificates in a fixed order.
+var NodeCredentials = []string{KubeletClient, KubeletServing, KubeProxy, Flannel}
+
+// nodeLeaf describes one node certificate: the kubelet client certificate
+// (CN system:node:<name>, O system:nodes, from the client CA: the Node
+// authorizer recognises it), the kubelet serving certificate (from the server
+// CA, which the apiserver trusts for kubelets, naming the node, localhost and
+// its IPs, so no serving CSR is ever left Pending), and kube-proxy's and
+// flannel's client certificates.
+func nodeLeaf(cred, nodeName string, ips []net.IP) (leaf, string, error) {
+	switch cred {
+	case KubeletClient:
+		return leaf{name: cred, cn: "system:node:" + nodeName, orgs: []string{"system:nodes"}, usage: x509.ExtKeyUsageClientAuth}, ClientCA, nil
+	case KubeletServing:
+		sans := SANs{DNSNames: []string{nodeName, "localhost"}, IPs: append([]net.IP{net.ParseIP("127.0.0.1")}, ips...)}
+		return leaf{name: cred, cn: nodeName, usage: x509.ExtKeyUsageServerAuth, sans: sans}, ServerCA, nil
+	case KubeProxy:
+		return leaf{name: cred, cn: "system:kube-proxy", usage: x509.ExtKeyUsageClientAuth}, ClientCA, nil
+	case Flannel:
+		return leaf{name: cred, cn: FlannelUser, usage: x509.ExtKeyUsageClientAuth}, ClientCA, nil
+	}
+	return leaf{}, "", fmt.Errorf("unknown node credential %q", cred)
+}
+
+// EnsureNode makes sure dir holds the node certificates of nodeName, signed
+// here (the server's own node). It returns the names it wrote.
 func (p PKI) EnsureNode(dir, nodeName string, ips []net.IP, now func() time.Time) ([]string, error) {
 	if now == nil {
 		now = time.Now
@@ -319,33 +351,55 @@ func (p PKI) EnsureNode(dir, nodeName string, ips []net.IP, now func() time.Time
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	server, _, err := p.ensureCA(ServerCA, now())
-	if err != nil {
-		return nil, err
-	}
-	client, _, err := p.ensureCA(ClientCA, now())
-	if err != nil {
-		return nil, err
-	}
-	sans := SANs{DNSNames: []string{nodeName, "localhost"}, IPs: append([]net.IP{net.ParseIP("127.0.0.1")}, ips...)}
-	leaves := []struct {
-		leaf
-		ca *authority
-	}{
-		{leaf{name: KubeletClient, cn: "system:node:" + nodeName, orgs: []string{"system:nodes"}, usage: x509.ExtKeyUsageClientAuth}, client},
-		{leaf{name: KubeletServing, cn: nodeName, usage: x509.ExtKeyUsageServerAuth, sans: sans}, server},
-		{leaf{name: KubeProxy, cn: "system:kube-proxy", usage: x509.ExtKeyUsageClientAuth}, client},
-	}
 	out := PKI{Dir: dir}
 	var written []string
-	for _, l := range leaves {
-		if out.leafValid(l.leaf, l.ca, now()) {
+	for _, cred := range NodeCredentials {
+		l, caName, err := nodeLeaf(cred, nodeName, ips)
+		if err != nil {
+			return written, err
+		}
+		ca, _, err := p.ensureCA(caName, now())
+		if err != nil {
+			return written, err
+		}
+		if out.leafValid(l, ca, now()) {
 			continue
 		}
-		if err := out.writeLeaf(l.leaf, l.ca, now()); err != nil {
+		if err := out.writeLeaf(l, ca, now()); err != nil {
 			return written, err
 		}
 		written = append(written, l.name)
 	}
 	return written, nil
+}
+
+// SignNode issues a joining node's certificate cred for the public key of
+// csrPEM. The server decides the subject and names; of the request it uses
+// only the key, after checking the request's signature proves possession.
+func (p PKI) SignNode(cred, nodeName string, ips []net.IP, csrPEM []byte, now time.Time) ([]byte, error) {
+	l, caName, err := nodeLeaf(cred, nodeName, ips)
+	if err != nil {
+		return nil, err
+	}
+	block, _ := pem.Decode(csrPEM)
+	if block == nil || block.Type != "CERTIFICATE REQUEST" {
+		return nil, fmt.Errorf("%s: not a PEM certificate request", cred)
+	}
+	csr, err := x509.ParseCertificateRequest(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", cred, err)
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, fmt.Errorf("%s: certificate request signature: %w", cred, err)
+	}
+	certPEM, certErr := os.ReadFile(p.Cert(caName))
+	keyPEM, keyErr := os.ReadFile(p.Key(caName))
+	if err := errors.Join(certErr, keyErr); err != nil {
+		return nil, fmt.Errorf("certificate authority %s: %w", caName, err)
+	}
+	ca, err := parsePair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("certificate authority %s: %w", caName, err)
+	}
+	return sign(l, ca, csr.PublicKey, now)
 }

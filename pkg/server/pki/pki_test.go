@@ -3,6 +3,7 @@ package pki
 import (
 	"bytes"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"net"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	certutil "k8s.io/client-go/util/cert"
+	"k8s.io/client-go/util/keyutil"
 )
 
 func read(t *testing.T, path string) []byte {
@@ -172,7 +174,7 @@ func TestNodeCertificates(t *testing.T) {
 	nodeDir := filepath.Join(dir, "node")
 	ips := []net.IP{net.ParseIP("192.0.2.7")}
 	written, err := p.EnsureNode(nodeDir, "node1", ips, nil)
-	if err != nil || len(written) != 3 {
+	if err != nil || len(written) != 4 {
 		t.Fatalf("%v %v", written, err)
 	}
 	node := PKI{Dir: nodeDir}
@@ -197,5 +199,55 @@ func TestNodeCertificates(t *testing.T) {
 	written, _ = p.EnsureNode(nodeDir, "node1", append(ips, net.ParseIP("192.0.2.8")), nil)
 	if !slices.Equal(written, []string{KubeletServing}) {
 		t.Fatalf("wrote %v", written)
+	}
+}
+
+func TestSignNode(t *testing.T) {
+	dir := t.TempDir()
+	p, _, err := Ensure(Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, err := keyutil.MakeEllipticPrivateKeyPEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := keyutil.ParsePrivateKeyPEM(keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The request asks for more than it may have; the server ignores it.
+	csr, err := certutil.MakeCSR(key, &pkix.Name{CommonName: "system:admin", Organization: []string{"system:masters"}}, []string{"evil"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip := net.ParseIP("192.0.2.9")
+	chain, err := p.SignNode(KubeletServing, "agent1", []net.IP{ip}, csr, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs, err := certutil.ParseCertsPEM(chain)
+	if err != nil || len(certs) != 2 {
+		t.Fatalf("chain: %v %v", len(certs), err)
+	}
+	c := certs[0]
+	if c.Subject.CommonName != "agent1" || len(c.Subject.Organization) != 0 || slices.Contains(c.DNSNames, "evil") || !slices.ContainsFunc(c.IPAddresses, ip.Equal) {
+		t.Fatalf("subject %v, SANs %v %v", c.Subject, c.DNSNames, c.IPAddresses)
+	}
+	if err := c.CheckSignatureFrom(leafCert(t, p, ServerCA)); err != nil {
+		t.Fatal(err)
+	}
+	client, err := p.SignNode(KubeletClient, "agent1", nil, csr, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if certs, _ := certutil.ParseCertsPEM(client); certs[0].Subject.CommonName != "system:node:agent1" || certs[0].CheckSignatureFrom(leafCert(t, p, ClientCA)) != nil {
+		t.Fatalf("client cert %v", certs[0].Subject)
+	}
+	if _, err := p.SignNode(KubeletClient, "agent1", nil, []byte("junk"), time.Now()); err == nil {
+		t.Fatal("junk request signed")
+	}
+	if _, err := p.SignNode("admin", "agent1", nil, csr, time.Now()); err == nil {
+		t.Fatal("unknown credential signed")
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"os"
 	"strings"
 
+	bootstraputil "k8s.io/cluster-bootstrap/token/util"
+
 	"github.com/kubling/kubling/pkg/fileutil"
 )
 
@@ -53,6 +55,21 @@ func (t Token) String() string {
 		return t.Secret
 	}
 	return Prefix + t.CAHash + "::" + t.Secret
+}
+
+// Bootstrap is the upstream bootstrap token ("id.secret") this join token
+// authenticates with at the apiserver. A secret already in that form (from
+// `kubling token create`) is used as it is; any other secret (the server's
+// durable one, or a user's --token) maps to exactly one bootstrap token
+// derived from it, so the server and its agents agree without sharing more.
+func (t Token) Bootstrap() (id, secret string) {
+	if bootstraputil.IsValidBootstrapToken(t.Secret) {
+		id, secret, _ = strings.Cut(t.Secret, ".")
+		return id, secret
+	}
+	sum := sha256.Sum256([]byte("kubling-join-token:" + t.Secret))
+	h := hex.EncodeToString(sum[:])
+	return h[:6], h[6:22]
 }
 
 // CAHash is the hex sha256 of a CA bundle.

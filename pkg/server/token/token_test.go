@@ -65,3 +65,21 @@ func TestEnsureUsesGivenSecretOnFirstStart(t *testing.T) {
 		t.Fatal("token pinning another CA accepted for a new cluster")
 	}
 }
+
+func TestBootstrap(t *testing.T) {
+	id, secret := Token{Secret: "abcdef.0123456789abcdef"}.Bootstrap()
+	if id != "abcdef" || secret != "0123456789abcdef" {
+		t.Fatalf("bootstrap-form secret changed: %s.%s", id, secret)
+	}
+	id1, s1 := Token{Secret: "my-cluster-secret"}.Bootstrap()
+	id2, s2 := Token{Secret: "my-cluster-secret", CAHash: CAHash(ca)}.Bootstrap()
+	if id1 != id2 || s1 != s2 {
+		t.Fatal("derivation depends on more than the secret")
+	}
+	if len(id1) != 6 || len(s1) != 16 {
+		t.Fatalf("derived %s.%s has the wrong shape", id1, s1)
+	}
+	if id3, s3 := (Token{Secret: "another"}).Bootstrap(); id3 == id1 || s3 == s1 {
+		t.Fatal("different secrets derive the same token")
+	}
+}
