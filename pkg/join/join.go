@@ -1,0 +1,264 @@
+// Package join is the protocol between `kubling agent` and a server. The
+// agent fetches the cluster CA anonymously (GET /cacerts) and checks it
+// against the hash in its token before it sends anything secret; then, over
+// TLS verified by that CA and authenticated with the token's bootstrap token,
+// it posts certificate requests for its node (POST /v1-kubling/join). The
+// server answers with signed certificates and the cluster's settings. Private
+// keys never leave the agent.
+//
+// The package is shared by both sides and kept free of heavy imports.
+package join
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/kubling/kubling/pkg/server/token"
+)
+
+// Paths the server serves on the apiserver's port.
+const (
+	CACertsPath = "/cacerts"
+	JoinPath    = "/v1-kubling/join"
+)
+
+// Group is the extra group of every join token's bootstrap identity; RBAC
+// lets it (and only it) post to JoinPath.
+const Group = "system:bootstrappers:kubling:join"
+
+// MaxClockSkew is how far the agent's clock may differ from the server's:
+// beyond it, fresh certificates would look not yet (or no longer) valid.
+const MaxClockSkew = 30 * time.Second
+
+// Credentials an agent asks for, by the base name of its files.
+const (
+	KubeletClient  = "client-kubelet"
+	KubeletServing = "serving-kubelet"
+	KubeProxy      = "client-kube-proxy"
+	Flannel        = "client-flannel"
+)
+
+// Credentials lists them in a fixed order.
+var Credentials = []string{KubeletClient, KubeletServing, KubeProxy, Flannel}
+
+// Request is what an agent posts.
+type Request struct {
+	NodeName string `json:"nodeName"`
+	// NodePassword is the agent's per-machine secret: a second machine
+	// asking for a node name already in use is refused.
+	NodePassword string `json:"nodePassword"`
+	// Addresses are the node's IPs, named in its kubelet serving certificate.
+	Addresses []string `json:"addresses"`
+	// CSRs holds one PEM certificate request per credential. The server
+	// decides subjects and names; it uses only the public key.
+	CSRs map[string][]byte `json:"csrs"`
+}
+
+// Response is the server's answer.
+type Response struct {
+	// Certificates holds one PEM chain (leaf, CA) per requested credential.
+	Certificates map[string][]byte `json:"certificates"`
+	// ClientCA verifies the apiserver's client certificate at the kubelet.
+	ClientCA []byte  `json:"clientCA"`
+	Cluster  Cluster `json:"cluster"`
+}
+
+// Cluster is what a node must agree on with the server.
+type Cluster struct {
+	ClusterCIDR    string `json:"clusterCIDR"`
+	ServiceCIDR    string `json:"serviceCIDR"`
+	ClusterDNS     string `json:"clusterDNS"`
+	ClusterDomain  string `json:"clusterDomain"`
+	FlannelBackend string `json:"flannelBackend"`
+	// Servers are the apiserver URLs the agent's load balancer spreads over.
+	Servers []string `json:"servers"`
+}
+
+// ErrorBody is the JSON of an error answer.
+type ErrorBody struct {
+	Message string `json:"message"`
+}
+
+// permanent marks an error that retrying will not cure (a wrong token, a
+// CA mismatch, a clock too far off). Status is the HTTP status, if any.
+type permanent struct {
+	error
+	Status int
+}
+
+func (p permanent) Unwrap() error { return p.error }
+
+// IsPermanent says whether err is not worth retrying.
+func IsPermanent(err error) bool {
+	var p permanent
+	return errors.As(err, &p)
+}
+
+// IsAuthRefusal says whether the server refused the token (401 or 403).
+// Right after a server starts, before its informers have caught up, a good
+// token may briefly be refused so; callers retry a few times.
+func IsAuthRefusal(err error) bool {
+	var p permanent
+	return errors.As(err, &p) && (p.Status == http.StatusUnauthorized || p.Status == http.StatusForbidden)
+}
+
+// ServerURL checks --server: https, a host, an optional port, nothing else.
+func ServerURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+		return nil, fmt.Errorf("--server %q: want https://<host>:<port>", raw)
+	}
+	if u.Port() == "" {
+		u.Host = net.JoinHostPort(u.Hostname(), "6443")
+	}
+	u.Path = ""
+	return u, nil
+}
+
+// FetchCA gets the cluster CA from server, refuses it unless its sha256 is
+// the one the token pins, and refuses a clock that differs from the server's
+// by more than MaxClockSkew. now is the local clock (nil: time.Now).
+func FetchCA(ctx context.Context, server *url.URL, t token.Token, now func() time.Time) ([]byte, error) {
+	if now == nil {
+		now = time.Now
+	}
+	if t.CAHash == "" {
+		return nil, permanent{error: errors.New("the token has no CA hash, so the server cannot be verified: use the full token (KL1…::…) from the server's <data-dir>/server/token or `kubling token create`")}
+	}
+	// Nothing secret is sent on this connection: the CA it returns is
+	// trusted only if it matches the token's hash.
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // checked against the pinned hash below
+		Proxy:           http.ProxyFromEnvironment,
+	}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, server.String()+CACertsPath, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach the server %s: %w", server, unwrapURLError(err))
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("read %s%s: %w", server, CACertsPath, err)
+	}
+	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+		// The CA is public: a refusal means the server is still starting
+		// (its RBAC is not in place yet). Retry.
+		return nil, fmt.Errorf("the server %s does not hand out its CA yet (%d): still starting?", server, resp.StatusCode)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, statusError(server, CACertsPath, resp.StatusCode, body)
+	}
+	ca := bytes.TrimSpace(body)
+	if got := token.CAHash(ca); got != t.CAHash {
+		return nil, permanent{error: fmt.Errorf("the server %s has another cluster CA than the token pins (sha256 %s…, token wants %s…): wrong server or wrong token", server, got[:12], t.CAHash[:12])}
+	}
+	if pool := x509.NewCertPool(); !pool.AppendCertsFromPEM(ca) {
+		return nil, permanent{error: fmt.Errorf("the server %s sent a CA that is not PEM", server)}
+	}
+	if date, err := http.ParseTime(resp.Header.Get("Date")); err == nil {
+		if skew := now().Sub(date); skew > MaxClockSkew || skew < -MaxClockSkew {
+			return nil, permanent{error: fmt.Errorf("this machine's clock is %s off the server's (%s there, %s here; at most %s allowed): sync the clocks, e.g. with NTP",
+				skew.Round(time.Second), date.UTC().Format(time.RFC3339), now().UTC().Format(time.RFC3339), MaxClockSkew)}
+		}
+	}
+	return ca, nil
+}
+
+// Post sends the join request over TLS verified by ca, authenticated with
+// the bootstrap token ("id.secret").
+func Post(ctx context.Context, server *url.URL, ca []byte, bootstrapToken string, r Request) (*Response, error) {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+		Proxy:           http.ProxyFromEnvironment,
+	}}
+	body, err := json.Marshal(r)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, server.String()+JoinPath, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+bootstrapToken)
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach the server %s: %w", server, unwrapURLError(err))
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return nil, fmt.Errorf("read join answer: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, statusError(server, JoinPath, resp.StatusCode, data)
+	}
+	out := &Response{}
+	if err := json.Unmarshal(data, out); err != nil {
+		return nil, fmt.Errorf("join answer from %s: %w", server, err)
+	}
+	for _, cred := range Credentials {
+		if len(out.Certificates[cred]) == 0 {
+			return nil, fmt.Errorf("join answer from %s lacks the %s certificate", server, cred)
+		}
+	}
+	return out, nil
+}
+
+// statusError turns an HTTP error answer into one line; 4xx answers are
+// permanent (the token or the request is wrong), 5xx are retried.
+func statusError(server *url.URL, path string, code int, body []byte) error {
+	msg := strings.TrimSpace(string(body))
+	var e ErrorBody
+	// Kubernetes' own Status answers carry "message" too.
+	if json.Unmarshal(body, &e) == nil && e.Message != "" {
+		msg = e.Message
+	}
+	if len(msg) > 300 {
+		msg = msg[:300] + "…"
+	}
+	var err error
+	switch code {
+	case http.StatusUnauthorized:
+		err = fmt.Errorf("the server %s rejected the token (401 Unauthorized): it is wrong, expired or deleted", server)
+	case http.StatusForbidden:
+		err = fmt.Errorf("the server %s refused %s (403 Forbidden): %s", server, path, msg)
+	case http.StatusConflict:
+		err = fmt.Errorf("the server %s refused to join: %s", server, msg)
+	case http.StatusNotFound:
+		err = fmt.Errorf("the server %s has no %s (404): is it a kubling server?", server, path)
+	default:
+		err = fmt.Errorf("the server %s answered %s with %d: %s", server, path, code, msg)
+	}
+	if code >= 400 && code < 500 && code != http.StatusTooManyRequests {
+		return permanent{error: err, Status: code}
+	}
+	return err
+}
+
+// unwrapURLError drops net/http's "Get \"url\":" prefix, which repeats what
+// the caller's message already says.
+func unwrapURLError(err error) error {
+	var u *url.Error
+	if errors.As(err, &u) {
+		return u.Err
+	}
+	return err
+}
