@@ -37,19 +37,10 @@ type addons struct {
 func (a *addons) Name() string { return "addons" }
 
 func (a *addons) Start(ctx context.Context) error {
-	rest, err := clientcmd.BuildConfigFromFlags("", a.kubeconfig)
+	ap, err := newApplier(a.kubeconfig)
 	if err != nil {
 		return err
 	}
-	dyn, err := dynamic.NewForConfig(rest)
-	if err != nil {
-		return err
-	}
-	disc, err := discovery.NewDiscoveryClientForConfig(rest)
-	if err != nil {
-		return err
-	}
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disc))
 	for _, name := range manifests.Names() {
 		if a.disabled[name] {
 			continue
@@ -58,7 +49,7 @@ func (a *addons) Start(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if err := apply(ctx, dyn, mapper, doc); err != nil {
+		if err := ap.apply(ctx, doc); err != nil {
 			return fmt.Errorf("add-on %s: %w", name, err)
 		}
 		a.log.V(1).Info("Applied add-on", "name", name)
@@ -69,8 +60,31 @@ func (a *addons) Start(ctx context.Context) error {
 func (a *addons) Ready(context.Context) error { return nil }
 func (a *addons) Stop() error                 { return nil }
 
+// applier server-side-applies YAML documents as kubling.
+type applier struct {
+	dyn    dynamic.Interface
+	mapper *restmapper.DeferredDiscoveryRESTMapper
+}
+
+func newApplier(kubeconfig string) (*applier, error) {
+	rest, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	dyn, err := dynamic.NewForConfig(rest)
+	if err != nil {
+		return nil, err
+	}
+	disc, err := discovery.NewDiscoveryClientForConfig(rest)
+	if err != nil {
+		return nil, err
+	}
+	return &applier{dyn: dyn, mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disc))}, nil
+}
+
 // apply server-side-applies every object of a multi-document YAML.
-func apply(ctx context.Context, dyn dynamic.Interface, mapper *restmapper.DeferredDiscoveryRESTMapper, doc []byte) error {
+func (a *applier) apply(ctx context.Context, doc []byte) error {
+	dyn, mapper := a.dyn, a.mapper
 	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(doc), 4096)
 	for {
 		obj := &unstructured.Unstructured{}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
-	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -43,17 +42,14 @@ func nodeComponents(c *config.Server, p pki.PKI, apiURL string, log klog.Logger)
 	node := pki.PKI{Dir: tlsDir}
 	kubeletKubeconfig := filepath.Join(c.DataDir, "agent", "kubelet.kubeconfig")
 	proxyKubeconfig := filepath.Join(c.DataDir, "agent", "kube-proxy.kubeconfig")
-	for path, client := range map[string]string{kubeletKubeconfig: pki.KubeletClient, proxyKubeconfig: pki.KubeProxy} {
+	flannelKubeconfig := filepath.Join(c.DataDir, "agent", "flannel.kubeconfig")
+	for path, client := range map[string]string{kubeletKubeconfig: pki.KubeletClient, proxyKubeconfig: pki.KubeProxy, flannelKubeconfig: pki.Flannel} {
 		spec := kubeconfig.Spec{Server: apiURL, CAFile: p.Cert(pki.ServerCA), CertFile: node.Cert(client), KeyFile: node.Key(client)}
 		if err := kubeconfig.Write(path, spec, 0o600); err != nil {
 			return nil, err
 		}
 	}
-	labels := map[string]string{}
-	for _, l := range c.NodeLabels {
-		k, v, _ := strings.Cut(l, "=")
-		labels[k] = v
-	}
+	labels := agent.ParseLabels(c.NodeLabels)
 	add, _, err := taints.ParseTaints(c.NodeTaints)
 	if err != nil {
 		return nil, fmt.Errorf("--node-taint: %w", err)
@@ -69,15 +65,13 @@ func nodeComponents(c *config.Server, p pki.PKI, apiURL string, log klog.Logger)
 		ClusterDomain:       c.ClusterDomain,
 		KubeletKubeconfig:   kubeletKubeconfig,
 		KubeProxyKubeconfig: proxyKubeconfig,
-		// The server's own node gives flannel the admin identity; joining
-		// agents will get a scoped one.
-		FlannelKubeconfig: AdminKubeconfig(c.DataDir),
-		FlannelBackend:    c.FlannelBackend,
-		ClientCAFile:      p.Cert(pki.ClientCA),
-		ServingCert:       node.Cert(pki.KubeletServing),
-		ServingKey:        node.Key(pki.KubeletServing),
-		KubeletArgs:       c.KubeletArgs,
-		KubeProxyArgs:     c.KubeProxyArgs,
+		FlannelKubeconfig:   flannelKubeconfig,
+		FlannelBackend:      c.FlannelBackend,
+		ClientCAFile:        p.Cert(pki.ClientCA),
+		ServingCert:         node.Cert(pki.KubeletServing),
+		ServingKey:          node.Key(pki.KubeletServing),
+		KubeletArgs:         c.KubeletArgs,
+		KubeProxyArgs:       c.KubeProxyArgs,
 	}, log)
 	if err != nil {
 		return nil, err

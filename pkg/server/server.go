@@ -18,9 +18,13 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kubling/kubling/manifests"
+	"github.com/kubling/kubling/pkg/agent"
 	"github.com/kubling/kubling/pkg/component"
 	"github.com/kubling/kubling/pkg/config"
 	"github.com/kubling/kubling/pkg/datastore"
+	"github.com/kubling/kubling/pkg/fileutil"
+	"github.com/kubling/kubling/pkg/hostcheck"
+	"github.com/kubling/kubling/pkg/join"
 	"github.com/kubling/kubling/pkg/server/args"
 	"github.com/kubling/kubling/pkg/server/kubeconfig"
 	"github.com/kubling/kubling/pkg/server/pki"
@@ -78,7 +82,7 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 	if _, err := token.CheckOwnership(TokenPath(c.DataDir), c.Token); err != nil {
 		return err
 	}
-	lock, err := lockDataDir(c.DataDir)
+	lock, err := hostcheck.LockDir(c.DataDir)
 	if err != nil {
 		return err
 	}
@@ -98,7 +102,15 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 	if err != nil {
 		return err
 	}
-	if _, err := token.Ensure(TokenPath(c.DataDir), c.Token, caPEM); err != nil {
+	joinToken, err := token.Ensure(TokenPath(c.DataDir), c.Token, caPEM)
+	if err != nil {
+		return err
+	}
+	authnConfig := args.AuthenticationConfigPath(c.DataDir)
+	if err := os.MkdirAll(filepath.Dir(authnConfig), 0o700); err != nil {
+		return err
+	}
+	if err := fileutil.WriteAtomic(authnConfig, args.AuthenticationConfig(join.CACertsPath), 0o600); err != nil {
 		return err
 	}
 	apiURL := "https://" + net.JoinHostPort(host, strconv.Itoa(c.HTTPSPort))
@@ -133,14 +145,28 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 		return err
 	}
 	log.V(1).Info("Component arguments", "apiserver", apiArgs, "scheduler", schedArgs, "controller-manager", cmArgs)
-	apiserver := newAPIServer(apiArgs, host, c.HTTPSPort, p, nil)
+	joins := &joinService{pki: p, kubeconfig: AdminKubeconfig(c.DataDir), log: log, cluster: join.Cluster{
+		ClusterCIDR: c.ClusterCIDR, ServiceCIDR: c.ServiceCIDR, ClusterDNS: c.ClusterDNS, ClusterDomain: c.ClusterDomain, FlannelBackend: c.FlannelBackend,
+	}}
+	apiserver := newAPIServer(apiArgs, host, c.HTTPSPort, p, joins.handlers())
 	scheduler := newScheduler(schedArgs)
 	controllers := newControllerManager(cmArgs)
 	if err := runner.Start(ctx, readyTimeout, apiserver, scheduler, controllers); err != nil {
 		return err
 	}
 
-	// 4. Add-ons (CoreDNS), then the node beside the control plane, unless --disable-agent.
+	// 4. kubling's RBAC and join token, add-ons (CoreDNS), then the node
+	// beside the control plane, unless --disable-agent.
+	bootstrap := &clusterBootstrap{kubeconfig: AdminKubeconfig(c.DataDir), token: joinToken}
+	if !c.DisableAgent {
+		bootstrap.node = c.NodeName
+		if bootstrap.nodePassword, err = agent.NodePassword(c.DataDir); err != nil {
+			return err
+		}
+	}
+	if err := runner.Start(ctx, readyTimeout, bootstrap); err != nil {
+		return err
+	}
 	disabled := map[string]bool{}
 	for _, d := range c.Disable {
 		disabled[d] = true
@@ -170,7 +196,7 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 		}
 		log.Info("Wrote kubeconfig", "path", c.WriteKubeconfig)
 	}
-	log.Info("Node join token", "path", TokenPath(c.DataDir))
+	log.Info("Join nodes with: kubling agent --server "+joinURL(c)+" --token "+joinToken.String(), "tokenFile", TokenPath(c.DataDir))
 	log.Info("kubling is ready", "kubernetes", apiURL, "duration", time.Since(begin).Round(time.Millisecond))
 
 	// 6. Serve until asked to stop, or until a component dies.
@@ -209,6 +235,20 @@ func checkComponentFlags(cp args.ControlPlane) error {
 		}
 	}
 	return nil
+}
+
+// joinURL is the server URL agents join: the advertised address, else the
+// host's primary one.
+func joinURL(c *config.Server) string {
+	host := c.AdvertiseAddress
+	if host == "" {
+		if ip, err := utilnet.ChooseHostInterface(); err == nil {
+			host = ip.String()
+		} else {
+			host = "127.0.0.1"
+		}
+	}
+	return "https://" + net.JoinHostPort(host, strconv.Itoa(c.HTTPSPort))
 }
 
 // loopbackHost is where kubling's own clients reach the apiserver.

@@ -48,7 +48,7 @@ func APIServer(c ControlPlane) ([]string, error) {
 	a := map[string]string{
 		"advertise-address":                  c.AdvertiseAddress,
 		"allow-privileged":                   "true",
-		"anonymous-auth":                     "false",
+		"authentication-config":              AuthenticationConfigPath(c.DataDir),
 		"api-audiences":                      issuer,
 		"authorization-mode":                 "Node,RBAC",
 		"bind-address":                       c.BindAddress,
@@ -82,6 +82,25 @@ func APIServer(c ControlPlane) ([]string, error) {
 		"tls-private-key-file":               p.Key(pki.APIServerServing),
 	}
 	return Build(a, c.ExtraAPIServer)
+}
+
+// AuthenticationConfigPath is where the apiserver's authentication
+// configuration is written.
+func AuthenticationConfigPath(dataDir string) string {
+	return dataDir + "/server/etc/authentication.yaml"
+}
+
+// AuthenticationConfig lets anonymous requests reach only the path that
+// hands out the cluster CA (joining agents check it against their token);
+// every other anonymous request is refused as with anonymous-auth=false.
+// RBAC still decides what an anonymous request may do there.
+func AuthenticationConfig(caCertsPath string) []byte {
+	return []byte(`apiVersion: apiserver.config.k8s.io/v1
+kind: AuthenticationConfiguration
+anonymous:
+  enabled: true
+  conditions:
+  - path: ` + caCertsPath + "\n")
 }
 
 // Scheduler returns kube-scheduler's arguments.

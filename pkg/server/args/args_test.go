@@ -39,7 +39,7 @@ func TestBuildOverridesSortsAndDropsEmpty(t *testing.T) {
 
 func TestAPIServerArgs(t *testing.T) {
 	c := cp()
-	c.ExtraAPIServer = []string{"audit-log-maxage=3", "anonymous-auth=true"}
+	c.ExtraAPIServer = []string{"audit-log-maxage=3", "profiling=true"}
 	got, err := APIServer(c)
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +53,8 @@ func TestAPIServerArgs(t *testing.T) {
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 		"--enable-bootstrap-token-auth=true",
 		"--audit-log-maxage=3",
-		"--anonymous-auth=true",
+		"--profiling=true",
+		"--authentication-config=/var/lib/kubling/server/etc/authentication.yaml",
 	} {
 		if !slices.Contains(got, want) {
 			t.Errorf("missing %s in %v", want, got)

@@ -1,0 +1,279 @@
+package server
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	genericrequest "k8s.io/apiserver/pkg/endpoints/request"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	bootstrapapi "k8s.io/cluster-bootstrap/token/api"
+	"k8s.io/klog/v2"
+
+	"github.com/kubling/kubling/pkg/config"
+	"github.com/kubling/kubling/pkg/join"
+	"github.com/kubling/kubling/pkg/server/pki"
+	"github.com/kubling/kubling/pkg/server/token"
+)
+
+// joinService answers joining agents on the apiserver's port: the CA for
+// anyone (agents check it against their token), certificates for holders of
+// a join token. The apiserver authenticates the token (a bootstrap token)
+// and RBAC authorises the path before a request gets here.
+type joinService struct {
+	pki        pki.PKI
+	cluster    join.Cluster
+	kubeconfig string
+	log        klog.Logger
+
+	once      sync.Once
+	client    kubernetes.Interface
+	clientErr error
+}
+
+func (j *joinService) handlers() map[string]http.Handler {
+	return map[string]http.Handler{
+		join.CACertsPath: http.HandlerFunc(j.serveCA),
+		join.JoinPath:    http.HandlerFunc(j.serveJoin),
+	}
+}
+
+func (j *joinService) kube() (kubernetes.Interface, error) {
+	j.once.Do(func() {
+		rest, err := clientcmd.BuildConfigFromFlags("", j.kubeconfig)
+		if err != nil {
+			j.clientErr = err
+			return
+		}
+		j.client, j.clientErr = kubernetes.NewForConfig(rest)
+	})
+	return j.client, j.clientErr
+}
+
+func (j *joinService) serveCA(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		writeError(w, http.StatusMethodNotAllowed, "use GET")
+		return
+	}
+	ca, err := j.pki.CABundle()
+	if err != nil {
+		j.log.Error(err, "Serve CA")
+		writeError(w, http.StatusInternalServerError, "cannot read the cluster CA")
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-pem-file")
+	_, _ = w.Write(append(ca, '\n'))
+}
+
+func (j *joinService) serveJoin(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		writeError(w, http.StatusMethodNotAllowed, "use POST")
+		return
+	}
+	// RBAC already limits the path to the join group; check again here so a
+	// broadened role binding cannot hand out node credentials by accident.
+	user, ok := genericrequest.UserFrom(r.Context())
+	if !ok || !slices.Contains(user.GetGroups(), join.Group) {
+		writeError(w, http.StatusForbidden, "only join tokens may join nodes")
+		return
+	}
+	var req join.Request
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 256<<10)).Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "malformed join request: "+err.Error())
+		return
+	}
+	resp, code, err := j.join(r.Context(), req)
+	if err != nil {
+		j.log.Info("Join refused", "node", req.NodeName, "token", user.GetName(), "reason", err.Error())
+		writeError(w, code, err.Error())
+		return
+	}
+	j.log.Info("Node joined", "node", req.NodeName, "addresses", req.Addresses, "token", user.GetName())
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(resp)
+}
+
+func (j *joinService) join(ctx context.Context, req join.Request) (*join.Response, int, error) {
+	if !config.ValidNodeName(req.NodeName) {
+		return nil, http.StatusBadRequest, fmt.Errorf("node name %q is not a lowercase DNS name", req.NodeName)
+	}
+	if len(req.NodePassword) < 16 {
+		return nil, http.StatusBadRequest, errors.New("node password missing or too short")
+	}
+	var ips []net.IP
+	for _, a := range req.Addresses {
+		ip := net.ParseIP(a)
+		if ip == nil {
+			return nil, http.StatusBadRequest, fmt.Errorf("address %q is not an IP", a)
+		}
+		ips = append(ips, ip)
+	}
+	client, err := j.kube()
+	if err != nil {
+		return nil, http.StatusInternalServerError, err
+	}
+	if err := checkNodePassword(ctx, client, req.NodeName, req.NodePassword); err != nil {
+		if errors.As(err, new(nameTaken)) {
+			return nil, http.StatusConflict, err
+		}
+		return nil, http.StatusInternalServerError, err
+	}
+	resp := &join.Response{Certificates: map[string][]byte{}, Cluster: j.cluster}
+	for _, cred := range join.Credentials {
+		cert, err := j.pki.SignNode(cred, req.NodeName, ips, req.CSRs[cred], time.Now())
+		if err != nil {
+			return nil, http.StatusBadRequest, err
+		}
+		resp.Certificates[cred] = cert
+	}
+	if resp.ClientCA, err = os.ReadFile(j.pki.Cert(pki.ClientCA)); err != nil {
+		return nil, http.StatusInternalServerError, err
+	}
+	resp.Cluster.Servers = apiServers(ctx, client)
+	return resp, http.StatusOK, nil
+}
+
+// apiServers lists the apiservers' addresses from the `kubernetes`
+// Service's endpoints (every server registers itself there).
+func apiServers(ctx context.Context, client kubernetes.Interface) []string {
+	slice, err := client.DiscoveryV1().EndpointSlices(metav1.NamespaceDefault).Get(ctx, "kubernetes", metav1.GetOptions{})
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, p := range slice.Ports {
+		if p.Port == nil {
+			continue
+		}
+		for _, e := range slice.Endpoints {
+			for _, a := range e.Addresses {
+				out = append(out, "https://"+net.JoinHostPort(a, strconv.Itoa(int(*p.Port))))
+			}
+		}
+	}
+	return out
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(join.ErrorBody{Message: msg})
+}
+
+// nameTaken means another machine already holds a node name.
+type nameTaken struct{ node string }
+
+func (e nameTaken) Error() string {
+	return fmt.Sprintf("node name %q is already used by another machine; give this one another --node-name (or delete the old node: kubectl delete node %s)", e.node, e.node)
+}
+
+// nodePasswordSecret names the Secret that holds a node's password hash.
+func nodePasswordSecret(node string) string { return node + ".node-password.kubling" }
+
+// checkNodePassword ties a node name to the first machine that uses it: the
+// hash of its per-machine password is kept in a Secret. Another machine (another
+// password) is refused while the node exists; once the node is deleted the
+// name is free again.
+func checkNodePassword(ctx context.Context, client kubernetes.Interface, node, password string) error {
+	secrets := client.CoreV1().Secrets(metav1.NamespaceSystem)
+	s, err := secrets.Get(ctx, nodePasswordSecret(node), metav1.GetOptions{})
+	switch {
+	case err == nil:
+		if bcrypt.CompareHashAndPassword(s.Data["hash"], []byte(password)) == nil {
+			return nil
+		}
+		if _, err := client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{}); err == nil {
+			return nameTaken{node: node}
+		} else if !apierrors.IsNotFound(err) {
+			return err
+		}
+	case !apierrors.IsNotFound(err):
+		return fmt.Errorf("read node password: %w", err)
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+	if err != nil {
+		return err
+	}
+	ac := corev1ac.Secret(nodePasswordSecret(node), metav1.NamespaceSystem).
+		WithType(corev1.SecretTypeOpaque).
+		WithLabels(map[string]string{"kubling.io/node-password": "true"}).
+		WithData(map[string][]byte{"hash": hash})
+	if _, err := secrets.Apply(ctx, ac, metav1.ApplyOptions{FieldManager: fieldManager, Force: true}); err != nil {
+		return fmt.Errorf("store node password: %w", err)
+	}
+	return nil
+}
+
+//go:embed rbac.yaml
+var rbacYAML []byte
+
+// DurableTokenDescription marks the bootstrap token behind the server's
+// own join token.
+const DurableTokenDescription = "kubling server token (durable; from <data-dir>/server/token)"
+
+// clusterBootstrap writes what the cluster needs before nodes join: kubling's
+// RBAC, the bootstrap token behind the server's durable join token, and the
+// server node's password (so no agent can take its name).
+type clusterBootstrap struct {
+	kubeconfig   string
+	token        token.Token
+	node         string // "" when the server runs no node
+	nodePassword string
+}
+
+func (b *clusterBootstrap) Name() string { return "cluster-bootstrap" }
+
+func (b *clusterBootstrap) Start(ctx context.Context) error {
+	rest, err := clientcmd.BuildConfigFromFlags("", b.kubeconfig)
+	if err != nil {
+		return err
+	}
+	client, err := kubernetes.NewForConfig(rest)
+	if err != nil {
+		return err
+	}
+	id, secret := b.token.Bootstrap()
+	ac := corev1ac.Secret(bootstrapapi.BootstrapTokenSecretPrefix+id, metav1.NamespaceSystem).
+		WithType(bootstrapapi.SecretTypeBootstrapToken).
+		WithData(map[string][]byte{
+			bootstrapapi.BootstrapTokenIDKey:               []byte(id),
+			bootstrapapi.BootstrapTokenSecretKey:           []byte(secret),
+			bootstrapapi.BootstrapTokenUsageAuthentication: []byte("true"),
+			bootstrapapi.BootstrapTokenExtraGroupsKey:      []byte(join.Group),
+			bootstrapapi.BootstrapTokenDescriptionKey:      []byte(DurableTokenDescription),
+		})
+	if _, err := client.CoreV1().Secrets(metav1.NamespaceSystem).Apply(ctx, ac, metav1.ApplyOptions{FieldManager: fieldManager, Force: true}); err != nil {
+		return fmt.Errorf("join token: %w", err)
+	}
+	ap, err := newApplier(b.kubeconfig)
+	if err != nil {
+		return err
+	}
+	if err := ap.apply(ctx, rbacYAML); err != nil {
+		return fmt.Errorf("kubling RBAC: %w", err)
+	}
+	if b.node != "" {
+		if err := checkNodePassword(ctx, client, b.node, b.nodePassword); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *clusterBootstrap) Ready(context.Context) error { return nil }
+func (b *clusterBootstrap) Stop() error                 { return nil }

@@ -1,0 +1,138 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	bootstrapapi "k8s.io/cluster-bootstrap/token/api"
+	bootstraputil "k8s.io/cluster-bootstrap/token/util"
+
+	"github.com/kubling/kubling/pkg/join"
+	"github.com/kubling/kubling/pkg/server/pki"
+	"github.com/kubling/kubling/pkg/server/token"
+)
+
+// Tokens manages extra join tokens: upstream bootstrap tokens in the join
+// group, printed in kubling's token form (pinning the cluster CA).
+type Tokens struct {
+	client kubernetes.Interface
+	caHash string
+}
+
+// NewTokens works on the cluster whose server data dir is dataDir, as its
+// admin.
+func NewTokens(dataDir string) (*Tokens, error) {
+	ca, err := pki.PKI{Dir: tlsDir(dataDir)}.CABundle()
+	if err != nil {
+		return nil, fmt.Errorf("read the cluster CA (is %s a server's data dir?): %w", dataDir, err)
+	}
+	rest, err := clientcmd.BuildConfigFromFlags("", AdminKubeconfig(dataDir))
+	if err != nil {
+		return nil, fmt.Errorf("admin kubeconfig: %w", err)
+	}
+	rest.Timeout = 15 * time.Second
+	client, err := kubernetes.NewForConfig(rest)
+	if err != nil {
+		return nil, err
+	}
+	return &Tokens{client: client, caHash: token.CAHash(ca)}, nil
+}
+
+// TokenInfo describes one join token.
+type TokenInfo struct {
+	ID          string
+	Expires     time.Time // zero: never
+	Description string
+	Durable     bool
+}
+
+// Create makes a join token valid for ttl (0: no expiry) and returns it in
+// full form.
+func (t *Tokens) Create(ctx context.Context, ttl time.Duration, description string) (string, error) {
+	raw, err := bootstraputil.GenerateBootstrapToken()
+	if err != nil {
+		return "", err
+	}
+	id, secret, _ := strings.Cut(raw, ".")
+	data := map[string][]byte{
+		bootstrapapi.BootstrapTokenIDKey:                []byte(id),
+		bootstrapapi.BootstrapTokenSecretKey:            []byte(secret),
+		bootstrapapi.BootstrapTokenUsageAuthentication: []byte("true"),
+		bootstrapapi.BootstrapTokenExtraGroupsKey:       []byte(join.Group),
+	}
+	if description != "" {
+		data[bootstrapapi.BootstrapTokenDescriptionKey] = []byte(description)
+	}
+	if ttl > 0 {
+		data[bootstrapapi.BootstrapTokenExpirationKey] = []byte(time.Now().Add(ttl).UTC().Format(time.RFC3339))
+	}
+	s := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: bootstraputil.BootstrapTokenSecretName(id), Namespace: metav1.NamespaceSystem},
+		Type:       bootstrapapi.SecretTypeBootstrapToken,
+		Data:       data,
+	}
+	if _, err := t.client.CoreV1().Secrets(metav1.NamespaceSystem).Create(ctx, s, metav1.CreateOptions{}); err != nil {
+		return "", fmt.Errorf("create token: %w", err)
+	}
+	return token.Token{CAHash: t.caHash, Secret: raw}.String(), nil
+}
+
+// List returns the join tokens, durable first, then by expiry.
+func (t *Tokens) List(ctx context.Context) ([]TokenInfo, error) {
+	secrets, err := t.client.CoreV1().Secrets(metav1.NamespaceSystem).List(ctx, metav1.ListOptions{FieldSelector: "type=" + string(bootstrapapi.SecretTypeBootstrapToken)})
+	if err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	var out []TokenInfo
+	for _, s := range secrets.Items {
+		if !strings.Contains(string(s.Data[bootstrapapi.BootstrapTokenExtraGroupsKey]), join.Group) {
+			continue // not a join token
+		}
+		info := TokenInfo{ID: string(s.Data[bootstrapapi.BootstrapTokenIDKey]), Description: string(s.Data[bootstrapapi.BootstrapTokenDescriptionKey])}
+		info.Durable = info.Description == DurableTokenDescription
+		if exp := string(s.Data[bootstrapapi.BootstrapTokenExpirationKey]); exp != "" {
+			if info.Expires, err = time.Parse(time.RFC3339, exp); err != nil {
+				return nil, fmt.Errorf("token %s: expiration %q: %w", info.ID, exp, err)
+			}
+		}
+		out = append(out, info)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Durable != out[j].Durable {
+			return out[i].Durable
+		}
+		return out[i].Expires.Before(out[j].Expires)
+	})
+	return out, nil
+}
+
+// Delete removes a join token by its ID (or by the whole token). The server's
+// durable token cannot be deleted this way: it comes back at the next start.
+func (t *Tokens) Delete(ctx context.Context, idOrToken string) error {
+	id := idOrToken
+	if parsed, err := token.Parse(idOrToken); err == nil && strings.Contains(parsed.Secret, ".") {
+		id, _, _ = strings.Cut(parsed.Secret, ".")
+	}
+	if !bootstraputil.IsValidBootstrapTokenID(id) {
+		return fmt.Errorf("%q is not a token ID (6 lowercase letters or digits; see `kubling token list`)", idOrToken)
+	}
+	secrets := t.client.CoreV1().Secrets(metav1.NamespaceSystem)
+	s, err := secrets.Get(ctx, bootstraputil.BootstrapTokenSecretName(id), metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("token %s: %w", id, err)
+	}
+	if string(s.Data[bootstrapapi.BootstrapTokenDescriptionKey]) == DurableTokenDescription {
+		return fmt.Errorf("token %s is the server's durable token; it cannot be deleted (it would come back at the next start)", id)
+	}
+	if err := secrets.Delete(ctx, s.Name, metav1.DeleteOptions{}); err != nil {
+		return fmt.Errorf("delete token %s: %w", id, err)
+	}
+	return nil
+}
