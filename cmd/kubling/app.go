@@ -28,6 +28,8 @@ func newApp() *cli.App {
 		OnUsageError:         usageError,
 		Commands: []*cli.Command{
 			serverCommand(),
+			agentCommand(),
+			tokenCommand(),
 			toolCommand("crictl", "run crictl against this node's containerd"),
 			toolCommand("ctr", "run ctr against this node's containerd (namespace k8s.io)"),
 			{

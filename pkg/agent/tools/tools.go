@@ -10,6 +10,7 @@ import (
 
 	"github.com/kubling/kubling/pkg/agent/containerd"
 	"github.com/kubling/kubling/pkg/agent/payload"
+	"github.com/kubling/kubling/pkg/fileutil"
 )
 
 // Exec replaces the process with the payload's tool (crictl or ctr) for
@@ -33,6 +34,10 @@ func Exec(tool, dataDir, socket string, args []string) error {
 	case "crictl":
 		setDefault("CONTAINER_RUNTIME_ENDPOINT", "unix://"+socket)
 		setDefault("IMAGE_SERVICE_ENDPOINT", "unix://"+socket)
+		// Without a config file crictl warns on every call that it found none.
+		if conf, err := crictlConfig(dataDir, socket); err == nil {
+			setDefault("CRI_CONFIG_FILE", conf)
+		}
 	case "ctr":
 		setDefault("CONTAINERD_ADDRESS", socket)
 		setDefault("CONTAINERD_NAMESPACE", containerd.Namespace)
@@ -41,4 +46,17 @@ func Exec(tool, dataDir, socket string, args []string) error {
 	}
 	bin := filepath.Join(dir, "bin", tool)
 	return syscall.Exec(bin, append([]string{tool}, args...), env)
+}
+
+// crictlConfig writes (once) a crictl configuration naming kubling's socket.
+func crictlConfig(dataDir, socket string) (string, error) {
+	path := filepath.Join(dataDir, "agent", "etc", "crictl.yaml")
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return "", err
+	}
+	conf := "runtime-endpoint: unix://" + socket + "\nimage-endpoint: unix://" + socket + "\n"
+	return path, fileutil.WriteAtomic(path, []byte(conf), 0o644)
 }
