@@ -20,7 +20,7 @@ LDFLAGS := -s -w \
 	  -X $(p).gitVersion=$(K8S_VERSION) -X $(p).gitMajor=1 -X $(p).gitMinor=$(K8S_MINOR) \
 	  -X $(p).gitTreeState=clean -X $(p).buildDate=$(BUILD_DATE))
 
-.PHONY: build payload test test-unit test-e2e bench bench-start bench-node clean
+.PHONY: build payload test test-unit test-e2e test-multinode bench bench-start bench-node bench-agent clean
 
 build: $(BIN)
 
@@ -88,10 +88,21 @@ test-e2e: $(BIN) $(TEST_IMAGES)/busybox.tar $(TEST_IMAGES)/coredns.tar
 	KUBLING_BIN=$(abspath $(BIN)) KUBLING_TEST_IMAGES=$(abspath $(TEST_IMAGES)) \
 		$(GO) test -tags e2e -count=1 -timeout 40m -v ./test/e2e/...
 
-test: test-unit test-e2e
+# Multi-node end-to-end: a server and two agents as containers on a local
+# Docker engine (started here when none runs), from Dockerfile.test on a
+# Debian base made with debootstrap (cached as a Docker image).
+BASE_IMAGE := kubling-test-base:bookworm
+NODE_IMAGE := kubling-test-node:latest
+test-multinode: $(BIN) $(TEST_IMAGES)/busybox.tar $(TEST_IMAGES)/coredns.tar
+	test/multinode/docker.sh start
+	test/multinode/docker.sh base-image $(BASE_IMAGE)
+	docker build -q --build-arg BASE=$(BASE_IMAGE) -f Dockerfile.test -t $(NODE_IMAGE) . >/dev/null
+	KUBLING_NODE_IMAGE=$(NODE_IMAGE) $(GO) test -tags e2e -count=1 -timeout 30m -v ./test/multinode/...; \
+		rc=$$?; test/multinode/docker.sh stop; exit $$rc
+test: test-unit test-e2e test-multinode
 
 # Benchmarks print tables; figures go to docs/benchmarks.md.
-bench: bench-start bench-node
+bench: bench-start bench-node bench-agent
 
 bench-start: $(BIN)
 	KUBLING_BIN=$(abspath $(BIN)) $(GO) run ./test/bench/start
@@ -99,5 +110,7 @@ bench-start: $(BIN)
 bench-node: $(BIN) $(TEST_IMAGES)/busybox.tar $(TEST_IMAGES)/coredns.tar
 	KUBLING_BIN=$(abspath $(BIN)) KUBLING_TEST_IMAGES=$(abspath $(TEST_IMAGES)) $(GO) run ./test/bench/node
 
+bench-agent: $(BIN) $(TEST_IMAGES)/busybox.tar $(TEST_IMAGES)/coredns.tar
+	KUBLING_BIN=$(abspath $(BIN)) KUBLING_TEST_IMAGES=$(abspath $(TEST_IMAGES)) $(GO) run ./test/bench/agent
 clean:
 	rm -rf bin build $(PAYLOAD) $(dir $(PAYLOAD))payload.json

@@ -333,3 +333,45 @@ func checkServingCert(t *testing.T) {
 		}
 	}
 }
+
+// TestAgentBadInput: every bad agent input is one line, exit 1, and no data
+// dir. (A wrong CA, a wrong token and a taken node name need a server: the
+// multi-node test covers them; clock skew is unit-tested in pkg/join.)
+func TestAgentBadInput(t *testing.T) {
+	hash := strings.Repeat("ab", 32)
+	good := []string{"--server", "https://127.0.0.1:6443", "--token", "KL1" + hash + "::abcdef.0123456789abcdef"}
+	cases := []struct {
+		name  string
+		args  []string
+		want  string
+		asUID int
+	}{
+		{name: "no server", args: []string{"--token", good[3]}, want: "--server is required"},
+		{name: "plain http", args: []string{"--server", "http://127.0.0.1:6443", "--token", good[3]}, want: "want https://"},
+		{name: "no token", args: []string{"--server", good[1]}, want: "--token is required"},
+		{name: "bare secret", args: []string{"--server", good[1], "--token", "secret"}, want: "cannot verify the server"},
+		{name: "malformed token", args: []string{"--server", good[1], "--token", "KL1abc::x"}, want: "want KL1"},
+		{name: "token file missing", args: []string{"--server", good[1], "--token-file", "/nonexistent/token"}, want: "--token-file"},
+		{name: "bad node name", args: append(good, "--node-name", "Not_A_Name"), want: "--node-name"},
+		{name: "bad label", args: append(good, "--node-label", "x"), want: "--node-label"},
+		{name: "bad taint", args: append(good, "--node-taint", "a=b:Sometimes"), want: "--node-taint"},
+		{name: "not root", args: good, asUID: 65534, want: "must run as root"},
+		{name: "stray argument", args: append(good, "extra"), want: "unexpected argument"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dataDir := filepath.Join(t.TempDir(), "data")
+			cmd := exec.Command(bin, append([]string{"agent", "--data-dir", dataDir}, c.args...)...)
+			if c.asUID != 0 {
+				cmd.SysProcAttr = nobody(c.asUID)
+			}
+			timer := time.AfterFunc(time.Minute, func() { cmd.Process.Kill() })
+			code, out := run(t, cmd)
+			timer.Stop()
+			expectOneLineError(t, code, out, c.want)
+			if _, err := os.Stat(dataDir); err == nil {
+				t.Errorf("data dir %s was created", dataDir)
+			}
+		})
+	}
+}

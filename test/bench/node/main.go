@@ -13,17 +13,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
+
+	"github.com/kubling/kubling/test/bench/benchutil"
 )
 
 func main() {
@@ -32,37 +30,31 @@ func main() {
 	flag.Parse()
 	bin, images := os.Getenv("KUBLING_BIN"), os.Getenv("KUBLING_TEST_IMAGES")
 	if bin == "" || images == "" {
-		fatal("KUBLING_BIN and KUBLING_TEST_IMAGES must be set (run `make bench-node`)")
+		benchutil.Fatal("KUBLING_BIN and KUBLING_TEST_IMAGES must be set (run `make bench-node`)")
 	}
 	if os.Geteuid() != 0 {
-		fatal("the benchmark starts kubling server and needs root")
+		benchutil.Fatal("the benchmark starts kubling server and needs root")
 	}
 	dir, err := os.MkdirTemp("", "kubling-bench-node-")
 	if err != nil {
-		fatal(err.Error())
+		benchutil.Fatal(err.Error())
 	}
 	dataDir := filepath.Join(dir, "data")
-	defer cleanup(dataDir, dir)
-	airgap := filepath.Join(dataDir, "agent", "images")
-	must(os.MkdirAll(airgap, 0o755))
-	for _, img := range []string{"busybox.tar", "coredns.tar"} {
-		b, err := os.ReadFile(filepath.Join(images, img))
-		must(err)
-		must(os.WriteFile(filepath.Join(airgap, img), b, 0o644))
-	}
+	defer func() { benchutil.Killall(dataDir); os.RemoveAll(dir) }()
+	benchutil.CopyImages(images, dataDir, "busybox.tar", "coredns.tar")
 
 	var rows [][2]string
 	begin := time.Now()
 	log, err := os.Create(filepath.Join(dir, "server.log"))
-	must(err)
+	benchutil.Must(err)
 	cmd := exec.Command(bin, "server", "--data-dir", dataDir, "--write-kubeconfig", filepath.Join(dir, "kubeconfig.yaml"))
 	cmd.Stdout, cmd.Stderr = log, log
-	must(cmd.Start())
+	benchutil.Must(cmd.Start())
 	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
 
-	client := waitClient(filepath.Join(dataDir, "server", "cred", "admin.kubeconfig"))
+	client := benchutil.WaitClient(filepath.Join(dataDir, "server", "cred", "admin.kubeconfig"))
 	ctx := context.Background()
-	waitFor("node Ready", func() bool {
+	benchutil.WaitFor("node Ready", func() bool {
 		nodes, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 		if err != nil || len(nodes.Items) == 0 {
 			return false
@@ -74,30 +66,21 @@ func main() {
 		}
 		return false
 	})
-	rows = append(rows, [2]string{"start to node Ready", secs(time.Since(begin))})
-	waitFor("CoreDNS Ready", func() bool {
+	rows = append(rows, [2]string{"start to node Ready", benchutil.Secs(time.Since(begin))})
+	benchutil.WaitFor("CoreDNS Ready", func() bool {
 		d, err := client.AppsV1().Deployments("kube-system").Get(ctx, "coredns", metav1.GetOptions{})
 		return err == nil && d.Status.ReadyReplicas >= 1
 	})
-	rows = append(rows, [2]string{"start to CoreDNS Ready", secs(time.Since(begin))})
+	rows = append(rows, [2]string{"start to CoreDNS Ready", benchutil.Secs(time.Since(begin))})
 
 	time.Sleep(*idle)
-	kubling := rssKB(cmd.Process.Pid)
-	containerd, shims := 0, 0
-	for _, pid := range pidsUnder(dataDir) {
-		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-		switch filepath.Base(exe) {
-		case "containerd":
-			containerd += rssKB(pid)
-		case "containerd-shim-runc-v2":
-			shims += rssKB(pid)
-		}
-	}
+	kubling := benchutil.RSSKB(cmd.Process.Pid)
+	containerd, shims := benchutil.PayloadRSS(dataDir)
 	rows = append(rows,
-		[2]string{fmt.Sprintf("kubling RSS after %s idle", *idle), mb(kubling)},
-		[2]string{"containerd RSS", mb(containerd)},
-		[2]string{"kubling + containerd", mb(kubling + containerd)},
-		[2]string{"runc shims RSS (CoreDNS pod)", mb(shims)},
+		[2]string{fmt.Sprintf("kubling RSS after %s idle", *idle), benchutil.MB(kubling)},
+		[2]string{"containerd RSS", benchutil.MB(containerd)},
+		[2]string{"kubling + containerd", benchutil.MB(kubling + containerd)},
+		[2]string{"runc shims RSS (CoreDNS pod)", benchutil.MB(shims)},
 	)
 
 	scaleBegin := time.Now()
@@ -115,8 +98,8 @@ func main() {
 		},
 	}
 	_, err = client.AppsV1().Deployments("default").Create(ctx, d, metav1.CreateOptions{})
-	must(err)
-	waitFor(fmt.Sprintf("%d pods Running", *pods), func() bool {
+	benchutil.Must(err)
+	benchutil.WaitFor(fmt.Sprintf("%d pods Running", *pods), func() bool {
 		list, err := client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=scale"})
 		if err != nil {
 			return false
@@ -129,84 +112,9 @@ func main() {
 		}
 		return running == *pods
 	})
-	rows = append(rows, [2]string{fmt.Sprintf("%d-replica Deployment to all Running", *pods), secs(time.Since(scaleBegin))})
+	rows = append(rows, [2]string{fmt.Sprintf("%d-replica Deployment to all Running", *pods), benchutil.Secs(time.Since(scaleBegin))})
 	time.Sleep(10 * time.Second)
-	rows = append(rows, [2]string{fmt.Sprintf("kubling RSS with %d pods", *pods), mb(rssKB(cmd.Process.Pid))})
+	rows = append(rows, [2]string{fmt.Sprintf("kubling RSS with %d pods", *pods), benchutil.MB(benchutil.RSSKB(cmd.Process.Pid))})
 
-	host, _ := os.Hostname()
-	fmt.Printf("\nkubling server with its node, %s, host %s\n\n| measure | value |\n| --- | --- |\n", time.Now().Format("2006-01-02"), host)
-	for _, r := range rows {
-		fmt.Printf("| %s | %s |\n", r[0], r[1])
-	}
-}
-
-func waitClient(kubeconfig string) kubernetes.Interface {
-	var client kubernetes.Interface
-	waitFor("admin kubeconfig", func() bool {
-		cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-		if err != nil {
-			return false
-		}
-		client, err = kubernetes.NewForConfig(cfg)
-		return err == nil
-	})
-	return client
-}
-
-func waitFor(what string, ok func() bool) {
-	deadline := time.Now().Add(5 * time.Minute)
-	for time.Now().Before(deadline) {
-		if ok() {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	fatal(what + ": not reached within 5m")
-}
-
-func pidsUnder(dir string) []int {
-	var out []int
-	procs, _ := filepath.Glob("/proc/[0-9]*/exe")
-	for _, p := range procs {
-		if exe, err := os.Readlink(p); err == nil && strings.HasPrefix(exe, dir+"/") {
-			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
-			out = append(out, pid)
-		}
-	}
-	return out
-}
-
-func rssKB(pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-			v, _ := strconv.Atoi(f[1])
-			return v
-		}
-	}
-	return 0
-}
-
-func cleanup(dataDir, dir string) {
-	killall := exec.Command("scripts/kubling-killall.sh")
-	killall.Env = append(os.Environ(), "KUBLING_DATA_DIR="+dataDir)
-	killall.Run()
-	os.RemoveAll(dir)
-}
-
-func secs(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }
-func mb(kb int) string            { return fmt.Sprintf("%d MB", kb/1024) }
-
-func must(err error) {
-	if err != nil {
-		fatal(err.Error())
-	}
-}
-
-func fatal(msg string) {
-	fmt.Fprintln(os.Stderr, "bench:", msg)
-	os.Exit(1)
+	benchutil.Table("kubling server with its node", rows)
 }

@@ -1,0 +1,555 @@
+//go:build e2e
+
+// Package multinode is issue 4's end-to-end test: one `kubling server` and
+// two `kubling agent`s as containers on a private Docker network (see
+// Dockerfile.test and DESIGN.md). Run by `make test-multinode`, as root.
+package multinode
+
+import (
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+const (
+	network = "kubling-test"
+	subnet  = "172.30.99.0/24"
+	label   = "kubling-test=1"
+)
+
+// Nodes: name → address on the test network.
+var nodes = map[string]string{"server": "172.30.99.10", "agent1": "172.30.99.11", "agent2": "172.30.99.12"}
+
+const workload = `apiVersion: v1
+kind: Namespace
+metadata: {name: mn}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: mn}
+spec:
+  replicas: 6
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      topologySpreadConstraints:
+      - {maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: DoNotSchedule, labelSelector: {matchLabels: {app: web}}}
+      containers:
+      - name: web
+        image: kubling.test/busybox:1
+        imagePullPolicy: Never
+        command: ["sh", "-c", "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www"]
+        readinessProbe: {httpGet: {path: /, port: 8080}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: mn}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-nodeport, namespace: mn}
+spec:
+  type: NodePort
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080, nodePort: 30080}]
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: client, namespace: mn}
+spec:
+  selector: {matchLabels: {app: client}}
+  template:
+    metadata: {labels: {app: client}}
+    spec:
+      containers:
+      - name: client
+        image: kubling.test/busybox:1
+        imagePullPolicy: Never
+        command: ["sleep", "100000"]
+`
+
+func TestMultiNode(t *testing.T) {
+	image := os.Getenv("KUBLING_NODE_IMAGE")
+	if image == "" {
+		t.Fatal("KUBLING_NODE_IMAGE is not set; run `make test-multinode`")
+	}
+	teardown(t)
+	t.Cleanup(func() {
+		if t.Failed() {
+			for name := range nodes {
+				out, _ := docker("logs", "--tail", "40", container(name))
+				t.Logf("--- last log lines of %s:\n%s", name, out)
+			}
+		}
+		teardown(t)
+	})
+	mustDocker(t, "network", "create", "--subnet", subnet, "--label", label, network)
+
+	// One server, then two agents: one with flags, one from the environment.
+	runNode(t, image, "server", nil, "server")
+	waitFor(t, "the server to be ready", 3*time.Minute, func() error {
+		_, err := kubectl("get", "--raw", "/readyz")
+		return err
+	})
+	tok := strings.TrimSpace(mustDocker(t, "exec", container("server"), "cat", "/var/lib/kubling/server/token"))
+	serverURL := "https://" + nodes["server"] + ":6443"
+	if logs, _ := docker("logs", container("server")); !strings.Contains(logs, "kubling agent --server "+serverURL+" --token "+tok) {
+		t.Errorf("the server's log does not print the agent command with its token")
+	}
+	runNode(t, image, "agent1", nil, "agent", "--server", serverURL, "--token", tok, "--node-label", "mn/role=worker")
+	runNode(t, image, "agent2", []string{"KUBLING_URL=" + serverURL, "KUBLING_TOKEN=" + tok}, "agent")
+	waitFor(t, "three Ready nodes", 3*time.Minute, func() error { return allReady(nil) })
+	if out, _ := kubectl("get", "node", "agent1", "-o", "jsonpath={.metadata.labels.mn/role}"); out != "worker" {
+		t.Errorf("agent1's --node-label: got %q", out)
+	}
+	if out, _ := kubectl("get", "csr", "-o", "name"); strings.TrimSpace(out) != "" {
+		t.Errorf("certificate signing requests were made: %s", out)
+	}
+
+	// Workloads spread over every node.
+	apply(t, workload)
+	waitFor(t, "6 web pods Ready, 2 per node, and a client on every node", 4*time.Minute, func() error {
+		web, err := pods("app=web")
+		if err != nil {
+			return err
+		}
+		clients, err := pods("app=client")
+		if err != nil {
+			return err
+		}
+		perNode := map[string]int{}
+		for _, p := range web {
+			if p.ready() {
+				perNode[p.node]++
+			}
+		}
+		readyClients := 0
+		for _, p := range clients {
+			if p.ready() {
+				readyClients++
+			}
+		}
+		for name := range nodes {
+			if perNode[name] != 2 {
+				return fmt.Errorf("web pods Ready per node: %v", perNode)
+			}
+		}
+		if readyClients != 3 {
+			return fmt.Errorf("%d of 3 clients Ready", readyClients)
+		}
+		return nil
+	})
+	web, _ := pods("app=web")
+	clients, _ := pods("app=client")
+
+	// Pod to pod across nodes (VXLAN): every client reaches a web pod on
+	// every other node.
+	for _, c := range clients {
+		for _, w := range web {
+			if w.node == c.node {
+				continue
+			}
+			got, err := execIn(c.name, "timeout", "5", "wget", "-qO-", "http://"+w.ip+":8080/")
+			if err != nil || strings.TrimSpace(got) != w.name {
+				t.Errorf("pod on %s → pod %s on %s: %q %v", c.node, w.name, w.node, got, err)
+			}
+		}
+	}
+
+	// The ClusterIP Service from every node's pods, and its DNS name from
+	// an agent's pod.
+	clusterIP, err := kubectl("get", "svc", "-n", "mn", "web", "-o", "jsonpath={.spec.clusterIP}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range clients {
+		got, err := execIn(c.name, "timeout", "5", "wget", "-qO-", "http://"+clusterIP+"/")
+		if err != nil || !strings.HasPrefix(strings.TrimSpace(got), "web-") {
+			t.Errorf("ClusterIP from a pod on %s: %q %v", c.node, got, err)
+		}
+		if c.node == "agent2" {
+			waitFor(t, "DNS from agent2's pod", time.Minute, func() error {
+				got, err := execIn(c.name, "nslookup", "web.mn.svc.cluster.local", "10.43.0.10")
+				if err != nil || !strings.Contains(got, clusterIP) {
+					return fmt.Errorf("nslookup: %q %v", got, err)
+				}
+				return nil
+			})
+		}
+	}
+
+	// The NodePort answers on every node's IP.
+	for name, ip := range nodes {
+		got, err := httpGet("http://" + ip + ":30080/")
+		if err != nil || !strings.HasPrefix(got, "web-") {
+			t.Errorf("NodePort on %s (%s): %q %v", name, ip, got, err)
+		}
+	}
+
+	// Restart the server: the agents' pods keep running meanwhile, and the
+	// agents reconnect on their own.
+	before := containerIDs(t, "agent1", "agent2")
+	restarted := time.Now()
+	mustDocker(t, "restart", "-t", "30", container("server"))
+	waitFor(t, "the server to be ready again", 3*time.Minute, func() error {
+		_, err := kubectl("get", "--raw", "/readyz")
+		return err
+	})
+	waitFor(t, "every node to renew its lease after the server restart", 2*time.Minute, func() error { return allReady(&restarted) })
+	if after := containerIDs(t, "agent1", "agent2"); strings.Join(after, ",") != strings.Join(before, ",") {
+		t.Errorf("the agents' containers changed across the server restart:\nbefore %v\nafter  %v", before, after)
+	}
+
+	// Restart an agent while the server is down: it starts from the
+	// credentials of its last join, and its node returns Ready, with its
+	// pods, once the server is back.
+	mustDocker(t, "stop", "-t", "30", container("server"))
+	restarted = time.Now()
+	mustDocker(t, "restart", "-t", "30", container("agent1"))
+	waitFor(t, "agent1 to start while the server is down", 2*time.Minute, func() error {
+		logs, _ := docker("logs", "--since", restarted.Add(-time.Second).UTC().Format(time.RFC3339), container("agent1"))
+		if !strings.Contains(logs, "starting with the credentials of the last join") {
+			return fmt.Errorf("agent1 has not said so yet")
+		}
+		return nil
+	})
+	mustDocker(t, "start", container("server"))
+	waitFor(t, "agent1 Ready again with its pods", 3*time.Minute, func() error {
+		if err := allReady(&restarted); err != nil {
+			return err
+		}
+		web, err := pods("app=web")
+		if err != nil {
+			return err
+		}
+		n := 0
+		for _, p := range web {
+			if p.node == "agent1" && p.ready() {
+				n++
+			}
+		}
+		if n != 2 {
+			return fmt.Errorf("%d web pods Ready on agent1", n)
+		}
+		return nil
+	})
+
+	// Refusals: a wrong token, and a second machine taking a used node name
+	// (with an extra token from `kubling token create`, so that token is
+	// accepted first).
+	hash := strings.SplitN(strings.TrimPrefix(tok, "KL1"), "::", 2)[0]
+	out, err := runOnce(image, "agent3", "agent", "--server", serverURL, "--token", "KL1"+hash+"::abcdef.0123456789abcdef")
+	if err == nil || !strings.Contains(out, "rejected the token") {
+		t.Errorf("wrong token: %v\n%s", err, out)
+	}
+	extra := strings.TrimSpace(mustDocker(t, "exec", container("server"), "kubling", "token", "create", "--ttl", "10m", "--description", "multinode test"))
+	if list := mustDocker(t, "exec", container("server"), "kubling", "token", "list"); !strings.Contains(list, "multinode test") {
+		t.Errorf("token list lacks the new token:\n%s", list)
+	}
+	out, err = runOnce(image, "agent3", "agent", "--server", serverURL, "--token", extra, "--node-name", "agent2")
+	if err == nil || !strings.Contains(out, `node name "agent2" is already used by another machine`) {
+		t.Errorf("taken node name: %v\n%s", err, out)
+	}
+	id := strings.SplitN(strings.SplitN(extra, "::", 2)[1], ".", 2)[0]
+	mustDocker(t, "exec", container("server"), "kubling", "token", "delete", id)
+	// The apiserver caches a token's authentication for a few seconds.
+	waitFor(t, "the deleted token to be refused", time.Minute, func() error {
+		return refused(serverURL, strings.SplitN(extra, "::", 2)[1])
+	})
+	out, err = runOnce(image, "agent3", "agent", "--server", serverURL, "--token", extra)
+	if err == nil || !strings.Contains(out, "rejected the token") {
+		t.Errorf("deleted token: %v\n%s", err, out)
+	}
+}
+
+func container(name string) string { return "kubling-test-" + name }
+
+// nodeFlags are the container options that work on these machines
+// (DESIGN.md): no --privileged, all capabilities but CAP_SYS_RESOURCE, the
+// host's cgroup tree, writable /proc/sys for the node's sysctls.
+func nodeFlags(name string) []string {
+	return []string{
+		"--name", container(name), "--hostname", name, "--label", label,
+		"--network", network, "--ip", nodes[name],
+		"--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE",
+		"--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined", "--security-opt", "systempaths=unconfined",
+		"--cgroupns", "host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+		"--tmpfs", "/run:rw,exec,size=256m", "--tmpfs", "/tmp:rw,exec",
+		"--device", "/dev/kmsg",
+	}
+}
+
+func runNode(t *testing.T, image, name string, env []string, args ...string) {
+	t.Helper()
+	a := append([]string{"run", "-d"}, nodeFlags(name)...)
+	for _, e := range env {
+		a = append(a, "-e", e)
+	}
+	mustDocker(t, append(append(a, image), args...)...)
+}
+
+// runOnce runs a node container that is expected to exit, and returns its output.
+func runOnce(image, name string, args ...string) (string, error) {
+	flags := nodeFlags(name)
+	flags = slicesDelete(flags, "--ip") // not one of the three nodes
+	a := append(append([]string{"run", "--rm"}, flags...), image)
+	cmd := exec.Command("docker", append(a, args...)...)
+	out, err := runWithTimeout(cmd, 2*time.Minute)
+	return out, err
+}
+
+func slicesDelete(flags []string, flag string) []string {
+	for i, f := range flags {
+		if f == flag {
+			return append(flags[:i:i], flags[i+2:]...)
+		}
+	}
+	return flags
+}
+
+func runWithTimeout(cmd *exec.Cmd, d time.Duration) (string, error) {
+	var buf strings.Builder
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	if err := cmd.Start(); err != nil {
+		return "", err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return buf.String(), err
+	case <-time.After(d):
+		_ = cmd.Process.Kill()
+		return buf.String(), fmt.Errorf("%v: timed out after %s", cmd.Args, d)
+	}
+}
+
+func docker(args ...string) (string, error) {
+	out, err := runWithTimeout(exec.Command("docker", args...), 3*time.Minute)
+	if err != nil {
+		return out, fmt.Errorf("docker %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(out))
+	}
+	return out, nil
+}
+
+func mustDocker(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := docker(args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// kubectl runs the server's embedded kubectl (admin kubeconfig).
+func kubectl(args ...string) (string, error) {
+	var stdout, stderr strings.Builder
+	cmd := exec.Command("docker", append([]string{"exec", container("server"), "kubling", "kubectl"}, args...)...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return stdout.String(), nil
+}
+
+func apply(t *testing.T, manifest string) {
+	t.Helper()
+	cmd := exec.Command("docker", "exec", "-i", container("server"), "kubling", "kubectl", "apply", "-f", "-")
+	cmd.Stdin = strings.NewReader(manifest)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("apply: %v: %s", err, out)
+	}
+}
+
+func execIn(pod string, args ...string) (string, error) {
+	return kubectl(append([]string{"exec", "-n", "mn", pod, "--"}, args...)...)
+}
+
+type pod struct {
+	name, node, ip string
+	readyCond      bool
+}
+
+func (p pod) ready() bool { return p.readyCond }
+
+func pods(selector string) ([]pod, error) {
+	out, err := kubectl("get", "pods", "-n", "mn", "-l", selector, "-o", "json")
+	if err != nil {
+		return nil, err
+	}
+	var list struct {
+		Items []struct {
+			Metadata struct{ Name string }
+			Spec     struct{ NodeName string }
+			Status   struct {
+				PodIP      string
+				Conditions []struct{ Type, Status string }
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		return nil, err
+	}
+	var res []pod
+	for _, i := range list.Items {
+		p := pod{name: i.Metadata.Name, node: i.Spec.NodeName, ip: i.Status.PodIP}
+		for _, c := range i.Status.Conditions {
+			if c.Type == "Ready" && c.Status == "True" {
+				p.readyCond = true
+			}
+		}
+		res = append(res, p)
+	}
+	return res, nil
+}
+
+// allReady checks that the three nodes are Ready and, with since, that each
+// renewed its lease after that time (its kubelet reached the server again).
+func allReady(since *time.Time) error {
+	out, err := kubectl("get", "nodes", "-o", "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}")
+	if err != nil {
+		return err
+	}
+	ready := map[string]bool{}
+	for _, line := range strings.Fields(out) {
+		name, status, _ := strings.Cut(line, "=")
+		ready[name] = status == "True"
+	}
+	for name := range nodes {
+		if !ready[name] {
+			return fmt.Errorf("nodes: %s", strings.Join(strings.Fields(out), " "))
+		}
+		if since != nil {
+			renew, err := kubectl("get", "lease", "-n", "kube-node-lease", name, "-o", "jsonpath={.spec.renewTime}")
+			if err != nil {
+				return err
+			}
+			at, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(renew))
+			if err != nil || !at.After(*since) {
+				return fmt.Errorf("node %s last renewed its lease at %q", name, renew)
+			}
+		}
+	}
+	return nil
+}
+
+// containerIDs lists the running containers of the given nodes' kubelets.
+func containerIDs(t *testing.T, names ...string) []string {
+	t.Helper()
+	var ids []string
+	for _, n := range names {
+		var stdout, stderr strings.Builder
+		cmd := exec.Command("docker", "exec", container(n), "kubling", "crictl", "ps", "-q")
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("crictl ps on %s: %v: %s", n, err, stderr.String())
+		}
+		ids = append(ids, strings.Fields(stdout.String())...)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// refused checks that the server answers a join request made with
+// bootstrapToken with 401.
+func refused(serverURL, bootstrapToken string) error {
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	req, err := http.NewRequest(http.MethodPost, serverURL+"/v1-kubling/join", strings.NewReader("{}"))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+bootstrapToken)
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return nil
+}
+
+func httpGet(url string) (string, error) {
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return strings.TrimSpace(string(b)), err
+}
+
+func waitFor(t *testing.T, what string, d time.Duration, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = check(); err == nil {
+			return
+		}
+		time.Sleep(time.Second)
+	}
+	t.Fatalf("waiting for %s: %v", what, err)
+}
+
+// teardown removes the test's containers (with their volumes) and network,
+// and the cgroups their kubelets made in the host's tree.
+func teardown(t *testing.T) {
+	out, _ := docker("ps", "-aq", "--filter", "label="+label)
+	if ids := strings.Fields(out); len(ids) > 0 {
+		if _, err := docker(append([]string{"rm", "-fv"}, ids...)...); err != nil {
+			t.Log(err)
+		}
+	}
+	out, _ = docker("network", "ls", "-q", "--filter", "label="+label)
+	for _, id := range strings.Fields(out) {
+		if _, err := docker("network", "rm", id); err != nil {
+			t.Log(err)
+		}
+	}
+	for _, name := range []string{"server", "agent1", "agent2", "agent3"} {
+		roots, _ := filepath.Glob("/sys/fs/cgroup/*/kubling-" + name)
+		for _, root := range roots {
+			removeCgroupTree(t, root)
+		}
+	}
+}
+
+// removeCgroupTree removes a cgroup and its children, deepest first,
+// waiting a little for exiting processes.
+func removeCgroupTree(t *testing.T, root string) {
+	var dirs []string
+	_ = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			dirs = append(dirs, p)
+		}
+		return nil
+	})
+	for i := len(dirs) - 1; i >= 0; i-- {
+		var err error
+		for try := 0; try < 20; try++ {
+			if err = os.Remove(dirs[i]); err == nil || os.IsNotExist(err) {
+				break
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+		if err != nil && !os.IsNotExist(err) {
+			t.Logf("cgroup %s: %v", dirs[i], err)
+		}
+	}
+}
