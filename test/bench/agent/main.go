@@ -75,10 +75,13 @@ func main() {
 	})
 
 	time.Sleep(*idle)
-	kubling := benchutil.RSSKB(agent.Pid)
+	mem := benchutil.Status(agent.Pid)
+	kubling := mem["VmRSS"]
 	containerd, shims := benchutil.PayloadRSS(agentDir)
 	rows = append(rows,
 		[2]string{fmt.Sprintf("agent kubling RSS after %s idle", *idle), benchutil.MB(kubling)},
+		[2]string{"of which anonymous (heap, stacks)", benchutil.MB(mem["RssAnon"])},
+		[2]string{"of which file-backed (binary pages)", benchutil.MB(mem["RssFile"])},
 		[2]string{"agent containerd RSS", benchutil.MB(containerd)},
 		[2]string{"agent kubling + containerd", benchutil.MB(kubling + containerd)},
 		[2]string{"runc shims RSS (CoreDNS pod)", benchutil.MB(shims)},

@@ -70,18 +70,23 @@ func PayloadRSS(dir string) (containerd, shims int) {
 }
 
 // RSSKB is a process's resident set size in KiB (0 if it is gone).
-func RSSKB(pid int) int {
+func RSSKB(pid int) int { return Status(pid)["VmRSS"] }
+
+// Status returns the KiB figures of /proc/<pid>/status (VmRSS, RssAnon,
+// RssFile, …).
+func Status(pid int) map[string]int {
+	out := map[string]int{}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0
+		return out
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+		if f := strings.Fields(line); len(f) == 3 && f[2] == "kB" {
 			v, _ := strconv.Atoi(f[1])
-			return v
+			out[strings.TrimSuffix(f[0], ":")] = v
 		}
 	}
-	return 0
+	return out
 }
 
 // Killall runs scripts/kubling-killall.sh for a data dir.
