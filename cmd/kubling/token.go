@@ -103,8 +103,9 @@ func tokenCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					for _, id := range c.Args().Slice() {
-						if err := t.Delete(context.Background(), id); err != nil {
+					for _, arg := range c.Args().Slice() {
+						id, err := t.Delete(context.Background(), arg)
+						if err != nil {
 							return err
 						}
 						fmt.Printf("token %s deleted\n", id)

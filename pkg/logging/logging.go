@@ -85,13 +85,38 @@ func harmless(err error, msg string) bool {
 		// component-base's metrics options log this whenever no label
 		// allow-list manifest is configured, i.e. always.
 		return true
-	case msg == "Failed to ensure lease exists, will retry" && err != nil && strings.Contains(err.Error(), `namespaces "kube-system" not found`):
+	case msg == "Failed to ensure lease exists, will retry" && errContains(err, `namespaces "kube-system" not found`):
 		// First start: the apiserver's lease controller runs before its own
 		// bootstrap creates kube-system, and retries.
 		return true
 	}
+	for _, h := range kubeletStartup {
+		if strings.HasPrefix(msg, h.msg) && (h.err == "" || errContains(err, h.err)) {
+			return true
+		}
+	}
 	return false
 }
+
+// kubeletStartup are the kubelet's and kube-proxy's error lines of every
+// node start: the node is not registered yet, stats and the runtime are not
+// ready yet, or (hosts without CAP_SYS_RESOURCE, see DESIGN.md) limits it
+// cannot raise. Each is retried or irrelevant; none needs the user.
+var kubeletStartup = []struct{ msg, err string }{
+	{"Error getting the current node from lister", "not found"},
+	{"Unable to register mirror pod because node is not registered yet", ""},
+	{"Failed to get node when trying to set owner ref to the node lease", "not found"},
+	{"Eviction manager: failed to get summary stats", "not found"},
+	{"eviction manager: failed to check if we have separate container filesystem", ""},
+	{"Image garbage collection failed once. Stats initialization may not have completed yet", ""},
+	{"Skipping pod synchronization", "PLEG is not healthy: pleg has yet to be successful"},
+	{"Failed to read data from checkpoint", "checkpoint is not found"},
+	{"Failed to set rlimit on max file handles", "operation not permitted"},
+	{"Failed to ensure process in container with oom score", ""},
+	{"Kube-proxy configuration may be incomplete or incorrect", "nodePortAddresses is unset"},
+}
+
+func errContains(err error, s string) bool { return err != nil && strings.Contains(err.Error(), s) }
 
 func (f *filterSink) WithValues(kv ...any) logr.LogSink {
 	return &filterSink{sink: f.sink.WithValues(kv...), debug: f.debug, ours: f.ours}

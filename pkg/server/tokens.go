@@ -115,24 +115,24 @@ func (t *Tokens) List(ctx context.Context) ([]TokenInfo, error) {
 
 // Delete removes a join token by its ID (or by the whole token). The server's
 // durable token cannot be deleted this way: it comes back at the next start.
-func (t *Tokens) Delete(ctx context.Context, idOrToken string) error {
+func (t *Tokens) Delete(ctx context.Context, idOrToken string) (string, error) {
 	id := idOrToken
 	if parsed, err := token.Parse(idOrToken); err == nil && strings.Contains(parsed.Secret, ".") {
 		id, _, _ = strings.Cut(parsed.Secret, ".")
 	}
 	if !bootstraputil.IsValidBootstrapTokenID(id) {
-		return fmt.Errorf("%q is not a token ID (6 lowercase letters or digits; see `kubling token list`)", idOrToken)
+		return "", fmt.Errorf("%q is not a token ID (6 lowercase letters or digits; see `kubling token list`)", idOrToken)
 	}
 	secrets := t.client.CoreV1().Secrets(metav1.NamespaceSystem)
 	s, err := secrets.Get(ctx, bootstraputil.BootstrapTokenSecretName(id), metav1.GetOptions{})
 	if err != nil {
-		return fmt.Errorf("token %s: %w", id, err)
+		return "", fmt.Errorf("token %s: %w", id, err)
 	}
 	if string(s.Data[bootstrapapi.BootstrapTokenDescriptionKey]) == DurableTokenDescription {
-		return fmt.Errorf("token %s is the server's durable token; it cannot be deleted (it would come back at the next start)", id)
+		return "", fmt.Errorf("token %s is the server's durable token; it cannot be deleted (it would come back at the next start)", id)
 	}
 	if err := secrets.Delete(ctx, s.Name, metav1.DeleteOptions{}); err != nil {
-		return fmt.Errorf("delete token %s: %w", id, err)
+		return "", fmt.Errorf("delete token %s: %w", id, err)
 	}
-	return nil
+	return id, nil
 }
