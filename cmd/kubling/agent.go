@@ -3,15 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/urfave/cli/v2"
+	"k8s.io/klog/v2"
 
 	"github.com/kubling/kubling/pkg/agent"
 	"github.com/kubling/kubling/pkg/config"
-	"github.com/kubling/kubling/pkg/logging"
 )
 
 func agentCommand() *cli.Command {
@@ -40,17 +37,7 @@ func agentCommand() *cli.Command {
 				return fmt.Errorf("unexpected argument %q (see --help)", ctx.Args().First())
 			}
 			c.NodeLabels, c.NodeTaints, c.KubeletArgs, c.KubeProxyArgs = nodeLabels.Value(), nodeTaints.Value(), kubeletArgs.Value(), proxyArgs.Value()
-			if err := c.Normalize(); err != nil {
-				return err
-			}
-			if err := c.Validate(); err != nil {
-				return err
-			}
-			log := logging.Setup(os.Stderr, c.Debug)
-			sigCtx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			go func() { <-sigCtx.Done(); stop() }()
-			return agent.Run(sigCtx, c, log)
+			return runDaemon(c, c.Debug, func(ctx context.Context, log klog.Logger) error { return agent.Run(ctx, c, log) })
 		},
 	}
 }

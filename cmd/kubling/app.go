@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"github.com/urfave/cli/v2"
+	"k8s.io/klog/v2"
 
 	"github.com/kubling/kubling/pkg/agent"
 	"github.com/kubling/kubling/pkg/agent/tools"
@@ -115,20 +116,31 @@ func serverCommand() *cli.Command {
 				tlsSANs.Value(), apiArgs.Value(), schedArgs.Value(), cmArgs.Value()
 			c.NodeLabels, c.NodeTaints, c.KubeletArgs, c.KubeProxyArgs = nodeLabels.Value(), nodeTaints.Value(), kubeletArgs.Value(), proxyArgs.Value()
 			c.Disable = disable.Value()
-			if err := c.Normalize(); err != nil {
-				return err
-			}
-			if err := c.Validate(); err != nil {
-				return err
-			}
-			log := logging.Setup(os.Stderr, c.Debug)
-			sigCtx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			// After the first signal, a second one kills at once (default handling).
-			go func() { <-sigCtx.Done(); stop() }()
-			return server.Run(sigCtx, c, log)
+			return runDaemon(c, c.Debug, func(ctx context.Context, log klog.Logger) error { return server.Run(ctx, c, log) })
 		},
 	}
+}
+
+// checked is a configuration that can fill its defaults and check itself.
+type checked interface {
+	Normalize() error
+	Validate() error
+}
+
+// runDaemon checks c, sets up the logger, and runs until SIGTERM or Ctrl-C.
+// After the first signal, a second one kills at once (default handling).
+func runDaemon(c checked, debug bool, run func(context.Context, klog.Logger) error) error {
+	if err := c.Normalize(); err != nil {
+		return err
+	}
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	log := logging.Setup(os.Stderr, debug)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() { <-ctx.Done(); stop() }()
+	return run(ctx, log)
 }
 
 // setEnv gives a flag its KUBLING_* environment variable.

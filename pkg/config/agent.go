@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/kubling/kubling/pkg/join"
@@ -32,20 +31,10 @@ type Agent struct {
 // Normalize fills defaults (node name from the hostname, the token from
 // --token-file) and cleans paths.
 func (a *Agent) Normalize() error {
-	if a.DataDir == "" {
-		a.DataDir = DefaultDataDir
+	var err error
+	if a.DataDir, a.NodeName, err = normalizeNode(a.DataDir, a.NodeName); err != nil {
+		return err
 	}
-	abs, err := filepath.Abs(a.DataDir)
-	if err != nil {
-		return fmt.Errorf("--data-dir %q: %w", a.DataDir, err)
-	}
-	a.DataDir = abs
-	if a.NodeName == "" {
-		if h, err := os.Hostname(); err == nil {
-			a.NodeName = h
-		}
-	}
-	a.NodeName = strings.ToLower(a.NodeName)
 	if a.TokenFile != "" {
 		if a.Token != "" {
 			return errors.New("give --token or --token-file, not both")

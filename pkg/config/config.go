@@ -64,25 +64,15 @@ type Server struct {
 // Normalize fills derived defaults (the cluster DNS address comes from the
 // service CIDR) and cleans paths.
 func (s *Server) Normalize() error {
-	if s.DataDir == "" {
-		s.DataDir = DefaultDataDir
+	var err error
+	if s.DataDir, s.NodeName, err = normalizeNode(s.DataDir, s.NodeName); err != nil {
+		return err
 	}
-	abs, err := filepath.Abs(s.DataDir)
-	if err != nil {
-		return fmt.Errorf("--data-dir %q: %w", s.DataDir, err)
-	}
-	s.DataDir = abs
 	if s.WriteKubeconfig != "" {
 		if s.WriteKubeconfig, err = filepath.Abs(s.WriteKubeconfig); err != nil {
 			return fmt.Errorf("--write-kubeconfig: %w", err)
 		}
 	}
-	if s.NodeName == "" {
-		if h, err := os.Hostname(); err == nil {
-			s.NodeName = h
-		}
-	}
-	s.NodeName = strings.ToLower(s.NodeName)
 	if s.ClusterDNS == "" && s.ServiceCIDR != "" {
 		p, err := netip.ParsePrefix(s.ServiceCIDR)
 		if err == nil {
@@ -90,6 +80,24 @@ func (s *Server) Normalize() error {
 		}
 	}
 	return nil
+}
+
+// normalizeNode makes the data dir absolute (default DefaultDataDir) and the
+// node name the lowercase hostname unless given.
+func normalizeNode(dataDir, nodeName string) (string, string, error) {
+	if dataDir == "" {
+		dataDir = DefaultDataDir
+	}
+	abs, err := filepath.Abs(dataDir)
+	if err != nil {
+		return "", "", fmt.Errorf("--data-dir %q: %w", dataDir, err)
+	}
+	if nodeName == "" {
+		if h, err := os.Hostname(); err == nil {
+			nodeName = h
+		}
+	}
+	return abs, strings.ToLower(nodeName), nil
 }
 
 // Validate checks the settings on their own; host checks (routes, ports,

@@ -18,7 +18,6 @@ import (
 	"syscall"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubling/kubling/test/bench/benchutil"
@@ -56,18 +55,7 @@ func main() {
 	begin := time.Now()
 	agent := start(bin, filepath.Join(dir, "agent.log"), "agent", "--server", "https://127.0.0.1:6443", "--token", strings.TrimSpace(string(tok)), "--data-dir", agentDir, "--node-name", "bench-agent")
 	defer stop(agent)
-	benchutil.WaitFor("node Ready", func() bool {
-		n, err := client.CoreV1().Nodes().Get(ctx, "bench-agent", metav1.GetOptions{})
-		if err != nil {
-			return false
-		}
-		for _, c := range n.Status.Conditions {
-			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
-				return true
-			}
-		}
-		return false
-	})
+	benchutil.WaitFor("node Ready", func() bool { return benchutil.NodeReady(ctx, client, "bench-agent") })
 	rows = append(rows, [2]string{"agent start to node Ready", benchutil.Secs(time.Since(begin))})
 	benchutil.WaitFor("CoreDNS Ready", func() bool {
 		d, err := client.AppsV1().Deployments("kube-system").Get(ctx, "coredns", metav1.GetOptions{})

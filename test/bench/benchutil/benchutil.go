@@ -3,6 +3,7 @@
 package benchutil
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 )
@@ -27,6 +30,26 @@ func WaitClient(kubeconfig string) kubernetes.Interface {
 		return err == nil
 	})
 	return client
+}
+
+// NodeReady says whether the node called name (any first node when name is
+// empty) reports Ready.
+func NodeReady(ctx context.Context, client kubernetes.Interface, name string) bool {
+	nodes, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return false
+	}
+	for _, n := range nodes.Items {
+		if name != "" && n.Name != name {
+			continue
+		}
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // WaitFor polls ok every 100 ms for up to 5 minutes, or gives up the run.

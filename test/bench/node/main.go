@@ -54,18 +54,7 @@ func main() {
 
 	client := benchutil.WaitClient(filepath.Join(dataDir, "server", "cred", "admin.kubeconfig"))
 	ctx := context.Background()
-	benchutil.WaitFor("node Ready", func() bool {
-		nodes, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-		if err != nil || len(nodes.Items) == 0 {
-			return false
-		}
-		for _, c := range nodes.Items[0].Status.Conditions {
-			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
-				return true
-			}
-		}
-		return false
-	})
+	benchutil.WaitFor("node Ready", func() bool { return benchutil.NodeReady(ctx, client, "") })
 	rows = append(rows, [2]string{"start to node Ready", benchutil.Secs(time.Since(begin))})
 	benchutil.WaitFor("CoreDNS Ready", func() bool {
 		d, err := client.AppsV1().Deployments("kube-system").Get(ctx, "coredns", metav1.GetOptions{})
