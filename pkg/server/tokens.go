@@ -62,10 +62,10 @@ func (t *Tokens) Create(ctx context.Context, ttl time.Duration, description stri
 	}
 	id, secret, _ := strings.Cut(raw, ".")
 	data := map[string][]byte{
-		bootstrapapi.BootstrapTokenIDKey:                []byte(id),
-		bootstrapapi.BootstrapTokenSecretKey:            []byte(secret),
+		bootstrapapi.BootstrapTokenIDKey:               []byte(id),
+		bootstrapapi.BootstrapTokenSecretKey:           []byte(secret),
 		bootstrapapi.BootstrapTokenUsageAuthentication: []byte("true"),
-		bootstrapapi.BootstrapTokenExtraGroupsKey:       []byte(join.Group),
+		bootstrapapi.BootstrapTokenExtraGroupsKey:      []byte(join.Group),
 	}
 	if description != "" {
 		data[bootstrapapi.BootstrapTokenDescriptionKey] = []byte(description)
