@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"text/template"
+
+	"github.com/distribution/reference"
 )
 
 //go:embed *.yaml
@@ -20,8 +22,10 @@ type Values struct {
 	ClusterDomain string
 	ClusterCIDR   string
 	ServiceCIDR   string
-	// Registry prefixes bundled image references ("" or "mirror.example/").
-	Registry string
+	// SystemDefaultRegistry replaces the registry of every bundled image
+	// ("" keeps them; "mirror.example:5000" turns registry.k8s.io/x:v1
+	// into mirror.example:5000/x:v1).
+	SystemDefaultRegistry string
 }
 
 // Names lists the bundled add-ons (file names without .yaml).
@@ -41,7 +45,8 @@ func Render(name string, v Values) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("no bundled add-on %q", name)
 	}
-	t, err := template.New(name).Option("missingkey=error").Parse(string(src))
+	funcs := template.FuncMap{"image": func(ref string) (string, error) { return Image(ref, v.SystemDefaultRegistry) }}
+	t, err := template.New(name).Option("missingkey=error").Funcs(funcs).Parse(string(src))
 	if err != nil {
 		return nil, fmt.Errorf("add-on %s: %w", name, err)
 	}
@@ -50,4 +55,27 @@ func Render(name string, v Values) ([]byte, error) {
 		return nil, fmt.Errorf("add-on %s: %w", name, err)
 	}
 	return out.Bytes(), nil
+}
+
+// Image rewrites an image reference to come from registry instead of its
+// own (unchanged when registry is empty).
+func Image(ref, registry string) (string, error) {
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return "", fmt.Errorf("image %q: %w", ref, err)
+	}
+	if registry == "" {
+		return ref, nil
+	}
+	out := strings.TrimSuffix(registry, "/") + "/" + reference.Path(named)
+	if t, ok := named.(reference.Tagged); ok {
+		out += ":" + t.Tag()
+	}
+	if d, ok := named.(reference.Digested); ok {
+		out += "@" + d.Digest().String()
+	}
+	if _, err := reference.ParseNormalizedNamed(out); err != nil {
+		return "", fmt.Errorf("registry %q: %w", registry, err)
+	}
+	return out, nil
 }

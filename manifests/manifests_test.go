@@ -8,12 +8,12 @@ import (
 )
 
 func TestCoreDNSRenders(t *testing.T) {
-	out, err := Render("coredns", Values{ClusterDNS: "10.43.0.10", ClusterDomain: "cluster.local", Registry: "mirror.example/"})
+	out, err := Render("coredns", Values{ClusterDNS: "10.43.0.10", ClusterDomain: "cluster.local", SystemDefaultRegistry: "mirror.example:5000"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := string(out)
-	for _, want := range []string{"clusterIP: 10.43.0.10", "kubernetes cluster.local in-addr.arpa", "image: mirror.example/registry.k8s.io/coredns/coredns:"} {
+	for _, want := range []string{"clusterIP: 10.43.0.10", "kubernetes cluster.local in-addr.arpa", "image: mirror.example:5000/coredns/coredns:v1.14.7"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("rendered CoreDNS lacks %q", want)
 		}
@@ -29,5 +29,25 @@ func TestCoreDNSRenders(t *testing.T) {
 	}
 	if _, err := Render("nope", Values{}); err == nil {
 		t.Error("unknown add-on rendered")
+	}
+}
+
+func TestImage(t *testing.T) {
+	for _, c := range []struct{ ref, registry, want string }{
+		{"registry.k8s.io/coredns/coredns:v1.14.7", "", "registry.k8s.io/coredns/coredns:v1.14.7"},
+		{"registry.k8s.io/coredns/coredns:v1.14.7", "mirror.example", "mirror.example/coredns/coredns:v1.14.7"},
+		{"nvcr.io/nvidia/k8s-device-plugin:v0.17.0", "mirror:5000/", "mirror:5000/nvidia/k8s-device-plugin:v0.17.0"},
+		{"busybox", "mirror.example", "mirror.example/library/busybox"},
+	} {
+		got, err := Image(c.ref, c.registry)
+		if err != nil || got != c.want {
+			t.Errorf("Image(%q, %q) = %q, %v; want %q", c.ref, c.registry, got, err, c.want)
+		}
+	}
+	if _, err := Image("Not A Ref", "m"); err == nil {
+		t.Error("bad reference accepted")
+	}
+	if _, err := Image("busybox", "bad host!"); err == nil {
+		t.Error("bad registry accepted")
 	}
 }

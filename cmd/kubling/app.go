@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
 	"k8s.io/klog/v2"
 
+	"github.com/kubling/kubling/manifests"
 	"github.com/kubling/kubling/pkg/agent"
 	"github.com/kubling/kubling/pkg/agent/tools"
 	"github.com/kubling/kubling/pkg/config"
@@ -86,7 +88,8 @@ func serverCommand() *cli.Command {
 		&cli.StringFlag{Name: "cluster-dns", Usage: "cluster DNS service IP (default: the 10th address of --service-cidr)", Destination: &c.ClusterDNS},
 		&cli.StringFlag{Name: "cluster-domain", Usage: "cluster DNS domain", Value: config.DefaultClusterDomain, Destination: &c.ClusterDomain},
 		&cli.StringFlag{Name: "datastore-endpoint", Usage: "kine datastore: sqlite:// (default, embedded), postgres://… or mysql://…", Destination: &c.DatastoreEndpoint},
-		&cli.StringSliceFlag{Name: "disable", Usage: "do not deploy this bundled add-on (coredns)", Destination: &disable},
+		&cli.StringSliceFlag{Name: "disable", Usage: "do not deploy this bundled add-on (" + strings.Join(manifests.Names(), ", ") + ")", Destination: &disable},
+		&cli.StringFlag{Name: "system-default-registry", Usage: "registry to pull bundled add-on images from instead of their own (a mirror of registry.k8s.io, say)", Destination: &c.SystemDefaultRegistry},
 		&cli.StringFlag{Name: "flannel-backend", Usage: "pod network between nodes: vxlan, host-gw or none", Value: "vxlan", Destination: &c.FlannelBackend},
 		&cli.BoolFlag{Name: "disable-agent", Usage: "run only the control plane, no node on this machine", Destination: &c.DisableAgent},
 		&cli.StringSliceFlag{Name: "kube-apiserver-arg", Usage: "extra or overriding kube-apiserver flag, key=value", Destination: &apiArgs},

@@ -45,8 +45,10 @@ type Server struct {
 	DatastoreEndpoint   string
 	DisableAgent        bool
 	Disable             []string
-	FlannelBackend      string
-	Debug               bool
+	// SystemDefaultRegistry replaces the registry of bundled add-on images.
+	SystemDefaultRegistry string
+	FlannelBackend        string
+	Debug                 bool
 
 	// The server's own node.
 	NodeName      string
@@ -148,6 +150,11 @@ func (s *Server) Validate() error {
 			hint = " (wireguard-native needs WireGuard in the kernel; not supported yet)"
 		}
 		return fmt.Errorf("--flannel-backend %q: want vxlan, host-gw or none%s", s.FlannelBackend, hint)
+	}
+	if s.SystemDefaultRegistry != "" {
+		if _, err := manifests.Image("registry.k8s.io/pause:1", s.SystemDefaultRegistry); err != nil || strings.Contains(s.SystemDefaultRegistry, "://") {
+			return fmt.Errorf("--system-default-registry %q: want a registry host such as mirror.example.com:5000", s.SystemDefaultRegistry)
+		}
 	}
 	for _, d := range s.Disable {
 		if bundled := manifests.Names(); !slices.Contains(bundled, d) {

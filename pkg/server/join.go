@@ -27,6 +27,7 @@ import (
 
 	"github.com/kubling/kubling/pkg/config"
 	"github.com/kubling/kubling/pkg/join"
+	"github.com/kubling/kubling/pkg/server/addons"
 	"github.com/kubling/kubling/pkg/server/pki"
 	"github.com/kubling/kubling/pkg/server/token"
 )
@@ -213,7 +214,7 @@ func checkNodePassword(ctx context.Context, client kubernetes.Interface, node, p
 		WithType(corev1.SecretTypeOpaque).
 		WithLabels(map[string]string{"kubling.io/node-password": "true"}).
 		WithData(map[string][]byte{"hash": hash})
-	if _, err := secrets.Apply(ctx, ac, metav1.ApplyOptions{FieldManager: fieldManager, Force: true}); err != nil {
+	if _, err := secrets.Apply(ctx, ac, metav1.ApplyOptions{FieldManager: addons.FieldManager, Force: true}); err != nil {
 		return fmt.Errorf("store node password: %w", err)
 	}
 	return nil
@@ -257,14 +258,14 @@ func (b *clusterBootstrap) Start(ctx context.Context) error {
 			bootstrapapi.BootstrapTokenExtraGroupsKey:      []byte(join.Group),
 			bootstrapapi.BootstrapTokenDescriptionKey:      []byte(DurableTokenDescription),
 		})
-	if _, err := client.CoreV1().Secrets(metav1.NamespaceSystem).Apply(ctx, ac, metav1.ApplyOptions{FieldManager: fieldManager, Force: true}); err != nil {
+	if _, err := client.CoreV1().Secrets(metav1.NamespaceSystem).Apply(ctx, ac, metav1.ApplyOptions{FieldManager: addons.FieldManager, Force: true}); err != nil {
 		return fmt.Errorf("join token: %w", err)
 	}
-	ap, err := newApplier(b.kubeconfig)
+	ap, err := addons.NewApplier(b.kubeconfig)
 	if err != nil {
 		return err
 	}
-	if err := ap.apply(ctx, rbacYAML); err != nil {
+	if err := ap.ApplyDocument(ctx, rbacYAML); err != nil {
 		return fmt.Errorf("kubling RBAC: %w", err)
 	}
 	if b.node != "" {

@@ -25,6 +25,7 @@ import (
 	"github.com/kubling/kubling/pkg/fileutil"
 	"github.com/kubling/kubling/pkg/hostcheck"
 	"github.com/kubling/kubling/pkg/join"
+	"github.com/kubling/kubling/pkg/server/addons"
 	"github.com/kubling/kubling/pkg/server/args"
 	"github.com/kubling/kubling/pkg/server/kubeconfig"
 	"github.com/kubling/kubling/pkg/server/pki"
@@ -39,6 +40,9 @@ func serverDir(dataDir string) string { return filepath.Join(dataDir, "server") 
 func tlsDir(dataDir string) string    { return filepath.Join(serverDir(dataDir), "tls") }
 func credDir(dataDir string) string   { return filepath.Join(serverDir(dataDir), "cred") }
 func TokenPath(dataDir string) string { return filepath.Join(serverDir(dataDir), "token") }
+
+// ManifestsDir holds the bundled add-ons' files and any manifest a user adds.
+func ManifestsDir(dataDir string) string { return filepath.Join(serverDir(dataDir), "manifests") }
 func AdminKubeconfig(dataDir string) string {
 	return filepath.Join(credDir(dataDir), "admin.kubeconfig")
 }
@@ -171,8 +175,9 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 	for _, d := range c.Disable {
 		disabled[d] = true
 	}
-	values := manifests.Values{ClusterDNS: c.ClusterDNS, ClusterDomain: c.ClusterDomain, ClusterCIDR: c.ClusterCIDR, ServiceCIDR: c.ServiceCIDR}
-	if err := runner.Start(ctx, readyTimeout, &addons{kubeconfig: AdminKubeconfig(c.DataDir), values: values, disabled: disabled, log: log}); err != nil {
+	values := manifests.Values{ClusterDNS: c.ClusterDNS, ClusterDomain: c.ClusterDomain, ClusterCIDR: c.ClusterCIDR, ServiceCIDR: c.ServiceCIDR, SystemDefaultRegistry: c.SystemDefaultRegistry}
+	deploy := addons.New(addons.Config{Dir: ManifestsDir(c.DataDir), Kubeconfig: AdminKubeconfig(c.DataDir), Values: values, Disabled: disabled, Log: log})
+	if err := runner.Start(ctx, readyTimeout, deploy); err != nil {
 		return err
 	}
 	watched := []component.Component{apiserver, scheduler, controllers}

@@ -1,0 +1,81 @@
+package addons
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestDecode(t *testing.T) {
+	objs, err := Decode([]byte(`# comment
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: a, namespace: x}
+---
+---
+apiVersion: v1
+kind: List
+items:
+- {apiVersion: v1, kind: ConfigMap, metadata: {name: b}}
+- {apiVersion: v1, kind: Secret, metadata: {name: c}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, o := range objs {
+		got = append(got, RefOf(o).String())
+	}
+	if strings.Join(got, ",") != "ConfigMap x/a,ConfigMap b,Secret c" {
+		t.Fatalf("decoded %v", got)
+	}
+	for doc, want := range map[string]string{
+		"kind: ConfigMap\nmetadata: {name: a}":      "no apiVersion",
+		"apiVersion: v1\nmetadata: {name: a}":       "no kind",
+		"apiVersion: v1\nkind: ConfigMap":           "without metadata.name",
+		"apiVersion: v1\nkind: ConfigMap\n  bad: [": "document 1",
+		"a: 1\n---\napiVersion: v1\nkind: X\n":      "document 1",
+	} {
+		if _, err := Decode([]byte(doc)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: got %v, want %q", doc, err, want)
+		}
+	}
+}
+
+func TestUserOwned(t *testing.T) {
+	if !UserOwned([]byte(UserOwnedMarker + "\napiVersion: v1\n")) {
+		t.Fatal("marker on the first line not seen")
+	}
+	if !UserOwned([]byte("# my notes\n  " + UserOwnedMarker + "  \n")) {
+		t.Fatal("marker on the second line not seen")
+	}
+	if UserOwned([]byte(Header("coredns") + "apiVersion: v1\n")) {
+		t.Fatal("kubling's own header counts as user-owned")
+	}
+	if UserOwned([]byte("a: 1\nb: 2\nc: 3\nd: 4\ne: 5\n" + UserOwnedMarker)) {
+		t.Fatal("marker deep in the file counts")
+	}
+}
+
+func TestPruned(t *testing.T) {
+	old := []Ref{
+		{APIVersion: "v1", Kind: "ConfigMap", Namespace: "x", Name: "a"},
+		{APIVersion: "v1", Kind: "ConfigMap", Namespace: "x", Name: "b"},
+		{APIVersion: "batch/v1beta1", Kind: "CronJob", Namespace: "x", Name: "c"},
+	}
+	current := []Ref{
+		{APIVersion: "v1", Kind: "ConfigMap", Namespace: "x", Name: "a"},
+		{APIVersion: "batch/v1", Kind: "CronJob", Namespace: "x", Name: "c"},
+	}
+	got := Pruned(old, current)
+	if len(got) != 1 || got[0].Name != "b" {
+		t.Fatalf("pruned %v", got)
+	}
+}
+
+func TestManifestNames(t *testing.T) {
+	for name, want := range map[string]bool{"a.yaml": true, "b.yml": true, "c.json": true, ".hidden.yaml": false, "d.yaml.bak": false, "e.txt": false} {
+		if Manifest(name) != want {
+			t.Errorf("%s: %v", name, !want)
+		}
+	}
+}
