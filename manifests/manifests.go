@@ -26,6 +26,19 @@ type Values struct {
 	// ("" keeps them; "mirror.example:5000" turns registry.k8s.io/x:v1
 	// into mirror.example:5000/x:v1).
 	SystemDefaultRegistry string
+	// KubeletDir is the kubelet's root folder on the nodes.
+	KubeletDir string
+	NFS        NFS
+}
+
+// NFS configures the nfs-csi StorageClass (none when Server is empty).
+type NFS struct {
+	Server, Share string
+	MountOptions  []string
+	// ReclaimPolicy is Delete or Retain.
+	ReclaimPolicy string
+	// Default makes nfs-csi the cluster's default StorageClass.
+	Default bool
 }
 
 // Names lists the bundled add-ons (file names without .yaml).

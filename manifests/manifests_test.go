@@ -24,7 +24,7 @@ func TestCoreDNSRenders(t *testing.T) {
 			t.Errorf("document %d is not an object: %v", i, err)
 		}
 	}
-	if got := Names(); len(got) != 1 || got[0] != "coredns" {
+	if got := strings.Join(Names(), ","); got != "coredns,nfs-csi,nvidia-device-plugin" && got != "coredns,nfs-csi" {
 		t.Errorf("names %v", got)
 	}
 	if _, err := Render("nope", Values{}); err == nil {
@@ -49,5 +49,70 @@ func TestImage(t *testing.T) {
 	}
 	if _, err := Image("busybox", "bad host!"); err == nil {
 		t.Error("bad registry accepted")
+	}
+}
+
+// objects renders an add-on and decodes its documents.
+func objects(t *testing.T, name string, v Values) []map[string]any {
+	t.Helper()
+	out, err := Render(name, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var objs []map[string]any
+	for i, doc := range strings.Split(string(out), "\n---\n") {
+		var obj map[string]any
+		if err := yaml.Unmarshal([]byte(doc), &obj); err != nil || obj["kind"] == nil {
+			t.Fatalf("%s document %d is not an object: %v\n%s", name, i, err, doc)
+		}
+		objs = append(objs, obj)
+	}
+	return objs
+}
+
+func find(objs []map[string]any, kind, name string) map[string]any {
+	for _, o := range objs {
+		if o["kind"] == kind && o["metadata"].(map[string]any)["name"] == name {
+			return o
+		}
+	}
+	return nil
+}
+
+func TestNFSRenders(t *testing.T) {
+	v := Values{KubeletDir: "/var/lib/kubling/agent/kubelet", SystemDefaultRegistry: "mirror.example"}
+	objs := objects(t, "nfs-csi", v)
+	if find(objs, "StorageClass", "nfs-csi") != nil {
+		t.Fatal("StorageClass without --nfs-server")
+	}
+	if find(objs, "CSIDriver", "nfs.csi.k8s.io") == nil || find(objs, "DaemonSet", "csi-nfs-node") == nil || find(objs, "Deployment", "csi-nfs-controller") == nil {
+		t.Fatal("driver objects missing")
+	}
+	out, _ := Render("nfs-csi", v)
+	for _, want := range []string{"path: /var/lib/kubling/agent/kubelet/plugins_registry", "value: /var/lib/kubling/agent/kubelet/plugins/csi-nfsplugin/csi.sock", "image: mirror.example/sig-storage/nfsplugin:v4.13.5"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("nfs-csi lacks %q", want)
+		}
+	}
+	if strings.Contains(string(out), "registry.k8s.io") {
+		t.Error("an image kept registry.k8s.io despite the system default registry")
+	}
+
+	v.NFS = NFS{Server: "10.0.0.5", Share: "/export/k8s", MountOptions: []string{"nfsvers=4.1", "hard"}, ReclaimPolicy: "Retain", Default: true}
+	sc := find(objects(t, "nfs-csi", v), "StorageClass", "nfs-csi")
+	if sc == nil {
+		t.Fatal("no StorageClass with --nfs-server")
+	}
+	params := sc["parameters"].(map[string]any)
+	ann := sc["metadata"].(map[string]any)["annotations"].(map[string]any)
+	if params["server"] != "10.0.0.5" || params["share"] != "/export/k8s" || sc["reclaimPolicy"] != "Retain" || sc["provisioner"] != "nfs.csi.k8s.io" || ann["storageclass.kubernetes.io/is-default-class"] != "true" {
+		t.Fatalf("StorageClass %v", sc)
+	}
+	if opts := sc["mountOptions"].([]any); len(opts) != 2 || opts[1] != "hard" {
+		t.Fatalf("mount options %v", opts)
+	}
+	v.NFS.Default = false
+	if sc := find(objects(t, "nfs-csi", v), "StorageClass", "nfs-csi"); sc["metadata"].(map[string]any)["annotations"] != nil {
+		t.Fatal("default annotation without Default")
 	}
 }

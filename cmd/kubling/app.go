@@ -72,7 +72,7 @@ func serverCommand() *cli.Command {
 	var (
 		tlsSANs, apiArgs, schedArgs, cmArgs            cli.StringSlice
 		nodeLabels, nodeTaints, kubeletArgs, proxyArgs cli.StringSlice
-		disable                                        cli.StringSlice
+		disable, nfsMountOptions                       cli.StringSlice
 	)
 	flags := []cli.Flag{
 		&cli.StringFlag{Name: "data-dir", Aliases: []string{"d"}, Usage: "folder for state, certificates and the datastore", Value: config.DefaultDataDir, Destination: &c.DataDir},
@@ -90,6 +90,11 @@ func serverCommand() *cli.Command {
 		&cli.StringFlag{Name: "datastore-endpoint", Usage: "kine datastore: sqlite:// (default, embedded), postgres://… or mysql://…", Destination: &c.DatastoreEndpoint},
 		&cli.StringSliceFlag{Name: "disable", Usage: "do not deploy this bundled add-on (" + strings.Join(manifests.Names(), ", ") + ")", Destination: &disable},
 		&cli.StringFlag{Name: "system-default-registry", Usage: "registry to pull bundled add-on images from instead of their own (a mirror of registry.k8s.io, say)", Destination: &c.SystemDefaultRegistry},
+		&cli.StringFlag{Name: "nfs-server", Usage: "NFS server for the nfs-csi StorageClass (with --nfs-share)", Destination: &c.NFSServer},
+		&cli.StringFlag{Name: "nfs-share", Usage: "exported path on --nfs-server that volumes are made in", Destination: &c.NFSShare},
+		&cli.StringSliceFlag{Name: "nfs-mount-options", Usage: "mount options of nfs-csi volumes", Value: cli.NewStringSlice("nfsvers=4.1"), Destination: &nfsMountOptions},
+		&cli.StringFlag{Name: "nfs-reclaim-policy", Usage: "what happens to an nfs-csi volume's data when its claim goes: Delete or Retain", Value: "Delete", Destination: &c.NFSReclaimPolicy},
+		&cli.StringFlag{Name: "nfs-default-class", Usage: "make nfs-csi the default StorageClass: auto (when no other is), true or false", Value: "auto", Destination: &c.NFSDefaultClass},
 		&cli.StringFlag{Name: "flannel-backend", Usage: "pod network between nodes: vxlan, host-gw or none", Value: "vxlan", Destination: &c.FlannelBackend},
 		&cli.BoolFlag{Name: "disable-agent", Usage: "run only the control plane, no node on this machine", Destination: &c.DisableAgent},
 		&cli.StringSliceFlag{Name: "kube-apiserver-arg", Usage: "extra or overriding kube-apiserver flag, key=value", Destination: &apiArgs},
@@ -118,7 +123,7 @@ func serverCommand() *cli.Command {
 			c.TLSSANs, c.KubeAPIServerArgs, c.KubeSchedulerArgs, c.KubeControllerManagerArgs =
 				tlsSANs.Value(), apiArgs.Value(), schedArgs.Value(), cmArgs.Value()
 			c.NodeLabels, c.NodeTaints, c.KubeletArgs, c.KubeProxyArgs = nodeLabels.Value(), nodeTaints.Value(), kubeletArgs.Value(), proxyArgs.Value()
-			c.Disable = disable.Value()
+			c.Disable, c.NFSMountOptions = disable.Value(), nfsMountOptions.Value()
 			return runDaemon(c, c.Debug, func(ctx context.Context, log klog.Logger) error { return server.Run(ctx, c, log) })
 		},
 	}

@@ -73,6 +73,9 @@ type Config struct {
 // Paths under the data dir.
 func agentDir(dataDir string) string { return filepath.Join(dataDir, "agent") }
 
+// KubeletDir is the kubelet's root folder.
+func KubeletDir(dataDir string) string { return filepath.Join(agentDir(dataDir), "kubelet") }
+
 // AirgapDir is where image archives are imported from before the kubelet starts.
 func AirgapDir(dataDir string) string { return filepath.Join(agentDir(dataDir), "images") }
 
@@ -124,7 +127,7 @@ func Components(c Config, log klog.Logger) ([]component.Component, error) {
 		NodeName:         c.NodeName,
 		NodeIP:           c.NodeIP,
 		Kubeconfig:       c.KubeletKubeconfig,
-		RootDir:          filepath.Join(agentDir(c.DataDir), "kubelet"),
+		RootDir:          KubeletDir(c.DataDir),
 		CertDir:          filepath.Join(agentDir(c.DataDir), "kubelet", "pki"),
 		ClientCAFile:     c.ClientCAFile,
 		TLSCertFile:      c.ServingCert,
@@ -139,9 +142,10 @@ func Components(c Config, log klog.Logger) ([]component.Component, error) {
 		ExtraArgs:        c.KubeletArgs,
 	})
 	network := &cniWriter{cfg: c, confDir: ctrCfg.CNIConfDir, log: log}
+	nfs := &nfsCondition{node: c.NodeName, kubeconfig: c.KubeletKubeconfig, nfs: host.Root("/").DetectNFS(), log: log}
 	parts := []component.Component{
 		containerd.NewProcess(ctrCfg, filepath.Join(agentDir(c.DataDir), "containerd", "containerd.log"), log),
-		images, kubelet, network,
+		images, kubelet, network, nfs,
 	}
 	if c.FlannelBackend != "none" {
 		parts = append(parts, flannel.New(flannel.Config{

@@ -47,6 +47,12 @@ type Server struct {
 	Disable             []string
 	// SystemDefaultRegistry replaces the registry of bundled add-on images.
 	SystemDefaultRegistry string
+	// NFS StorageClass (nfs-csi add-on).
+	NFSServer, NFSShare string
+	NFSMountOptions     []string
+	NFSReclaimPolicy    string
+	// NFSDefaultClass is auto (default class when no other is), true or false.
+	NFSDefaultClass string
 	FlannelBackend        string
 	Debug                 bool
 
@@ -155,6 +161,21 @@ func (s *Server) Validate() error {
 		if _, err := manifests.Image("registry.k8s.io/pause:1", s.SystemDefaultRegistry); err != nil || strings.Contains(s.SystemDefaultRegistry, "://") {
 			return fmt.Errorf("--system-default-registry %q: want a registry host such as mirror.example.com:5000", s.SystemDefaultRegistry)
 		}
+	}
+	if (s.NFSServer == "") != (s.NFSShare == "") {
+		return fmt.Errorf("--nfs-server and --nfs-share go together")
+	}
+	if s.NFSShare != "" && !strings.HasPrefix(s.NFSShare, "/") {
+		return fmt.Errorf("--nfs-share %q: want an absolute path on the NFS server, such as /export/k8s", s.NFSShare)
+	}
+	if strings.ContainsAny(s.NFSServer, " /") {
+		return fmt.Errorf("--nfs-server %q: want a host name or IP", s.NFSServer)
+	}
+	if !slices.Contains([]string{"Delete", "Retain"}, s.NFSReclaimPolicy) {
+		return fmt.Errorf("--nfs-reclaim-policy %q: want Delete or Retain", s.NFSReclaimPolicy)
+	}
+	if !slices.Contains([]string{"auto", "true", "false"}, s.NFSDefaultClass) {
+		return fmt.Errorf("--nfs-default-class %q: want auto, true or false", s.NFSDefaultClass)
 	}
 	for _, d := range s.Disable {
 		if bundled := manifests.Names(); !slices.Contains(bundled, d) {

@@ -14,6 +14,8 @@ func validServer() *Server {
 		ServiceCIDR:         DefaultServiceCIDR,
 		ClusterDomain:       DefaultClusterDomain,
 		FlannelBackend:      "vxlan",
+		NFSReclaimPolicy:    "Delete",
+		NFSDefaultClass:     "auto",
 	}
 }
 
@@ -52,6 +54,12 @@ func TestValidateRejects(t *testing.T) {
 		{"bind", func(s *Server) { s.BindAddress = "localhost" }, "--bind-address"},
 		{"flannel backend", func(s *Server) { s.FlannelBackend = "wireguard-native" }, "--flannel-backend \"wireguard-native\""},
 		{"disable unknown", func(s *Server) { s.Disable = []string{"traefik"} }, "--disable \"traefik\": not a bundled add-on"},
+		{"nfs server alone", func(s *Server) { s.NFSServer = "10.0.0.5" }, "go together"},
+		{"nfs share relative", func(s *Server) { s.NFSServer, s.NFSShare = "10.0.0.5", "export" }, "absolute path"},
+		{"nfs server with path", func(s *Server) { s.NFSServer, s.NFSShare = "10.0.0.5/x", "/export" }, "host name or IP"},
+		{"nfs reclaim policy", func(s *Server) { s.NFSReclaimPolicy = "Recycle" }, "want Delete or Retain"},
+		{"nfs default class", func(s *Server) { s.NFSDefaultClass = "yes" }, "want auto, true or false"},
+		{"system default registry", func(s *Server) { s.SystemDefaultRegistry = "https://mirror" }, "--system-default-registry"},
 		{"node name", func(s *Server) { s.NodeName = "bad_name" }, "--node-name"},
 		{"node ip", func(s *Server) { s.NodeIP = "10.0.0.300" }, "--node-ip"},
 		{"node label", func(s *Server) { s.NodeLabels = []string{"nolabel"} }, "--node-label"},

@@ -175,7 +175,16 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 	for _, d := range c.Disable {
 		disabled[d] = true
 	}
-	values := manifests.Values{ClusterDNS: c.ClusterDNS, ClusterDomain: c.ClusterDomain, ClusterCIDR: c.ClusterCIDR, ServiceCIDR: c.ServiceCIDR, SystemDefaultRegistry: c.SystemDefaultRegistry}
+	values := manifests.Values{
+		ClusterDNS: c.ClusterDNS, ClusterDomain: c.ClusterDomain, ClusterCIDR: c.ClusterCIDR, ServiceCIDR: c.ServiceCIDR,
+		SystemDefaultRegistry: c.SystemDefaultRegistry, KubeletDir: agent.KubeletDir(c.DataDir),
+	}
+	if c.NFSServer != "" && !disabled["nfs-csi"] {
+		values.NFS = manifests.NFS{Server: c.NFSServer, Share: c.NFSShare, MountOptions: c.NFSMountOptions, ReclaimPolicy: c.NFSReclaimPolicy}
+		if values.NFS.Default, err = nfsDefault(ctx, AdminKubeconfig(c.DataDir), c.NFSDefaultClass, log); err != nil {
+			return err
+		}
+	}
 	deploy := addons.New(addons.Config{Dir: ManifestsDir(c.DataDir), Kubeconfig: AdminKubeconfig(c.DataDir), Values: values, Disabled: disabled, Log: log})
 	if err := runner.Start(ctx, readyTimeout, deploy); err != nil {
 		return err

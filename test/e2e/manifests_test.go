@@ -32,7 +32,8 @@ data: {v: "1"}
 // objects, and --system-default-registry rewriting bundled images.
 func TestManifests(t *testing.T) {
 	s := newServer(t)
-	s.start("--system-default-registry", "mirror.example:5000")
+	s.start("--system-default-registry", "mirror.example:5000",
+		"--nfs-server", "10.0.0.5", "--nfs-share", "/export/k8s", "--nfs-mount-options", "nfsvers=4.2", "--nfs-mount-options", "hard")
 	dir := filepath.Join(s.dataDir, "server", "manifests")
 	coredns := filepath.Join(dir, "coredns.yaml")
 	content := readFile(t, coredns)
@@ -41,6 +42,18 @@ func TestManifests(t *testing.T) {
 	}
 	if got := s.kubectl("get", "deploy", "-n", "kube-system", "coredns", "-o", "jsonpath={.spec.template.spec.containers[0].image}"); got != "mirror.example:5000/coredns/coredns:v1.14.7" {
 		t.Fatalf("CoreDNS image %q", got)
+	}
+
+	// NFS: the driver's objects, and the StorageClass from the flags, default
+	// because no other class is.
+	for _, obj := range []string{"csidriver/nfs.csi.k8s.io", "-n kube-system daemonset/csi-nfs-node", "-n kube-system deployment/csi-nfs-controller"} {
+		if _, err := s.tryKubectl(append([]string{"get"}, strings.Fields(obj)...)...); err != nil {
+			t.Errorf("%s: %v", obj, err)
+		}
+	}
+	sc := s.kubectl("get", "storageclass", "nfs-csi", "-o", `jsonpath={.provisioner} {.parameters.server} {.parameters.share} {.reclaimPolicy} {.mountOptions} {.metadata.annotations.storageclass\.kubernetes\.io/is-default-class}`)
+	if sc != `nfs.csi.k8s.io 10.0.0.5 /export/k8s Delete ["nfsvers=4.2","hard"] true` {
+		t.Errorf("nfs-csi StorageClass: %q", sc)
 	}
 
 	// A user's file: applied; edited (one object changed, one removed):
@@ -102,6 +115,30 @@ data: {v: "2"}`, 1)
 		}
 		return ""
 	})
+
+	// Never two default StorageClasses: with another default present,
+	// nfs-csi stops being one, even when asked.
+	writeFile(t, filepath.Join(dir, "local.yaml"), `apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: local
+  annotations: {storageclass.kubernetes.io/is-default-class: "true"}
+provisioner: kubernetes.io/no-provisioner
+`)
+	eventually(t, time.Minute, "the user's default StorageClass", func() string {
+		if _, err := s.tryKubectl("get", "storageclass", "local"); err != nil {
+			return err.Error()
+		}
+		return ""
+	})
+	s.stop()
+	s.start("--nfs-server", "10.0.0.5", "--nfs-share", "/export/k8s", "--nfs-default-class", "true")
+	if d := s.kubectl("get", "storageclass", "nfs-csi", "-o", `jsonpath={.metadata.annotations.storageclass\.kubernetes\.io/is-default-class}`); d != "" {
+		t.Errorf("nfs-csi is still a default beside another: %q", d)
+	}
+	if !strings.Contains(s.out.String(), "nfs-csi is not made the default StorageClass") {
+		t.Error("no log line about the default StorageClass")
+	}
 
 	// A bundled file made user-owned keeps the user's edit across restarts.
 	s.stop()

@@ -89,6 +89,15 @@ func TestNode(t *testing.T) {
 	if got := s.kubectl("get", "node", node, "-o", `jsonpath={.metadata.labels.node-role\.kubernetes\.io/control-plane}`); got != "true" {
 		t.Errorf("control-plane label %q", got)
 	}
+	// NFS support shows as a node condition; these hosts have no NFS client.
+	nfs := s.kubectl("get", "node", node, "-o", `jsonpath={.status.conditions[?(@.type=="NFSUnavailable")].status} {.status.conditions[?(@.type=="NFSUnavailable")].reason}`)
+	if kernelHasNFS() {
+		if !strings.HasPrefix(nfs, "False") && !strings.HasPrefix(nfs, "True MountHelperMissing") {
+			t.Errorf("NFSUnavailable condition on a host with NFS: %q", nfs)
+		}
+	} else if nfs != "True NFSClientMissing" {
+		t.Errorf("NFSUnavailable condition on a host without NFS: %q", nfs)
+	}
 	if got := s.kubectl("get", "node", node, "-o", "jsonpath={.status.capacity.pods}"); got != "50" {
 		t.Errorf("--kubelet-arg max-pods=50 not applied: capacity.pods=%q", got)
 	}
@@ -310,4 +319,16 @@ func containerdPID(t *testing.T, dataDir string) int {
 		}
 	}
 	return 0
+}
+
+// kernelHasNFS reads the host's NFS support the simple way: a registered
+// filesystem or an installed module.
+func kernelHasNFS() bool {
+	fs, _ := os.ReadFile("/proc/filesystems")
+	if strings.Contains(string(fs), "\tnfs") {
+		return true
+	}
+	release, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	mods, _ := filepath.Glob("/lib/modules/" + strings.TrimSpace(string(release)) + "/kernel/fs/nfs/nfs.ko*")
+	return len(mods) > 0
 }

@@ -3,6 +3,7 @@ package host
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -53,5 +54,20 @@ func TestCgroupV2WithSystemd(t *testing.T) {
 	}
 	if !f.CgroupV2 || f.CgroupDriver != "systemd" || !f.CapSysResource || f.Overlay {
 		t.Fatalf("%+v", f)
+	}
+}
+
+func TestDetectNFS(t *testing.T) {
+	none := fakeRoot(t, map[string]string{"proc/filesystems": "nodev\tsysfs\n\text4\nnodev\toverlay\n", "proc/sys/kernel/osrelease": "6.18.0\n"})
+	if n := none.DetectNFS(); n.Kernel || n.MountHelper != "" || !strings.Contains(n.Problem(), "no NFS client") || !strings.Contains(n.Problem(), "mount.nfs is missing") {
+		t.Fatalf("%+v: %s", n, n.Problem())
+	}
+	loaded := fakeRoot(t, map[string]string{"proc/filesystems": "nodev\tnfs\nnodev\tnfs4\n", "sbin/mount.nfs": "#!"})
+	if n := loaded.DetectNFS(); !n.Kernel || n.MountHelper != "/sbin/mount.nfs" || n.Problem() != "" {
+		t.Fatalf("%+v: %s", n, n.Problem())
+	}
+	module := fakeRoot(t, map[string]string{"proc/filesystems": "\text4\n", "proc/sys/kernel/osrelease": "6.1.0-13-amd64\n", "lib/modules/6.1.0-13-amd64/kernel/fs/nfs/nfs.ko.xz": ""})
+	if n := module.DetectNFS(); !n.Kernel || !strings.Contains(n.Problem(), "in-tree nfs volumes cannot mount") {
+		t.Fatalf("%+v: %s", n, n.Problem())
 	}
 }
