@@ -116,3 +116,28 @@ func TestNFSRenders(t *testing.T) {
 		t.Fatal("default annotation without Default")
 	}
 }
+
+func TestNvidiaDevicePluginRenders(t *testing.T) {
+	objs := objects(t, "nvidia-device-plugin", Values{KubeletDir: "/var/lib/kubling/agent/kubelet"})
+	rc := find(objs, "RuntimeClass", "nvidia")
+	if rc == nil || rc["handler"] != "nvidia" {
+		t.Fatalf("RuntimeClass %v", rc)
+	}
+	ds := find(objs, "DaemonSet", "nvidia-device-plugin")
+	if ds == nil {
+		t.Fatal("no DaemonSet")
+	}
+	pod := ds["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)
+	if pod["runtimeClassName"] != "nvidia" {
+		t.Errorf("runtimeClassName %v", pod["runtimeClassName"])
+	}
+	term := pod["affinity"].(map[string]any)["nodeAffinity"].(map[string]any)["requiredDuringSchedulingIgnoredDuringExecution"].(map[string]any)["nodeSelectorTerms"].([]any)
+	expr := term[0].(map[string]any)["matchExpressions"].([]any)[0].(map[string]any)
+	if len(term) != 1 || expr["key"] != "nvidia.com/gpu.present" || expr["operator"] != "In" {
+		t.Errorf("node affinity %v", term)
+	}
+	out, _ := Render("nvidia-device-plugin", Values{KubeletDir: "/k"})
+	if !strings.Contains(string(out), "path: /k/device-plugins") || !strings.Contains(string(out), "value: volume-mounts") {
+		t.Error("device-plugins path or list strategy missing")
+	}
+}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/kubling/kubling/pkg/agent/containerd"
 	"github.com/kubling/kubling/pkg/agent/host"
+	"github.com/kubling/kubling/pkg/agent/nvidia"
 	"github.com/kubling/kubling/pkg/agent/payload"
 	"github.com/kubling/kubling/pkg/cni"
 	"github.com/kubling/kubling/pkg/cni/flannel"
@@ -68,6 +69,9 @@ type Config struct {
 
 	KubeletArgs   []string
 	KubeProxyArgs []string
+	// DefaultRuntime is containerd's runtime for pods without a
+	// RuntimeClass ("" or runc, or a detected one such as nvidia).
+	DefaultRuntime string
 }
 
 // Paths under the data dir.
@@ -114,6 +118,10 @@ func Components(c Config, log klog.Logger) ([]component.Component, error) {
 		RestrictOOMScoreAdj: !facts.CapSysResource,
 	}
 	log.Info("Host", "cgroupV2", facts.CgroupV2, "cgroupDriver", facts.CgroupDriver, "snapshotter", snapshotter, "restrictOOMScoreAdj", ctrCfg.RestrictOOMScoreAdj)
+	labels, err := setupNvidia(c, &ctrCfg, log)
+	if err != nil {
+		return nil, err
+	}
 	resolv, err := resolvConf(agentDir(c.DataDir))
 	if err != nil {
 		return nil, err
@@ -137,7 +145,7 @@ func Components(c Config, log klog.Logger) ([]component.Component, error) {
 		ClusterDNS:       c.ClusterDNS,
 		ClusterDomain:    c.ClusterDomain,
 		ResolvConf:       resolv,
-		Labels:           c.Labels,
+		Labels:           labels,
 		Taints:           c.Taints,
 		ExtraArgs:        c.KubeletArgs,
 	})
@@ -158,6 +166,64 @@ func Components(c Config, log klog.Logger) ([]component.Component, error) {
 		}))
 	}
 	return append(parts, newKubeProxy(c)), nil
+}
+
+// CheckDefaultRuntime refuses, before anything is written, a
+// --default-runtime this node does not have.
+func CheckDefaultRuntime(name string) error {
+	if name == "" || name == "runc" {
+		return nil
+	}
+	gpu := nvidia.Detect("/", os.Getenv("PATH"))
+	if _, ok := gpu.Runtimes[name]; !ok {
+		return fmt.Errorf("--default-runtime %s: this node has no such runtime (NVIDIA: %s)", name, gpu.Summary())
+	}
+	return nil
+}
+
+// setupNvidia registers the NVIDIA container runtimes the host has in
+// containerd (with kubling's toolkit settings, see nvidia.ToolkitConfig),
+// sets the default runtime, and returns the node's labels: the user's plus
+// nvidia.com/gpu.present=true where containers can get GPUs.
+func setupNvidia(c Config, ctr *containerd.Config, log klog.Logger) (map[string]string, error) {
+	labels := map[string]string{}
+	for k, v := range c.Labels {
+		labels[k] = v
+	}
+	gpu := nvidia.Detect("/", os.Getenv("PATH"))
+	if gpu.Driver != "" || len(gpu.Runtimes) > 0 {
+		log.Info("NVIDIA: "+gpu.Summary(), "driver", gpu.Driver)
+	}
+	if len(gpu.Runtimes) > 0 {
+		etc := filepath.Join(agentDir(c.DataDir), "etc")
+		host, err := os.ReadFile(nvidia.HostToolkitConfig)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("read %s: %w", nvidia.HostToolkitConfig, err)
+		}
+		conf, err := nvidia.ToolkitConfig(host)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", nvidia.HostToolkitConfig, err)
+		}
+		path := filepath.Join(etc, "nvidia-container-runtime", "config.toml")
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return nil, err
+		}
+		if err := fileutil.WriteAtomic(path, conf, 0o644); err != nil {
+			return nil, err
+		}
+		// The runtimes read their configuration from $XDG_CONFIG_HOME.
+		ctr.Runtimes, ctr.Env = gpu.Runtimes, append(ctr.Env, "XDG_CONFIG_HOME="+etc)
+	}
+	if gpu.Usable() {
+		labels[nvidia.Label] = "true"
+	}
+	if c.DefaultRuntime != "" && c.DefaultRuntime != "runc" {
+		if _, ok := ctr.Runtimes[c.DefaultRuntime]; !ok {
+			return nil, fmt.Errorf("--default-runtime %s: this node has no such runtime (NVIDIA: %s)", c.DefaultRuntime, gpu.Summary())
+		}
+		ctr.DefaultRuntime = c.DefaultRuntime
+	}
+	return labels, nil
 }
 
 // hostPrerequisites sets what the kubeadm guides set by hand; where it

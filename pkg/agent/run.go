@@ -81,6 +81,9 @@ func Run(ctx context.Context, c *config.Agent, log klog.Logger) (err error) {
 	if err := checkSameCluster(c.DataDir, tok); err != nil {
 		return err
 	}
+	if err := CheckDefaultRuntime(c.DefaultRuntime); err != nil {
+		return err
+	}
 	add, _, err := taints.ParseTaints(c.NodeTaints)
 	if err != nil {
 		return fmt.Errorf("--node-taint: %w", err)
@@ -146,6 +149,7 @@ func Run(ctx context.Context, c *config.Agent, log klog.Logger) (err error) {
 		ServingKey:          keyFile(c.DataDir, join.KubeletServing),
 		KubeletArgs:         c.KubeletArgs,
 		KubeProxyArgs:       c.KubeProxyArgs,
+		DefaultRuntime:      c.DefaultRuntime,
 	}, log)
 	if err != nil {
 		return err

@@ -20,12 +20,13 @@ type Agent struct {
 	TokenFile string
 	Debug     bool
 
-	NodeName      string
-	NodeIP        string
-	NodeLabels    []string
-	NodeTaints    []string
-	KubeletArgs   []string
-	KubeProxyArgs []string
+	NodeName       string
+	NodeIP         string
+	NodeLabels     []string
+	NodeTaints     []string
+	KubeletArgs    []string
+	KubeProxyArgs  []string
+	DefaultRuntime string
 }
 
 // Normalize fills defaults (node name from the hostname, the token from
@@ -68,6 +69,9 @@ func (a *Agent) Validate() error {
 	}
 	if !ValidNodeName(a.NodeName) {
 		return fmt.Errorf("--node-name %q: want a lowercase DNS name (letters, digits, '-', '.')", a.NodeName)
+	}
+	if err := validRuntime(a.DefaultRuntime); err != nil {
+		return err
 	}
 	if a.NodeIP != "" && net.ParseIP(a.NodeIP) == nil {
 		return fmt.Errorf("--node-ip %q: not an IP address", a.NodeIP)

@@ -53,16 +53,17 @@ type Server struct {
 	NFSReclaimPolicy    string
 	// NFSDefaultClass is auto (default class when no other is), true or false.
 	NFSDefaultClass string
-	FlannelBackend        string
-	Debug                 bool
+	FlannelBackend  string
+	Debug           bool
 
 	// The server's own node.
-	NodeName      string
-	NodeIP        string
-	NodeLabels    []string
-	NodeTaints    []string
-	KubeletArgs   []string
-	KubeProxyArgs []string
+	NodeName       string
+	NodeIP         string
+	NodeLabels     []string
+	NodeTaints     []string
+	KubeletArgs    []string
+	KubeProxyArgs  []string
+	DefaultRuntime string
 
 	KubeAPIServerArgs         []string
 	KubeSchedulerArgs         []string
@@ -185,6 +186,9 @@ func (s *Server) Validate() error {
 	if s.NodeIP != "" && net.ParseIP(s.NodeIP) == nil {
 		return fmt.Errorf("--node-ip %q: not an IP address", s.NodeIP)
 	}
+	if err := validRuntime(s.DefaultRuntime); err != nil {
+		return err
+	}
 	if !s.DisableAgent && !ValidNodeName(s.NodeName) {
 		return fmt.Errorf("--node-name %q: want a lowercase DNS name (letters, digits, '-', '.')", s.NodeName)
 	}
@@ -198,6 +202,17 @@ func (s *Server) Validate() error {
 			if _, _, err := args.ParseOverride(o); err != nil {
 				return fmt.Errorf("%s: %w", flag, err)
 			}
+		}
+	}
+	return nil
+}
+
+// validRuntime checks --default-runtime's shape; whether the node has that
+// runtime is known only when the node starts.
+func validRuntime(name string) error {
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return fmt.Errorf("--default-runtime %q: want a runtime name such as runc or nvidia", name)
 		}
 	}
 	return nil

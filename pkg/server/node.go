@@ -72,6 +72,7 @@ func nodeComponents(c *config.Server, p pki.PKI, apiURL string, log klog.Logger)
 		ServingKey:          node.Key(pki.KubeletServing),
 		KubeletArgs:         c.KubeletArgs,
 		KubeProxyArgs:       c.KubeProxyArgs,
+		DefaultRuntime:      c.DefaultRuntime,
 	}, log)
 	if err != nil {
 		return nil, err

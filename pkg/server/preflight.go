@@ -40,6 +40,9 @@ func preflight(c *config.Server) error {
 		if err := hostcheck.BrNetfilter(); err != nil {
 			return err
 		}
+		if err := agent.CheckDefaultRuntime(c.DefaultRuntime); err != nil {
+			return err
+		}
 	}
 	if err := hostcheck.PortsFree(ports); err != nil {
 		return err

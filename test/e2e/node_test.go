@@ -89,6 +89,21 @@ func TestNode(t *testing.T) {
 	if got := s.kubectl("get", "node", node, "-o", `jsonpath={.metadata.labels.node-role\.kubernetes\.io/control-plane}`); got != "true" {
 		t.Errorf("control-plane label %q", got)
 	}
+	// NVIDIA: the RuntimeClass exists, and the device plugin runs nowhere on
+	// a cluster without GPUs (its DaemonSet wants nvidia.com/gpu.present).
+	if got := s.kubectl("get", "runtimeclass", "nvidia", "-o", "jsonpath={.handler}"); got != "nvidia" {
+		t.Errorf("RuntimeClass nvidia handler %q", got)
+	}
+	if got := s.kubectl("get", "node", node, "-o", `jsonpath={.metadata.labels.nvidia\.com/gpu\.present}`); got != "" {
+		t.Errorf("a node without GPU is labelled nvidia.com/gpu.present=%q", got)
+	}
+	eventually(t, time.Minute, "the device plugin DaemonSet observed", func() string {
+		got, _ := s.tryKubectl("get", "ds", "-n", "kube-system", "nvidia-device-plugin", "-o", "jsonpath={.status.observedGeneration} {.status.desiredNumberScheduled}")
+		if got != "1 0" {
+			return "generation and desired pods: " + got
+		}
+		return ""
+	})
 	// NFS support shows as a node condition; these hosts have no NFS client.
 	nfs := s.kubectl("get", "node", node, "-o", `jsonpath={.status.conditions[?(@.type=="NFSUnavailable")].status} {.status.conditions[?(@.type=="NFSUnavailable")].reason}`)
 	if kernelHasNFS() {

@@ -355,6 +355,8 @@ func TestAgentBadInput(t *testing.T) {
 		{name: "bad node name", args: append(good, "--node-name", "Not_A_Name"), want: "--node-name"},
 		{name: "bad label", args: append(good, "--node-label", "x"), want: "--node-label"},
 		{name: "bad taint", args: append(good, "--node-taint", "a=b:Sometimes"), want: "--node-taint"},
+		{name: "bad default runtime", args: append(good, "--default-runtime", "NVIDIA!"), want: "--default-runtime"},
+		{name: "missing default runtime", args: append(good, "--default-runtime", "nvidia"), want: "--default-runtime nvidia: this node has no such runtime"},
 		{name: "not root", args: good, asUID: 65534, want: "must run as root"},
 		{name: "stray argument", args: append(good, "extra"), want: "unexpected argument"},
 	}

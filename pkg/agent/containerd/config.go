@@ -37,6 +37,14 @@ type Config struct {
 	// RestrictOOMScoreAdj keeps containers from asking for a lower
 	// oom_score_adj than containerd's own; needed without CAP_SYS_RESOURCE.
 	RestrictOOMScoreAdj bool
+	// Runtimes are extra runc-compatible runtimes (the NVIDIA ones), by
+	// containerd runtime name, each the path of its binary.
+	Runtimes map[string]string
+	// DefaultRuntime is the runtime pods without a RuntimeClass get ("" is runc).
+	DefaultRuntime string
+	// Env is extra environment for containerd, and so for its shims and
+	// the runtimes they run.
+	Env []string
 }
 
 // Socket is containerd's gRPC socket.
@@ -48,6 +56,28 @@ func (c Config) Render() ([]byte, error) {
 		return nil, fmt.Errorf("containerd config: root, state, payload and CNI dirs are required")
 	}
 	bin := filepath.Join(c.PayloadDir, "bin")
+	runtime := func(binary string) map[string]any {
+		return map[string]any{
+			"runtime_type": "io.containerd.runc.v2",
+			"runtime_path": filepath.Join(bin, "containerd-shim-runc-v2"),
+			"options": map[string]any{
+				"SystemdCgroup": c.SystemdCgroup,
+				"BinaryName":    binary,
+				"Root":          filepath.Join(c.State, "runc"),
+			},
+		}
+	}
+	runtimes := map[string]any{"runc": runtime(filepath.Join(bin, "runc"))}
+	for name, binary := range c.Runtimes {
+		runtimes[name] = runtime(binary)
+	}
+	defaultRuntime := c.DefaultRuntime
+	if defaultRuntime == "" {
+		defaultRuntime = "runc"
+	}
+	if _, ok := runtimes[defaultRuntime]; !ok {
+		return nil, fmt.Errorf("containerd config: default runtime %q is not configured", defaultRuntime)
+	}
 	cfg := map[string]any{
 		"version": 3,
 		"root":    c.Root,
@@ -86,19 +116,10 @@ func (c Config) Render() ([]byte, error) {
 				"restrict_oom_score_adj":      c.RestrictOOMScoreAdj,
 				"cdi_spec_dirs":               []string{"/etc/cdi", "/var/run/cdi"},
 				"ignore_deprecation_warnings": []string{"io.containerd.deprecation/cgroup-v1"},
+				"enable_cdi":                  true,
 				"containerd": map[string]any{
-					"default_runtime_name": "runc",
-					"runtimes": map[string]any{
-						"runc": map[string]any{
-							"runtime_type": "io.containerd.runc.v2",
-							"runtime_path": filepath.Join(bin, "containerd-shim-runc-v2"),
-							"options": map[string]any{
-								"SystemdCgroup": c.SystemdCgroup,
-								"BinaryName":    filepath.Join(bin, "runc"),
-								"Root":          filepath.Join(c.State, "runc"),
-							},
-						},
-					},
+					"default_runtime_name": defaultRuntime,
+					"runtimes":             runtimes,
 				},
 				"cni": map[string]any{
 					"bin_dirs": []string{bin},

@@ -47,3 +47,38 @@ func TestRenderNeedsDirs(t *testing.T) {
 		t.Fatal("empty config rendered")
 	}
 }
+
+func TestRenderNvidiaRuntimes(t *testing.T) {
+	c := Config{Root: "/r", State: "/s", PayloadDir: "/p", CNIConfDir: "/c", Snapshotter: "overlayfs",
+		Runtimes: map[string]string{"nvidia": "/usr/bin/nvidia-container-runtime", "nvidia-cdi": "/usr/bin/nvidia-container-runtime.cdi"}, DefaultRuntime: "nvidia"}
+	out, err := c.Render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := toml.Unmarshal(out, &got); err != nil {
+		t.Fatal(err)
+	}
+	rt := got["plugins"].(map[string]any)["io.containerd.cri.v1.runtime"].(map[string]any)
+	if rt["enable_cdi"] != true {
+		t.Errorf("CDI not enabled:\n%s", out)
+	}
+	ctr := rt["containerd"].(map[string]any)
+	if ctr["default_runtime_name"] != "nvidia" {
+		t.Errorf("default runtime %v", ctr["default_runtime_name"])
+	}
+	runtimes := ctr["runtimes"].(map[string]any)
+	for name, bin := range c.Runtimes {
+		r := runtimes[name].(map[string]any)
+		if r["runtime_type"] != "io.containerd.runc.v2" || r["options"].(map[string]any)["BinaryName"] != bin {
+			t.Errorf("runtime %s: %v", name, r)
+		}
+	}
+	if runtimes["runc"].(map[string]any)["options"].(map[string]any)["BinaryName"] != "/p/bin/runc" {
+		t.Error("runc lost")
+	}
+	c.DefaultRuntime = "crun"
+	if _, err := c.Render(); err == nil {
+		t.Error("an unknown default runtime rendered")
+	}
+}

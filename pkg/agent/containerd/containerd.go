@@ -87,7 +87,7 @@ func (p *Process) supervise(ctx context.Context, first chan<- error) {
 		}
 		// containerd dies with kubling; the shims (and so the pods) do not.
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-		cmd.Env = append(os.Environ(), "PATH="+filepath.Join(p.cfg.PayloadDir, "bin")+":"+os.Getenv("PATH"))
+		cmd.Env = append(append(os.Environ(), p.cfg.Env...), "PATH="+filepath.Join(p.cfg.PayloadDir, "bin")+":"+os.Getenv("PATH"))
 		err = cmd.Start()
 		if attempt == 0 {
 			first <- err
