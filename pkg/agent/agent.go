@@ -150,10 +150,10 @@ func Components(c Config, log klog.Logger) ([]component.Component, error) {
 		ExtraArgs:        c.KubeletArgs,
 	})
 	network := &cniWriter{cfg: c, confDir: ctrCfg.CNIConfDir, log: log}
-	nfs := &nfsCondition{node: c.NodeName, kubeconfig: c.KubeletKubeconfig, nfs: host.Root("/").DetectNFS(), log: log}
+	report := &nodeReport{node: c.NodeName, kubeconfig: c.KubeletKubeconfig, nfs: host.Root("/").DetectNFS(), gpu: labels[nvidia.Label] == "true", log: log}
 	parts := []component.Component{
 		containerd.NewProcess(ctrCfg, filepath.Join(agentDir(c.DataDir), "containerd", "containerd.log"), log),
-		images, kubelet, network, nfs,
+		images, kubelet, network, report,
 	}
 	if c.FlannelBackend != "none" {
 		parts = append(parts, flannel.New(flannel.Config{

@@ -8,30 +8,36 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
 	"github.com/kubling/kubling/pkg/agent/host"
+	"github.com/kubling/kubling/pkg/agent/nvidia"
 )
 
 // NFSCondition is the node condition that says NFS volumes cannot mount on
 // a node (True) or can (False), in the style of node-problem-detector.
 const NFSCondition = "NFSUnavailable"
 
-// nfsCondition reports the host's NFS support on its Node, so a missing
-// client shows on the node (`kubectl describe node`) instead of as pods
-// failing to mount later. The kubelet keeps conditions it does not own.
-type nfsCondition struct {
+// nodeReport puts what the agent found on the host onto its Node at every
+// start: NFS support as a condition, so a missing client shows on the node
+// (`kubectl describe node`) instead of as pods failing to mount later (the
+// kubelet keeps conditions it does not own); and the GPU label, set or
+// removed, since the kubelet applies its --node-labels only when it first
+// registers the node.
+type nodeReport struct {
 	node, kubeconfig string
 	nfs              host.NFS
+	gpu              bool
 	log              klog.Logger
 	client           kubernetes.Interface
 }
 
-func (n *nfsCondition) Name() string { return "nfs-check" }
+func (n *nodeReport) Name() string { return "node-report" }
 
-func (n *nfsCondition) Start(context.Context) error {
+func (n *nodeReport) Start(context.Context) error {
 	rest, err := clientcmd.BuildConfigFromFlags("", n.kubeconfig)
 	if err != nil {
 		return err
@@ -44,7 +50,7 @@ func (n *nfsCondition) Start(context.Context) error {
 }
 
 // condition is what the node should say.
-func (n *nfsCondition) condition(now metav1.Time) corev1.NodeCondition {
+func (n *nodeReport) condition(now metav1.Time) corev1.NodeCondition {
 	c := corev1.NodeCondition{Type: NFSCondition, Status: corev1.ConditionFalse, Reason: "NFSClientPresent",
 		Message: "the kernel has an NFS client and mount.nfs is " + n.nfs.MountHelper, LastHeartbeatTime: now, LastTransitionTime: now}
 	if problem := n.nfs.Problem(); problem != "" {
@@ -57,23 +63,34 @@ func (n *nfsCondition) condition(now metav1.Time) corev1.NodeCondition {
 	return c
 }
 
-// Ready patches the condition once the node exists.
-func (n *nfsCondition) Ready(ctx context.Context) error {
-	patch, err := json.Marshal(map[string]any{"status": map[string]any{"conditions": []corev1.NodeCondition{n.condition(metav1.Now())}}})
+// Ready patches the node once it exists.
+func (n *nodeReport) Ready(ctx context.Context) error {
+	status, err := json.Marshal(map[string]any{"status": map[string]any{"conditions": []corev1.NodeCondition{n.condition(metav1.Now())}}})
+	if err != nil {
+		return err
+	}
+	var gpu any // null removes the label
+	if n.gpu {
+		gpu = "true"
+	}
+	labels, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": map[string]any{nvidia.Label: gpu}}})
 	if err != nil {
 		return err
 	}
 	for {
-		_, err := n.client.CoreV1().Nodes().PatchStatus(ctx, n.node, patch)
+		_, err := n.client.CoreV1().Nodes().PatchStatus(ctx, n.node, status)
+		if err == nil {
+			_, err = n.client.CoreV1().Nodes().Patch(ctx, n.node, types.StrategicMergePatchType, labels, metav1.PatchOptions{})
+		}
 		if err == nil {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("set node condition %s: %w", NFSCondition, err)
+			return fmt.Errorf("report node %s: %w", n.node, err)
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
 }
 
-func (n *nfsCondition) Stop() error { return nil }
+func (n *nodeReport) Stop() error { return nil }

@@ -244,6 +244,12 @@ func joinCluster(ctx context.Context, server *url.URL, t token.Token, req join.R
 				return true, writeCredentials(dataDir, ca, resp)
 			}
 		}
+		if join.IsAuthRefusal(err) && storedErr == nil {
+			// A token may expire (`kubling token create` makes 24-hour ones)
+			// long after its node joined; the node's own certificates go on.
+			log.Info("The server refused the token; starting with the credentials of the last join", "server", server.String(), "err", err.Error())
+			return true, nil
+		}
 		if join.IsAuthRefusal(err) && refusals < 3 {
 			refusals++ // the server may have started a moment ago
 			log.Info("The server refused the token; trying again in case it is still starting", "err", err.Error())

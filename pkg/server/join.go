@@ -128,7 +128,7 @@ func (j *joinService) join(ctx context.Context, req join.Request) (*join.Respons
 	if err != nil {
 		return nil, http.StatusInternalServerError, err
 	}
-	if err := checkNodePassword(ctx, client, req.NodeName, req.NodePassword); err != nil {
+	if err := checkNodePassword(ctx, client, req.NodeName, req.NodePassword, false); err != nil {
 		if errors.As(err, new(nameTaken)) {
 			return nil, http.StatusConflict, err
 		}
@@ -137,7 +137,10 @@ func (j *joinService) join(ctx context.Context, req join.Request) (*join.Respons
 	resp := &join.Response{Certificates: map[string][]byte{}, Cluster: j.cluster}
 	for _, cred := range join.Credentials {
 		cert, err := j.pki.SignNode(cred, req.NodeName, ips, req.CSRs[cred], time.Now())
-		if err != nil {
+		if errors.Is(err, pki.ErrAuthority) {
+			j.log.Error(err, "Sign node certificate", "node", req.NodeName)
+			return nil, http.StatusInternalServerError, errors.New("the server cannot sign certificates now; see its log")
+		} else if err != nil {
 			return nil, http.StatusBadRequest, err
 		}
 		resp.Certificates[cred] = cert
@@ -189,32 +192,50 @@ func nodePasswordSecret(node string) string { return node + ".node-password.kubl
 // checkNodePassword ties a node name to the first machine that uses it: the
 // hash of its per-machine password is kept in a Secret. Another machine (another
 // password) is refused while the node exists; once the node is deleted the
-// name is free again.
-func checkNodePassword(ctx context.Context, client kubernetes.Interface, node, password string) error {
+// name is free again. A node that exists without a stored password (made
+// before kubling kept them, or by hand) is refused too, unless owner says
+// the caller is that node's own machine (the server's own node).
+func checkNodePassword(ctx context.Context, client kubernetes.Interface, node, password string, owner bool) error {
 	secrets := client.CoreV1().Secrets(metav1.NamespaceSystem)
 	s, err := secrets.Get(ctx, nodePasswordSecret(node), metav1.GetOptions{})
-	switch {
-	case err == nil:
-		if bcrypt.CompareHashAndPassword(s.Data["hash"], []byte(password)) == nil {
-			return nil
-		}
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("read node password: %w", err)
+	}
+	if err == nil && bcrypt.CompareHashAndPassword(s.Data["hash"], []byte(password)) == nil {
+		return nil
+	}
+	if !owner {
 		if _, err := client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{}); err == nil {
 			return nameTaken{node: node}
 		} else if !apierrors.IsNotFound(err) {
 			return err
 		}
-	case !apierrors.IsNotFound(err):
-		return fmt.Errorf("read node password: %w", err)
 	}
 	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
 	if err != nil {
 		return err
 	}
-	ac := corev1ac.Secret(nodePasswordSecret(node), metav1.NamespaceSystem).
-		WithType(corev1.SecretTypeOpaque).
-		WithLabels(map[string]string{"kubling.io/node-password": "true"}).
-		WithData(map[string][]byte{"hash": hash})
-	if _, err := secrets.Apply(ctx, ac, metav1.ApplyOptions{FieldManager: addons.FieldManager, Force: true}); err != nil {
+	want := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: nodePasswordSecret(node), Namespace: metav1.NamespaceSystem, Labels: map[string]string{"kubling.io/node-password": "true"}},
+		Type:       corev1.SecretTypeOpaque,
+		Data:       map[string][]byte{"hash": hash},
+	}
+	if s == nil || s.Name == "" {
+		// Create, not apply: of two machines joining with one name at
+		// once, exactly one wins.
+		if _, err := secrets.Create(ctx, want, metav1.CreateOptions{FieldManager: addons.FieldManager}); apierrors.IsAlreadyExists(err) {
+			return nameTaken{node: node}
+		} else if err != nil {
+			return fmt.Errorf("store node password: %w", err)
+		}
+		return nil
+	}
+	// The name is free again (its node is gone) or this is its owner: take
+	// over the stored password, unless it changed meanwhile.
+	want.ResourceVersion = s.ResourceVersion
+	if _, err := secrets.Update(ctx, want, metav1.UpdateOptions{FieldManager: addons.FieldManager}); apierrors.IsConflict(err) {
+		return nameTaken{node: node}
+	} else if err != nil {
 		return fmt.Errorf("store node password: %w", err)
 	}
 	return nil
@@ -269,7 +290,7 @@ func (b *clusterBootstrap) Start(ctx context.Context) error {
 		return fmt.Errorf("kubling RBAC: %w", err)
 	}
 	if b.node != "" {
-		if err := checkNodePassword(ctx, client, b.node, b.nodePassword); err != nil {
+		if err := checkNodePassword(ctx, client, b.node, b.nodePassword, true); err != nil {
 			return err
 		}
 	}

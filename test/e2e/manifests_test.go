@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -74,8 +75,8 @@ data: {v: "2"}`, 1)
 	writeFile(t, app, edited)
 	eventually(t, time.Minute, "update and prune", func() string {
 		v, _ := s.tryKubectl("get", "cm", "-n", "mf", "a", "-o", "jsonpath={.data.v}")
-		out, _ := s.tryKubectl("get", "cm", "-n", "mf", "-o", "name")
-		if v != "2" || strings.Contains(out, "configmap/b") {
+		out, err := s.tryKubectl("get", "cm", "-n", "mf", "-o", "name")
+		if err != nil || v != "2" || strings.Contains(out, "configmap/b") {
 			return "a=" + v + " objects: " + out
 		}
 		return ""
@@ -108,10 +109,9 @@ data: {v: "2"}`, 1)
 		}
 	}
 	eventually(t, time.Minute, "objects of the removed file gone", func() string {
-		out, _ := s.tryKubectl("get", "ns", "mf", "-o", "jsonpath={.status.phase}")
-		cm, _ := s.tryKubectl("get", "cm", "-n", "mf", "a", "-o", "name")
-		if cm != "" && !strings.Contains(cm, "NotFound") {
-			return "configmap a still there; namespace " + out
+		cm, err := s.tryKubectl("get", "cm", "-n", "mf", "a", "--ignore-not-found", "-o", "name")
+		if err != nil || cm != "" {
+			return fmt.Sprintf("configmap a: %q %v", cm, err)
 		}
 		return ""
 	})
@@ -164,9 +164,9 @@ provisioner: kubernetes.io/no-provisioner
 	s.stop()
 	s.start("--disable", "coredns")
 	eventually(t, time.Minute, "CoreDNS removed", func() string {
-		out, _ := s.tryKubectl("get", "deploy,svc,cm", "-n", "kube-system", "-o", "name")
-		if strings.Contains(out, "coredns") || strings.Contains(out, "kube-dns") {
-			return out
+		out, err := s.tryKubectl("get", "deploy,svc,cm", "-n", "kube-system", "-o", "name")
+		if err != nil || strings.Contains(out, "coredns") || strings.Contains(out, "kube-dns") {
+			return fmt.Sprintf("%s %v", out, err)
 		}
 		return ""
 	})
@@ -190,8 +190,8 @@ provisioner: kubernetes.io/no-provisioner
 		t.Errorf("--disable left the bundled file: %v", err)
 	}
 	eventually(t, time.Minute, "CoreDNS removed again", func() string {
-		if out, err := s.tryKubectl("get", "deploy", "-n", "kube-system", "coredns", "-o", "name"); err == nil {
-			return out
+		if out, err := s.tryKubectl("get", "deploy", "-n", "kube-system", "coredns", "--ignore-not-found", "-o", "name"); err != nil || out != "" {
+			return fmt.Sprintf("%q %v", out, err)
 		}
 		return ""
 	})

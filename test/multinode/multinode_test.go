@@ -115,8 +115,8 @@ func TestMultiNode(t *testing.T) {
 	if out, _ := kubectl("get", "node", "agent1", "-o", "jsonpath={.metadata.labels.mn/role}"); out != "worker" {
 		t.Errorf("agent1's --node-label: got %q", out)
 	}
-	if out, _ := kubectl("get", "csr", "-o", "name"); strings.TrimSpace(out) != "" {
-		t.Errorf("certificate signing requests were made: %s", out)
+	if out, err := kubectl("get", "csr", "-o", "name"); err != nil || strings.TrimSpace(out) != "" {
+		t.Errorf("certificate signing requests were made: %q %v", out, err)
 	}
 
 	// Workloads spread over every node.

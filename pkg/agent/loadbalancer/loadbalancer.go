@@ -31,6 +31,7 @@ type LoadBalancer struct {
 	servers   []string
 	preferred string
 	listener  net.Listener
+	stopped   bool
 	conns     map[net.Conn]struct{}
 	wg        sync.WaitGroup
 }
@@ -103,6 +104,7 @@ func (lb *LoadBalancer) Ready(context.Context) error { return nil }
 // Stop closes the listener and every proxied connection.
 func (lb *LoadBalancer) Stop() error {
 	lb.mu.Lock()
+	lb.stopped = true
 	if lb.listener != nil {
 		lb.listener.Close()
 	}
@@ -154,7 +156,7 @@ func (lb *LoadBalancer) dial() (net.Conn, error) {
 func (lb *LoadBalancer) track(conns ...net.Conn) bool {
 	lb.mu.Lock()
 	defer lb.mu.Unlock()
-	if lb.listener == nil {
+	if lb.stopped {
 		return false
 	}
 	for _, c := range conns {
@@ -181,7 +183,9 @@ func (lb *LoadBalancer) proxy(client net.Conn) {
 		return
 	}
 	defer server.Close()
-	lb.track(client, server)
+	if !lb.track(client, server) {
+		return // stopping: Stop has closed what it knew of
+	}
 	defer lb.untrack(client, server)
 	done := make(chan struct{}, 2)
 	pipe := func(dst, src net.Conn) {

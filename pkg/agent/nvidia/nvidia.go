@@ -47,9 +47,9 @@ type Info struct {
 // GPU says whether the host has a driver and at least one GPU.
 func (i Info) GPU() bool { return i.Driver != "" && len(i.Devices) > 0 }
 
-// Usable says whether containers can be given GPUs here: a GPU, and a
-// runtime or CDI specs to inject it.
-func (i Info) Usable() bool { return i.GPU() && (len(i.Runtimes) > 0 || len(i.CDISpecs) > 0) }
+// Usable says whether containers can be given GPUs here the way the bundled
+// device plugin works: a GPU, and the runtime behind RuntimeClass nvidia.
+func (i Info) Usable() bool { return i.GPU() && i.Runtimes[RuntimeClass] != "" }
 
 // Summary is one line for the log.
 func (i Info) Summary() string {
@@ -59,7 +59,7 @@ func (i Info) Summary() string {
 	case len(i.Devices) == 0:
 		return "NVIDIA driver but no GPU device nodes"
 	case !i.Usable():
-		return "NVIDIA GPU but no container runtime (nvidia-container-runtime) or CDI spec: install the NVIDIA container toolkit"
+		return "NVIDIA GPU but no nvidia-container-runtime: install the NVIDIA container toolkit"
 	}
 	names := make([]string, 0, len(i.Runtimes))
 	for n := range i.Runtimes {

@@ -66,6 +66,12 @@ func TestGPUWithoutToolkit(t *testing.T) {
 	if !info.GPU() || info.Usable() || !strings.Contains(info.Summary(), "install the NVIDIA container toolkit") {
 		t.Fatalf("%+v %s", info, info.Summary())
 	}
+	// CDI specs or the CDI runtime alone do not make the node one for the
+	// device plugin, which runs with RuntimeClass nvidia.
+	cdiOnly := Detect(tree(t, map[string]string{"proc/driver/nvidia/version": "NVRM\n", "dev/nvidia0": "", "etc/cdi/nvidia.yaml": "kind: nvidia.com/gpu\n", "usr/bin/nvidia-container-runtime.cdi": "#!"}), "")
+	if cdiOnly.Usable() || cdiOnly.Runtimes["nvidia-cdi"] == "" {
+		t.Fatalf("%+v", cdiOnly)
+	}
 }
 
 func TestOperatorToolkitFound(t *testing.T) {

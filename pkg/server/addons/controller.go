@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"time"
 
@@ -55,6 +56,8 @@ type Controller struct {
 	stopAll func()
 
 	skip     map[string]bool      // files not to apply (disabled, user-owned)
+	seen     map[string]string    // each file's hash at the previous look
+	settle   bool                 // apply a file only once it stopped changing
 	lastTry  map[string]time.Time // failed files, by name
 	failed   map[string]string    // failed files: the hash that failed
 	cancel   context.CancelFunc
@@ -67,7 +70,7 @@ func New(cfg Config) *Controller {
 	if cfg.Interval == 0 {
 		cfg.Interval = 2 * time.Second
 	}
-	return &Controller{cfg: cfg, skip: map[string]bool{}, lastTry: map[string]time.Time{}, failed: map[string]string{}}
+	return &Controller{cfg: cfg, skip: map[string]bool{}, seen: map[string]string{}, lastTry: map[string]time.Time{}, failed: map[string]string{}}
 }
 
 func (c *Controller) Name() string { return "manifests" }
@@ -94,6 +97,10 @@ func (c *Controller) Start(ctx context.Context) error {
 	if err := c.sync(ctx); err != nil {
 		return err
 	}
+	// From now on a file must look the same twice in a row before it is
+	// applied: one caught half-written (an editor, a redirect) would
+	// otherwise prune what its missing half declares.
+	c.settle = true
 	loop, cancel := context.WithCancel(context.Background())
 	c.cancel, c.done = cancel, make(chan struct{})
 	go func() {
@@ -194,14 +201,19 @@ func (c *Controller) sync(ctx context.Context) error {
 			continue
 		}
 		hash := Hash(content)
+		previous := c.seen[name]
+		c.seen[name] = hash
 		old, known := state[name]
 		if known && old.Hash == hash {
 			continue
 		}
+		if c.settle && previous != hash {
+			continue // changed since the last look: wait until it settles
+		}
 		if c.failed[name] == hash && time.Since(c.lastTry[name]) < retryFailed {
 			continue
 		}
-		next, ok := c.applyFile(ctx, name, content, old.Objects)
+		next, ok := c.applyFile(ctx, name, content, old.Objects, claimedElsewhere(state, name))
 		state[name] = next
 		changed = true
 		if ok {
@@ -213,11 +225,16 @@ func (c *Controller) sync(ctx context.Context) error {
 			state[name] = next
 		}
 	}
+	for name := range c.seen {
+		if !present[name] {
+			delete(c.seen, name)
+		}
+	}
 	for name, st := range state {
 		if present[name] {
 			continue
 		}
-		remaining := c.deleteAll(ctx, name, st.Objects)
+		remaining := c.deleteAll(ctx, name, st.Objects, claimedElsewhere(state, name))
 		if len(remaining) == 0 {
 			delete(state, name)
 			c.cfg.Log.Info("Manifest removed; its objects are deleted", "file", name, "objects", len(st.Objects))
@@ -236,7 +253,7 @@ func (c *Controller) sync(ctx context.Context) error {
 // returns the new state and whether everything went through. Errors name
 // the file and the object, go to the log and to an event, and never stop
 // the other objects.
-func (c *Controller) applyFile(ctx context.Context, name string, content []byte, old []Ref) (FileState, bool) {
+func (c *Controller) applyFile(ctx context.Context, name string, content []byte, old []Ref, claimed func(Ref) bool) (FileState, bool) {
 	objs, err := Decode(content)
 	if err != nil {
 		c.warn(name, "ParseFailed", err)
@@ -252,8 +269,14 @@ func (c *Controller) applyFile(ctx context.Context, name string, content []byte,
 			ok = false
 		}
 	}
+	if !ok {
+		// Prune only after a clean apply: a failed one may have named an
+		// object differently (its namespace not yet defaulted, say).
+		c.cfg.Log.Info("Manifest applied in part; nothing pruned", "file", name, "objects", len(objs))
+		return FileState{Hash: Hash(content), Objects: union(current, old)}, false
+	}
 	pruned := Pruned(old, current)
-	left := c.deleteAll(ctx, name, pruned)
+	left := c.deleteAll(ctx, name, pruned, claimed)
 	if len(left) > 0 {
 		ok = false
 		current = append(current, left...)
@@ -262,16 +285,43 @@ func (c *Controller) applyFile(ctx context.Context, name string, content []byte,
 	return FileState{Hash: Hash(content), Objects: current}, ok
 }
 
-// deleteAll deletes refs and returns those that could not be deleted.
-func (c *Controller) deleteAll(ctx context.Context, name string, refs []Ref) []Ref {
+// deleteAll deletes refs — except those another file declares — and
+// returns those that could not be deleted.
+func (c *Controller) deleteAll(ctx context.Context, name string, refs []Ref, claimed func(Ref) bool) []Ref {
 	var left []Ref
 	for _, ref := range refs {
+		if claimed(ref) {
+			continue
+		}
 		if err := c.applier.Delete(ctx, ref); err != nil {
 			c.warn(name, "DeleteFailed", fmt.Errorf("%s: %w", ref, err))
 			left = append(left, ref)
 		}
 	}
 	return left
+}
+
+// claimedElsewhere tells whether a file other than name declares an object.
+func claimedElsewhere(state map[string]FileState, name string) func(Ref) bool {
+	return func(r Ref) bool {
+		for other, st := range state {
+			if other != name && slices.ContainsFunc(st.Objects, r.sameObject) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// union is a's refs plus those of b not in a.
+func union(a, b []Ref) []Ref {
+	out := slices.Clone(a)
+	for _, r := range b {
+		if !slices.ContainsFunc(out, r.sameObject) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // warn logs a file's problem and records it as an event on the state

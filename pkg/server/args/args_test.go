@@ -78,7 +78,7 @@ func TestControllerManagerArgs(t *testing.T) {
 		"--node-cidr-mask-size-ipv4=24",
 		"--controllers=*,tokencleaner,bootstrapsigner",
 		"--kubeconfig=/c.kubeconfig",
-		"--cluster-signing-kubelet-serving-cert-file=/var/lib/kubling/server/tls/server-ca.crt",
+		"--cluster-signing-kubelet-serving-cert-file=/var/lib/kubling/server/tls/kubelet-ca.crt",
 		"--cluster-signing-kubelet-client-cert-file=/var/lib/kubling/server/tls/client-ca.crt",
 	} {
 		if !slices.Contains(got, want) {

@@ -36,7 +36,8 @@ const (
 
 // File names under the TLS directory.
 const (
-	ServerCA          = "server-ca"         // signs serving certificates
+	ServerCA          = "server-ca"         // signs the apiserver's serving certificate; what clients trust
+	KubeletCA         = "kubelet-ca"        // signs kubelets' serving certificates; only the apiserver trusts it
 	ClientCA          = "client-ca"         // signs client certificates
 	RequestHeaderCA   = "request-header-ca" // signs the aggregation front proxy's client cert
 	ServiceAccountKey = "service.key"       // signs service account tokens
@@ -96,7 +97,7 @@ func Ensure(o Options) (PKI, []string, error) {
 	}
 	var written []string
 	cas := map[string]*authority{}
-	for _, name := range []string{ServerCA, ClientCA, RequestHeaderCA} {
+	for _, name := range []string{ServerCA, ClientCA, RequestHeaderCA, KubeletCA} {
 		ca, created, err := p.ensureCA(name, now())
 		if err != nil {
 			return p, written, err
@@ -323,8 +324,8 @@ var NodeCredentials = []string{KubeletClient, KubeletServing, KubeProxy, Flannel
 
 // nodeLeaf describes one node certificate: the kubelet client certificate
 // (CN system:node:<name>, O system:nodes, from the client CA: the Node
-// authorizer recognises it), the kubelet serving certificate (from the server
-// CA, which the apiserver trusts for kubelets, naming the node, localhost and
+// authorizer recognises it), the kubelet serving certificate (from the
+// kubelet CA, which only the apiserver trusts, naming the node, localhost and
 // its IPs, so no serving CSR is ever left Pending), and kube-proxy's and
 // flannel's client certificates.
 func nodeLeaf(cred, nodeName string, ips []net.IP) (leaf, string, error) {
@@ -333,7 +334,9 @@ func nodeLeaf(cred, nodeName string, ips []net.IP) (leaf, string, error) {
 		return leaf{name: cred, cn: "system:node:" + nodeName, orgs: []string{"system:nodes"}, usage: x509.ExtKeyUsageClientAuth}, ClientCA, nil
 	case KubeletServing:
 		sans := SANs{DNSNames: []string{nodeName, "localhost"}, IPs: append([]net.IP{net.ParseIP("127.0.0.1")}, ips...)}
-		return leaf{name: cred, cn: nodeName, usage: x509.ExtKeyUsageServerAuth, sans: sans}, ServerCA, nil
+		// Not the server CA: a node names itself in its serving certificate,
+		// and what it names must never pass for the apiserver.
+		return leaf{name: cred, cn: nodeName, usage: x509.ExtKeyUsageServerAuth, sans: sans}, KubeletCA, nil
 	case KubeProxy:
 		return leaf{name: cred, cn: "system:kube-proxy", usage: x509.ExtKeyUsageClientAuth}, ClientCA, nil
 	case Flannel:
@@ -373,6 +376,10 @@ func (p PKI) EnsureNode(dir, nodeName string, ips []net.IP, now func() time.Time
 	return written, nil
 }
 
+// ErrAuthority marks a signing failure on the server's side (its CA), not
+// the request's.
+var ErrAuthority = errors.New("certificate authority")
+
 // SignNode issues a joining node's certificate cred for the public key of
 // csrPEM. The server decides the subject and names; of the request it uses
 // only the key, after checking the request's signature proves possession.
@@ -395,11 +402,11 @@ func (p PKI) SignNode(cred, nodeName string, ips []net.IP, csrPEM []byte, now ti
 	certPEM, certErr := os.ReadFile(p.Cert(caName))
 	keyPEM, keyErr := os.ReadFile(p.Key(caName))
 	if err := errors.Join(certErr, keyErr); err != nil {
-		return nil, fmt.Errorf("certificate authority %s: %w", caName, err)
+		return nil, fmt.Errorf("%w %s: %w", ErrAuthority, caName, err)
 	}
 	ca, err := parsePair(certPEM, keyPEM)
 	if err != nil {
-		return nil, fmt.Errorf("certificate authority %s: %w", caName, err)
+		return nil, fmt.Errorf("%w %s: %w", ErrAuthority, caName, err)
 	}
 	return sign(l, ca, csr.PublicKey, now)
 }

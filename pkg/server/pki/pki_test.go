@@ -46,8 +46,8 @@ func TestGenerateThenReuse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(written) != 10 {
-		t.Fatalf("first start wrote %v, want 3 CAs, the SA key and 6 leaves", written)
+	if len(written) != 11 {
+		t.Fatalf("first start wrote %v, want 4 CAs, the SA key and 6 leaves", written)
 	}
 	serving := leafCert(t, p, APIServerServing)
 	if !slices.Contains(serving.DNSNames, "node1") || !slices.ContainsFunc(serving.IPAddresses, net.ParseIP("10.43.0.1").Equal) {
@@ -186,7 +186,7 @@ func TestNodeCertificates(t *testing.T) {
 		t.Fatal(err)
 	}
 	serving := leafCert(t, node, KubeletServing)
-	if err := serving.CheckSignatureFrom(leafCert(t, p, ServerCA)); err != nil {
+	if err := serving.CheckSignatureFrom(leafCert(t, p, KubeletCA)); err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Contains(serving.DNSNames, "node1") || !slices.ContainsFunc(serving.IPAddresses, ips[0].Equal) {
@@ -234,7 +234,12 @@ func TestSignNode(t *testing.T) {
 	if c.Subject.CommonName != "agent1" || len(c.Subject.Organization) != 0 || slices.Contains(c.DNSNames, "evil") || !slices.ContainsFunc(c.IPAddresses, ip.Equal) {
 		t.Fatalf("subject %v, SANs %v %v", c.Subject, c.DNSNames, c.IPAddresses)
 	}
-	if err := c.CheckSignatureFrom(leafCert(t, p, ServerCA)); err != nil {
+	if err := c.CheckSignatureFrom(leafCert(t, p, KubeletCA)); err != nil {
+		t.Fatal(err)
+	}
+	// What a node names in its serving certificate must never pass for the
+	// apiserver with clients that trust the server CA.
+	if err := c.CheckSignatureFrom(leafCert(t, p, ServerCA)); err == nil {
 		t.Fatal(err)
 	}
 	client, err := p.SignNode(KubeletClient, "agent1", nil, csr, time.Now())
