@@ -79,3 +79,18 @@ func TestManifestNames(t *testing.T) {
 		}
 	}
 }
+
+func TestClaimedElsewhereAndUnion(t *testing.T) {
+	cm := func(name string) Ref { return Ref{APIVersion: "v1", Kind: "ConfigMap", Namespace: "x", Name: name} }
+	state := map[string]FileState{
+		"coredns.yaml":    {Objects: []Ref{cm("a"), cm("b")}},
+		"my-coredns.yaml": {Objects: []Ref{cm("a")}},
+	}
+	claimed := claimedElsewhere(state, "coredns.yaml")
+	if !claimed(cm("a")) || claimed(cm("b")) {
+		t.Fatal("claims wrong")
+	}
+	if got := union([]Ref{cm("a")}, []Ref{cm("a"), cm("c")}); len(got) != 2 || got[1].Name != "c" {
+		t.Fatalf("union %v", got)
+	}
+}
