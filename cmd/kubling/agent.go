@@ -27,6 +27,7 @@ func agentCommand() *cli.Command {
 		&cli.StringSliceFlag{Name: "kube-proxy-arg", Usage: "extra or overriding kube-proxy flag, key=value", EnvVars: env("kube-proxy-arg"), Destination: &proxyArgs},
 		&cli.StringFlag{Name: "default-runtime", Usage: "containerd runtime for pods without a RuntimeClass: runc, or one found on the node such as nvidia", EnvVars: env("default-runtime"), Destination: &c.DefaultRuntime},
 		&cli.BoolFlag{Name: "debug", Usage: "log upstream components' info lines too", EnvVars: env("debug"), Destination: &c.Debug},
+		configFlag(),
 	}
 	return &cli.Command{
 		Name:         "agent",
@@ -36,6 +37,9 @@ func agentCommand() *cli.Command {
 		Action: func(ctx *cli.Context) error {
 			if ctx.NArg() > 0 {
 				return fmt.Errorf("unexpected argument %q (see --help)", ctx.Args().First())
+			}
+			if err := applyConfigFiles(ctx, flags); err != nil {
+				return err
 			}
 			c.NodeLabels, c.NodeTaints, c.KubeletArgs, c.KubeProxyArgs = nodeLabels.Value(), nodeTaints.Value(), kubeletArgs.Value(), proxyArgs.Value()
 			return runDaemon(c, c.Debug, func(ctx context.Context, log klog.Logger) error { return agent.Run(ctx, c, log) })

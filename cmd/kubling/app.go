@@ -112,6 +112,7 @@ func serverCommand() *cli.Command {
 	for _, f := range flags {
 		setEnv(f)
 	}
+	flags = append(flags, configFlag())
 	return &cli.Command{
 		Name:         "server",
 		Usage:        "run the control plane (and, by default, a node)",
@@ -120,6 +121,9 @@ func serverCommand() *cli.Command {
 		Action: func(ctx *cli.Context) error {
 			if ctx.NArg() > 0 {
 				return fmt.Errorf("unexpected argument %q (see --help)", ctx.Args().First())
+			}
+			if err := applyConfigFiles(ctx, flags); err != nil {
+				return err
 			}
 			c.TLSSANs, c.KubeAPIServerArgs, c.KubeSchedulerArgs, c.KubeControllerManagerArgs =
 				tlsSANs.Value(), apiArgs.Value(), schedArgs.Value(), cmArgs.Value()

@@ -377,3 +377,48 @@ func TestAgentBadInput(t *testing.T) {
 		})
 	}
 }
+
+// TestConfigFiles: configuration file, then its .d drop-ins, then KUBLING_*
+// env, then flags — each overriding the one before; unknown keys and a
+// missing --config file are one-line errors. The agent's validation names
+// the node name that won, so it is read before anything starts.
+func TestConfigFiles(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.yaml")
+	good := "server: https://127.0.0.1:6443\ntoken: KL1" + strings.Repeat("ab", 32) + "::abcdef.0123456789abcdef\n"
+	if err := os.WriteFile(cfg, []byte(good+"node-name: From_File\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	agent := func(env []string, args ...string) (int, string) {
+		cmd := exec.Command(bin, append([]string{"agent", "--data-dir", filepath.Join(dir, "data"), "--config", cfg}, args...)...)
+		cmd.Env = append(os.Environ(), env...)
+		return run(t, cmd)
+	}
+	code, out := agent(nil)
+	expectOneLineError(t, code, out, `"from_file"`)
+	if err := os.MkdirAll(cfg+".d", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cfg+".d", "10-name.yaml"), []byte("node-name: From_Dropin\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out = agent(nil)
+	expectOneLineError(t, code, out, `"from_dropin"`)
+	code, out = agent([]string{"KUBLING_NODE_NAME=From_Env"})
+	expectOneLineError(t, code, out, `"from_env"`)
+	code, out = agent([]string{"KUBLING_NODE_NAME=From_Env"}, "--node-name", "From_Flag")
+	expectOneLineError(t, code, out, `"from_flag"`)
+
+	if err := os.WriteFile(filepath.Join(cfg+".d", "20-typo.yaml"), []byte("node-nmae: x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out = agent(nil)
+	expectOneLineError(t, code, out, `20-typo.yaml: unknown key "node-nmae"`)
+
+	cmd := exec.Command(bin, "server", "--config", filepath.Join(dir, "absent.yaml"), "--data-dir", filepath.Join(dir, "data"))
+	code, out = run(t, cmd)
+	expectOneLineError(t, code, out, "absent.yaml")
+	if _, err := os.Stat(filepath.Join(dir, "data")); err == nil {
+		t.Error("a data dir was created")
+	}
+}
