@@ -25,6 +25,7 @@ func agentCommand() *cli.Command {
 		&cli.StringSliceFlag{Name: "node-taint", Usage: "taint for this node, key=value:Effect", EnvVars: env("node-taint"), Destination: &nodeTaints},
 		&cli.StringSliceFlag{Name: "kubelet-arg", Usage: "extra or overriding kubelet flag, key=value", EnvVars: env("kubelet-arg"), Destination: &kubeletArgs},
 		&cli.StringSliceFlag{Name: "kube-proxy-arg", Usage: "extra or overriding kube-proxy flag, key=value", EnvVars: env("kube-proxy-arg"), Destination: &proxyArgs},
+		&cli.StringFlag{Name: "private-registry", Usage: "registry mirrors, credentials and TLS for this node (registries.yaml)", Value: "/etc/kubling/registries.yaml", EnvVars: env("private-registry"), Destination: &c.PrivateRegistry},
 		&cli.StringFlag{Name: "default-runtime", Usage: "containerd runtime for pods without a RuntimeClass: runc, or one found on the node such as nvidia", EnvVars: env("default-runtime"), Destination: &c.DefaultRuntime},
 		&cli.BoolFlag{Name: "debug", Usage: "log upstream components' info lines too", EnvVars: env("debug"), Destination: &c.Debug},
 		configFlag(),

@@ -106,6 +106,7 @@ func serverCommand() *cli.Command {
 		&cli.StringSliceFlag{Name: "node-taint", Usage: "taint for this node, key=value:Effect (the server node takes workloads unless tainted)", Destination: &nodeTaints},
 		&cli.StringSliceFlag{Name: "kubelet-arg", Usage: "extra or overriding kubelet flag, key=value", Destination: &kubeletArgs},
 		&cli.StringSliceFlag{Name: "kube-proxy-arg", Usage: "extra or overriding kube-proxy flag, key=value", Destination: &proxyArgs},
+		&cli.StringFlag{Name: "private-registry", Usage: "registry mirrors, credentials and TLS for this node (registries.yaml)", Value: "/etc/kubling/registries.yaml", Destination: &c.PrivateRegistry},
 		&cli.StringFlag{Name: "default-runtime", Usage: "containerd runtime for pods without a RuntimeClass: runc, or one found on the node such as nvidia", Destination: &c.DefaultRuntime},
 		&cli.BoolFlag{Name: "debug", Usage: "log upstream components' info lines too", Destination: &c.Debug},
 	}

@@ -72,6 +72,9 @@ type Config struct {
 	// DefaultRuntime is containerd's runtime for pods without a
 	// RuntimeClass ("" or runc, or a detected one such as nvidia).
 	DefaultRuntime string
+	// Registries are the mirrors, credentials and TLS settings of
+	// registries.yaml (checked before the node starts).
+	Registries *containerd.Registries
 }
 
 // Paths under the data dir.
@@ -121,6 +124,12 @@ func Components(c Config, log klog.Logger) ([]component.Component, error) {
 	labels, err := setupNvidia(c, &ctrCfg, log)
 	if err != nil {
 		return nil, err
+	}
+	if c.Registries != nil {
+		if err := c.Registries.WriteHostsDir(ctrCfg.RegistryConfigDir); err != nil {
+			return nil, fmt.Errorf("registry configuration: %w", err)
+		}
+		ctrCfg.RegistryAuths = c.Registries.Auths()
 	}
 	resolv, err := resolvConf(agentDir(c.DataDir))
 	if err != nil {

@@ -24,6 +24,7 @@ import (
 	"k8s.io/klog/v2"
 	"k8s.io/kubernetes/pkg/util/taints"
 
+	"github.com/kubling/kubling/pkg/agent/containerd"
 	"github.com/kubling/kubling/pkg/agent/loadbalancer"
 	"github.com/kubling/kubling/pkg/component"
 	"github.com/kubling/kubling/pkg/config"
@@ -82,6 +83,10 @@ func Run(ctx context.Context, c *config.Agent, log klog.Logger) (err error) {
 		return err
 	}
 	if err := CheckDefaultRuntime(c.DefaultRuntime); err != nil {
+		return err
+	}
+	registries, err := containerd.LoadRegistries(c.PrivateRegistry)
+	if err != nil {
 		return err
 	}
 	add, _, err := taints.ParseTaints(c.NodeTaints)
@@ -150,6 +155,7 @@ func Run(ctx context.Context, c *config.Agent, log klog.Logger) (err error) {
 		KubeletArgs:         c.KubeletArgs,
 		KubeProxyArgs:       c.KubeProxyArgs,
 		DefaultRuntime:      c.DefaultRuntime,
+		Registries:          registries,
 	}, log)
 	if err != nil {
 		return err

@@ -27,6 +27,8 @@ type Agent struct {
 	KubeletArgs    []string
 	KubeProxyArgs  []string
 	DefaultRuntime string
+	// PrivateRegistry is the registries.yaml file.
+	PrivateRegistry string
 }
 
 // Normalize fills defaults (node name from the hostname, the token from

@@ -64,6 +64,8 @@ type Server struct {
 	KubeletArgs    []string
 	KubeProxyArgs  []string
 	DefaultRuntime string
+	// PrivateRegistry is the registries.yaml file.
+	PrivateRegistry string
 
 	KubeAPIServerArgs         []string
 	KubeSchedulerArgs         []string

@@ -17,6 +17,7 @@ import (
 	"k8s.io/kubernetes/pkg/util/taints"
 
 	"github.com/kubling/kubling/pkg/agent"
+	"github.com/kubling/kubling/pkg/agent/containerd"
 	"github.com/kubling/kubling/pkg/component"
 	"github.com/kubling/kubling/pkg/config"
 	"github.com/kubling/kubling/pkg/server/kubeconfig"
@@ -50,6 +51,10 @@ func nodeComponents(c *config.Server, p pki.PKI, apiURL string, log klog.Logger)
 		}
 	}
 	labels := agent.ParseLabels(c.NodeLabels)
+	registries, err := containerd.LoadRegistries(c.PrivateRegistry)
+	if err != nil {
+		return nil, err
+	}
 	add, _, err := taints.ParseTaints(c.NodeTaints)
 	if err != nil {
 		return nil, fmt.Errorf("--node-taint: %w", err)
@@ -73,6 +78,7 @@ func nodeComponents(c *config.Server, p pki.PKI, apiURL string, log klog.Logger)
 		KubeletArgs:         c.KubeletArgs,
 		KubeProxyArgs:       c.KubeProxyArgs,
 		DefaultRuntime:      c.DefaultRuntime,
+		Registries:          registries,
 	}, log)
 	if err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 
 	"github.com/kubling/kubling/pkg/agent"
+	"github.com/kubling/kubling/pkg/agent/containerd"
 	"github.com/kubling/kubling/pkg/config"
 	"github.com/kubling/kubling/pkg/hostcheck"
 	"github.com/kubling/kubling/pkg/server/args"
@@ -41,6 +42,9 @@ func preflight(c *config.Server) error {
 			return err
 		}
 		if err := agent.CheckDefaultRuntime(c.DefaultRuntime); err != nil {
+			return err
+		}
+		if _, err := containerd.LoadRegistries(c.PrivateRegistry); err != nil {
 			return err
 		}
 	}

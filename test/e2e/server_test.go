@@ -338,6 +338,10 @@ func checkServingCert(t *testing.T) {
 // dir. (A wrong CA, a wrong token and a taken node name need a server: the
 // multi-node test covers them; clock skew is unit-tested in pkg/join.)
 func TestAgentBadInput(t *testing.T) {
+	badRegistries := filepath.Join(t.TempDir(), "registries.yaml")
+	if err := os.WriteFile(badRegistries, []byte("mirror:\n  docker.io: {endpoint: [m]}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	hash := strings.Repeat("ab", 32)
 	good := []string{"--server", "https://127.0.0.1:6443", "--token", "KL1" + hash + "::abcdef.0123456789abcdef"}
 	cases := []struct {
@@ -359,6 +363,7 @@ func TestAgentBadInput(t *testing.T) {
 		{name: "missing default runtime", args: append(good, "--default-runtime", "nvidia"), want: "--default-runtime nvidia: this node has no such runtime"},
 		{name: "not root", args: good, asUID: 65534, want: "must run as root"},
 		{name: "stray argument", args: append(good, "extra"), want: "unexpected argument"},
+		{name: "bad registries file", args: append(good, "--private-registry", badRegistries), want: `unknown field "mirror"`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -45,6 +45,8 @@ type Config struct {
 	// Env is extra environment for containerd, and so for its shims and
 	// the runtimes they run.
 	Env []string
+	// RegistryAuths are credentials by registry host (Registries.Auths).
+	RegistryAuths map[string]any
 }
 
 // Socket is containerd's gRPC socket.
@@ -74,6 +76,10 @@ func (c Config) Render() ([]byte, error) {
 	defaultRuntime := c.DefaultRuntime
 	if defaultRuntime == "" {
 		defaultRuntime = "runc"
+	}
+	registry := map[string]any{"config_path": c.RegistryConfigDir}
+	if len(c.RegistryAuths) > 0 {
+		registry["configs"] = c.RegistryAuths
 	}
 	if _, ok := runtimes[defaultRuntime]; !ok {
 		return nil, fmt.Errorf("containerd config: default runtime %q is not configured", defaultRuntime)
@@ -110,7 +116,7 @@ func (c Config) Render() ([]byte, error) {
 			"io.containerd.cri.v1.images": map[string]any{
 				"snapshotter":   c.Snapshotter,
 				"pinned_images": map[string]any{"sandbox": PauseImage},
-				"registry":      map[string]any{"config_path": c.RegistryConfigDir},
+				"registry":      registry,
 			},
 			"io.containerd.cri.v1.runtime": map[string]any{
 				"restrict_oom_score_adj":      c.RestrictOOMScoreAdj,

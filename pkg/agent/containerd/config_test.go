@@ -77,6 +77,14 @@ func TestRenderNvidiaRuntimes(t *testing.T) {
 	if runtimes["runc"].(map[string]any)["options"].(map[string]any)["BinaryName"] != "/p/bin/runc" {
 		t.Error("runc lost")
 	}
+	c.RegistryAuths = map[string]any{"mirror:5000": map[string]any{"auth": map[string]any{"username": "u"}}}
+	out, err = c.Render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), "mirror:5000") || !strings.Contains(string(out), "config_path") {
+		t.Errorf("registry auths not rendered beside config_path:\n%s", out)
+	}
 	c.DefaultRuntime = "crun"
 	if _, err := c.Render(); err == nil {
 		t.Error("an unknown default runtime rendered")
