@@ -33,6 +33,8 @@ func newApp() *cli.App {
 			serverCommand(),
 			agentCommand(),
 			tokenCommand(),
+			checkConfigCommand(),
+			completionCommand(),
 			toolCommand("crictl", "run crictl against this node's containerd"),
 			toolCommand("ctr", "run ctr against this node's containerd (namespace k8s.io)"),
 			{

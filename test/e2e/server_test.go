@@ -427,3 +427,39 @@ func TestConfigFiles(t *testing.T) {
 		t.Error("a data dir was created")
 	}
 }
+
+// TestCheckConfigAndCompletion: check-config on this real host (it must
+// pass here, where kubling runs), a FAIL for a CIDR on a host route, and
+// the bash completion script completing a command and a flag.
+func TestCheckConfigAndCompletion(t *testing.T) {
+	code, out := run(t, exec.Command(bin, "check-config"))
+	if code != 0 || !strings.Contains(out, "OK    kernel: br_netfilter") || strings.Contains(out, "FAIL") {
+		t.Fatalf("check-config on this host: exit %d\n%s", code, out)
+	}
+	const cidr = "10.198.0.0/16"
+	if out, err := exec.Command("ip", "route", "add", cidr, "dev", "lo").CombinedOutput(); err != nil {
+		t.Fatalf("add test route: %v %s", err, out)
+	}
+	defer exec.Command("ip", "route", "del", cidr, "dev", "lo").Run()
+	code, out = run(t, exec.Command(bin, "check-config", "--cluster-cidr", cidr))
+	if code != 1 || !strings.Contains(out, "FAIL  --cluster-cidr "+cidr) {
+		t.Fatalf("check-config with an overlapping CIDR: exit %d\n%s", code, out)
+	}
+
+	dir := t.TempDir()
+	if err := os.Symlink(bin, filepath.Join(dir, "kubling")); err != nil {
+		t.Fatal(err)
+	}
+	script := `source <(kubling completion bash)
+COMP_WORDS=(kubling che); COMP_CWORD=1; _kubling; echo "commands: ${COMPREPLY[*]}"
+COMP_WORDS=(kubling agent --node-l); COMP_CWORD=2; _kubling; echo "flags: ${COMP_WORDS[0]} ${COMPREPLY[*]}"`
+	cmd := exec.Command("bash", "-c", script)
+	cmd.Env = append(os.Environ(), "PATH="+dir+":"+os.Getenv("PATH"))
+	got, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(got), "commands: check-config") || !strings.Contains(string(got), "flags: kubling --node-label") {
+		t.Fatalf("bash completion: %v\n%s", err, got)
+	}
+	if code, out := run(t, exec.Command(bin, "completion", "zsh")); code != 0 || !strings.Contains(out, "compdef _kubling kubling") {
+		t.Fatalf("zsh completion: %d %s", code, out)
+	}
+}

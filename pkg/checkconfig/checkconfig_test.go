@@ -1,0 +1,85 @@
+package checkconfig
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func fakeHost(t *testing.T, files map[string]string) string {
+	t.Helper()
+	root := t.TempDir()
+	for p, content := range files {
+		full := filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+// A route for 10.42.0.0/16 on eth1, in /proc/net/route's little-endian hex.
+const routes = "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT\n" +
+	"eth0\t00000000\t0100000A\t0003\t0\t0\t0\t00000000\t0\t0\t0\n" +
+	"eth1\t00002A0A\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n"
+
+func TestGoodHost(t *testing.T) {
+	root := fakeHost(t, map[string]string{
+		"proc/filesystems": "nodev\toverlay\nnodev\tnfs4\n",
+		"proc/sys/net/bridge/bridge-nf-call-iptables": "1",
+		"proc/sys/net/ipv4/ip_forward":                "1",
+		"proc/sys/net/netfilter/nf_conntrack_max":     "1",
+		"proc/self/status":                            "CapBnd:\t000001ffffffffff\n",
+		"proc/cgroups":                                "#subsys_name\thierarchy\tnum_cgroups\tenabled\ncpu\t2\t1\t1\nmemory\t3\t1\t1\npids\t4\t1\t1\n",
+		"proc/swaps":                                  "Filename\tType\tSize\tUsed\tPriority\n",
+		"proc/net/route":                              routes,
+		"sbin/mount.nfs":                              "",
+	})
+	results := Run(Options{Root: root, ClusterCIDR: "10.44.0.0/16", ServiceCIDR: "10.45.0.0/16", LookPath: func(p string) (string, error) { return "/usr/sbin/" + p, nil }})
+	var buf bytes.Buffer
+	if Print(&buf, results) {
+		t.Fatalf("a good host failed:\n%s", buf.String())
+	}
+	if strings.Contains(buf.String(), "WARN") {
+		t.Fatalf("a good host warned:\n%s", buf.String())
+	}
+}
+
+func TestBadHost(t *testing.T) {
+	root := fakeHost(t, map[string]string{
+		"proc/filesystems": "nodev\tsysfs\n",
+		"proc/self/status": "CapBnd:\t000001fffeffffff\n",
+		"proc/cgroups":     "#subsys_name\thierarchy\tnum_cgroups\tenabled\ncpu\t2\t1\t1\nmemory\t3\t1\t0\n",
+		"proc/swaps":       "Filename\tType\tSize\tUsed\tPriority\n/swapfile\tfile\t1024\t0\t-2\n",
+		"proc/net/route":   routes,
+	})
+	results := Run(Options{Root: root, ClusterCIDR: "10.42.0.0/16", ServiceCIDR: "10.43.0.0/16", LookPath: func(string) (string, error) { return "", errors.New("not found") }})
+	var buf bytes.Buffer
+	if !Print(&buf, results) {
+		t.Fatalf("a bad host passed:\n%s", buf.String())
+	}
+	out := buf.String()
+	for _, want := range []string{
+		"FAIL  kernel: br_netfilter",
+		"WARN  kernel: overlayfs",
+		"FAIL  cgroups: memory controller",
+		"FAIL  cgroups: pids controller",
+		"WARN  capability CAP_SYS_RESOURCE",
+		"WARN  swap",
+		"FAIL  program: iptables",
+		"FAIL  program: mount",
+		"FAIL  --cluster-cidr 10.42.0.0/16",
+		"OK    --service-cidr 10.43.0.0/16",
+		"WARN  kernel: NFS client",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in:\n%s", want, out)
+		}
+	}
+}
