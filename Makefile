@@ -97,7 +97,8 @@ test-multinode: $(BIN) $(TEST_IMAGES)/busybox.tar $(TEST_IMAGES)/coredns.tar
 	test/multinode/docker.sh start
 	test/multinode/docker.sh base-image $(BASE_IMAGE)
 	docker build -q --build-arg BASE=$(BASE_IMAGE) -f Dockerfile.test -t $(NODE_IMAGE) . >/dev/null
-	KUBLING_NODE_IMAGE=$(NODE_IMAGE) $(GO) test -tags e2e -count=1 -timeout 30m -v ./test/multinode/...; \
+	KUBLING_NODE_IMAGE=$(NODE_IMAGE) KUBLING_BASE_IMAGE=$(BASE_IMAGE) KUBLING_BIN=$(abspath $(BIN)) \
+		KUBLING_TEST_IMAGES=$(abspath $(TEST_IMAGES)) $(GO) test -tags e2e -count=1 -timeout 30m -v ./test/multinode/...; \
 		rc=$$?; test/multinode/docker.sh stop; exit $$rc
 test: test-unit test-e2e test-multinode
 

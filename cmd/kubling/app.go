@@ -35,6 +35,7 @@ func newApp() *cli.App {
 			tokenCommand(),
 			checkConfigCommand(),
 			completionCommand(),
+			internalScriptCommand(),
 			toolCommand("crictl", "run crictl against this node's containerd"),
 			toolCommand("ctr", "run ctr against this node's containerd (namespace k8s.io)"),
 			{

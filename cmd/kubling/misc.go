@@ -11,6 +11,7 @@ import (
 	"github.com/kubling/kubling/pkg/config"
 	"github.com/kubling/kubling/pkg/hostcheck"
 	"github.com/kubling/kubling/pkg/server/args"
+	"github.com/kubling/kubling/scripts"
 )
 
 func checkConfigCommand() *cli.Command {
@@ -71,6 +72,26 @@ _kubling() {
 }
 compdef _kubling kubling
 `
+
+// internalScriptCommand prints a script kubling installs beside itself;
+// install.sh calls it.
+func internalScriptCommand() *cli.Command {
+	return &cli.Command{
+		Name:   "internal-script",
+		Hidden: true,
+		Action: func(c *cli.Context) error {
+			switch c.Args().First() {
+			case "killall":
+				fmt.Print(scripts.Killall)
+			case "uninstall":
+				fmt.Print(scripts.UninstallBody)
+			default:
+				return fmt.Errorf("internal-script: killall or uninstall")
+			}
+			return nil
+		},
+	}
+}
 
 func completionCommand() *cli.Command {
 	return &cli.Command{

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coreos/go-systemd/v22/daemon"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/apimachinery/pkg/util/wait"
 	certutil "k8s.io/client-go/util/cert"
@@ -170,6 +171,8 @@ func Run(ctx context.Context, c *config.Agent, log klog.Logger) (err error) {
 		return err
 	}
 	log.Info("kubling agent is ready", "node", c.NodeName, "server", server.String(), "duration", time.Since(begin).Round(time.Millisecond))
+	// Tell systemd (Type=notify), when it started us.
+	_, _ = daemon.SdNotify(false, daemon.SdNotifyReady)
 
 	select {
 	case <-ctx.Done():

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coreos/go-systemd/v22/daemon"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/klog/v2"
 
@@ -212,6 +213,8 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 	}
 	log.Info("Join nodes with: kubling agent --server "+joinURL(c)+" --token "+joinToken.String(), "tokenFile", TokenPath(c.DataDir))
 	log.Info("kubling is ready", "kubernetes", apiURL, "duration", time.Since(begin).Round(time.Millisecond))
+	// Tell systemd (Type=notify), when it started us.
+	_, _ = daemon.SdNotify(false, daemon.SdNotifyReady)
 
 	// 6. Serve until asked to stop, or until a component dies.
 	select {

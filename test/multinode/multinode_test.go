@@ -277,6 +277,8 @@ func TestMultiNode(t *testing.T) {
 
 func container(name string) string { return "kubling-test-" + name }
 
+var execCommand = exec.Command
+
 // nodeFlags are the container options that work on these machines
 // (DESIGN.md): no --privileged, all capabilities but CAP_SYS_RESOURCE, the
 // host's cgroup tree, writable /proc/sys for the node's sysctls.
@@ -522,7 +524,7 @@ func teardown(t *testing.T) {
 			t.Log(err)
 		}
 	}
-	for _, name := range []string{"server", "agent1", "agent2", "agent3"} {
+	for _, name := range []string{"server", "agent1", "agent2", "agent3", "iserver", "iagent"} {
 		roots, _ := filepath.Glob("/sys/fs/cgroup/*/kubling-" + name)
 		for _, root := range roots {
 			removeCgroupTree(t, root)
