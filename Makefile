@@ -93,11 +93,14 @@ test-e2e: $(BIN) $(TEST_IMAGES)/busybox.tar $(TEST_IMAGES)/coredns.tar
 # Debian base made with debootstrap (cached as a Docker image).
 BASE_IMAGE := kubling-test-base:bookworm
 NODE_IMAGE := kubling-test-node:latest
+# For the installer test: systemd as PID 1, and wget for downloads.
+SYSTEMD_IMAGE := kubling-test-systemd:bookworm
 test-multinode: $(BIN) $(TEST_IMAGES)/busybox.tar $(TEST_IMAGES)/coredns.tar
 	test/multinode/docker.sh start
 	test/multinode/docker.sh base-image $(BASE_IMAGE)
+	test/multinode/docker.sh base-image $(SYSTEMD_IMAGE) systemd,systemd-sysv,dbus,wget
 	docker build -q --build-arg BASE=$(BASE_IMAGE) -f Dockerfile.test -t $(NODE_IMAGE) . >/dev/null
-	KUBLING_NODE_IMAGE=$(NODE_IMAGE) KUBLING_BASE_IMAGE=$(BASE_IMAGE) KUBLING_BIN=$(abspath $(BIN)) \
+	KUBLING_NODE_IMAGE=$(NODE_IMAGE) KUBLING_BASE_IMAGE=$(BASE_IMAGE) KUBLING_SYSTEMD_IMAGE=$(SYSTEMD_IMAGE) KUBLING_BIN=$(abspath $(BIN)) \
 		KUBLING_TEST_IMAGES=$(abspath $(TEST_IMAGES)) $(GO) test -tags e2e -count=1 -timeout 30m -v ./test/multinode/...; \
 		rc=$$?; test/multinode/docker.sh stop; exit $$rc
 test: test-unit test-e2e test-multinode

@@ -2,7 +2,9 @@
 # Docker for the multi-node tests, on a machine without an init system:
 #   docker.sh start            start dockerd unless one answers already
 #   docker.sh stop             stop the dockerd that `start` started
-#   docker.sh base-image NAME  build the node base image once (debootstrap)
+#   docker.sh base-image NAME [PACKAGES]
+#                              build a node base image once (debootstrap),
+#                              with extra comma-separated Debian packages
 set -eu
 state=build/multinode
 mkdir -p "$state"
@@ -34,12 +36,13 @@ stop)
 	;;
 base-image)
 	name=$2
+	extra=${3:+,$3}
 	if docker image inspect "$name" >/dev/null 2>&1; then exit 0; fi
 	# No registry is reachable: make Debian from its packages. iptables for
 	# kube-proxy and flannel; the rest is what a minimal host has.
-	rootfs="$state/rootfs"
+	rootfs="$state/rootfs-$(echo "$name" | tr -c 'a-z0-9\n' '-')"
 	rm -rf "$rootfs"
-	debootstrap --variant=minbase --include=iptables,iproute2,procps,ca-certificates \
+	debootstrap --variant=minbase --include=iptables,iproute2,procps,ca-certificates$extra \
 		bookworm "$rootfs" "${DEBIAN_MIRROR:-http://deb.debian.org/debian}" >"$state/debootstrap.log" 2>&1 ||
 		{ echo "debootstrap failed; see $state/debootstrap.log" >&2; exit 1; }
 	tar -C "$rootfs" -c . | docker import - "$name" >/dev/null

@@ -3,6 +3,11 @@
 package multinode
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,17 +16,17 @@ import (
 	"time"
 )
 
-// TestInstall runs scripts/install.sh for real, with the built binary
-// (INSTALL_KUBLING_BIN), in two bare Debian containers with no init system:
-// a server, then an agent joined from what the installer printed, a real pod
-// on the agent; then kubling-uninstall.sh on both, and the containers' host
-// state must hold nothing of kubling's. (systemd as PID 1 does not run in a
-// container on these cgroup-v1 hosts without --privileged; the systemd and
-// OpenRC branches are not exercised here.)
+// TestInstall runs scripts/install.sh for real in two bare Debian
+// containers: a server on a host with systemd as PID 1 (downloading the
+// built binary from a release folder this test serves, checked by sha256,
+// after refusing one with a wrong checksum), then an agent on a host with no
+// init system (INSTALL_KUBLING_BIN), joined with the command the server's
+// install printed, running a real pod; then kubling-uninstall.sh on both, and
+// neither host may keep anything of kubling's. (OpenRC is not exercised.)
 func TestInstall(t *testing.T) {
-	base, bin, images := os.Getenv("KUBLING_BASE_IMAGE"), os.Getenv("KUBLING_BIN"), os.Getenv("KUBLING_TEST_IMAGES")
-	if base == "" || bin == "" || images == "" {
-		t.Fatal("KUBLING_BASE_IMAGE, KUBLING_BIN and KUBLING_TEST_IMAGES must be set; run `make test-multinode`")
+	base, systemd, bin, images := os.Getenv("KUBLING_BASE_IMAGE"), os.Getenv("KUBLING_SYSTEMD_IMAGE"), os.Getenv("KUBLING_BIN"), os.Getenv("KUBLING_TEST_IMAGES")
+	if base == "" || systemd == "" || bin == "" || images == "" {
+		t.Fatal("KUBLING_BASE_IMAGE, KUBLING_SYSTEMD_IMAGE, KUBLING_BIN and KUBLING_TEST_IMAGES must be set; run `make test-multinode`")
 	}
 	script, err := filepath.Abs("../../scripts/install.sh")
 	if err != nil {
@@ -42,26 +47,36 @@ func TestInstall(t *testing.T) {
 	defer delete(nodes, "iserver")
 	defer delete(nodes, "iagent")
 
-	host := func(name string) {
+	host := func(name string, withSystemd bool) {
 		a := append([]string{"run", "-d"}, nodeFlags(name)...)
 		// The data dir's parent is a volume: containerd's overlay snapshots
 		// cannot live on the container's own overlay root.
-		a = append(a, "-v", "/var/lib", "-v", bin+":/tmp/kb-bin:ro", "-v", script+":/tmp/install.sh:ro", base, "sleep", "infinity")
+		a = append(a, "-v", "/var/lib", "-v", bin+":/tmp/kb-bin:ro", "-v", script+":/tmp/install.sh:ro")
+		if withSystemd {
+			a = append(a, "-e", "container=docker", "--stop-signal", "SIGRTMIN+3", "--tmpfs", "/run/lock", systemd, "/sbin/init")
+		} else {
+			a = append(a, base, "sleep", "infinity")
+		}
 		mustDocker(t, a...)
+		if withSystemd {
+			waitFor(t, "systemd running in "+name, time.Minute, func() error {
+				out, err := docker("exec", container(name), "systemctl", "is-system-running")
+				if strings.TrimSpace(out) == "running" {
+					return nil
+				}
+				return fmt.Errorf("%s %v", out, err)
+			})
+		}
 		// What the test entrypoint does for node containers: shared mounts
 		// and a cgroup root per kubelet (they share the host's cgroup tree).
 		mustDocker(t, "exec", container(name), "sh", "-c", `mount --make-rshared / && for d in /sys/fs/cgroup/*/; do [ -e "${d}cgroup.procs" ] && mkdir -p "${d}kubling-`+name+`"; done; true`)
 	}
-	install := func(name string, env ...string) string {
-		a := []string{"exec", "-e", "INSTALL_KUBLING_BIN=/tmp/kb-bin", "-e", "INSTALL_KUBLING_EXEC=--kubelet-arg=cgroup-root=/kubling-" + name}
+	install := func(name string, env ...string) (string, error) {
+		a := []string{"exec", "-e", "INSTALL_KUBLING_EXEC=--kubelet-arg=cgroup-root=/kubling-" + name}
 		for _, e := range env {
 			a = append(a, "-e", e)
 		}
-		out := mustDocker(t, append(append(a, container(name)), "sh", "/tmp/install.sh")...)
-		if !strings.Contains(out, "no systemd or OpenRC on this host") {
-			t.Fatalf("install on %s did not say it found no init system:\n%s", name, out)
-		}
-		return out
+		return docker(append(append(a, container(name)), "sh", "/tmp/install.sh")...)
 	}
 	// start runs the command the installer printed, as a user would.
 	start := func(name, installOut string) {
@@ -78,10 +93,24 @@ func TestInstall(t *testing.T) {
 		return docker(append([]string{"exec", container(name), "kubectl"}, args...)...)
 	}
 
-	// The server, with a setting from the environment that must reach it
-	// through the service's env file.
-	host("iserver")
-	out := install("iserver", "KUBLING_NODE_LABEL=installed=yes")
+	// A release folder: a channel, a good version and one whose checksum
+	// is wrong, served to the containers from this test.
+	release := releaseServer(t, bin)
+
+	// The server, on a systemd host, with a setting from the environment
+	// that must reach it through the service's env file.
+	host("iserver", true)
+	out, err := install("iserver", "INSTALL_KUBLING_RELEASE_URL="+release, "INSTALL_KUBLING_VERSION=v0.0.0-bad")
+	if err == nil || !strings.Contains(out, "checksum mismatch") {
+		t.Fatalf("a download with a wrong checksum was not refused: %v\n%s", err, out)
+	}
+	if _, err := docker("exec", container("iserver"), "test", "-e", "/usr/local/bin/kubling"); err == nil {
+		t.Fatal("the refused download was installed")
+	}
+	out, err = install("iserver", "INSTALL_KUBLING_RELEASE_URL="+release, "KUBLING_NODE_LABEL=installed=yes")
+	if err != nil || !strings.Contains(out, "downloading kubling v0.0.0-test") {
+		t.Fatalf("install on the systemd host: %v\n%s", err, out)
+	}
 	for _, f := range []string{"/usr/local/bin/kubling", "/usr/local/bin/kubling-killall.sh", "/usr/local/bin/kubling-uninstall.sh"} {
 		mustDocker(t, "exec", container("iserver"), "test", "-x", f)
 	}
@@ -96,11 +125,20 @@ func TestInstall(t *testing.T) {
 	if env := mustDocker(t, "exec", container("iserver"), "cat", "/etc/kubling/kubling.env"); !strings.Contains(env, "KUBLING_NODE_LABEL='installed=yes'") {
 		t.Errorf("env file:\n%s", env)
 	}
-	join := regexp.MustCompile(`KUBLING_URL=(https://[0-9.]+:6443)`).FindStringSubmatch(out)
-	if join == nil || join[1] != "https://"+nodes["iserver"]+":6443" {
-		t.Fatalf("the installer printed no usable join command:\n%s", out)
+	unit := mustDocker(t, "exec", container("iserver"), "cat", "/etc/systemd/system/kubling.service")
+	for _, want := range []string{"Type=notify", "Delegate=yes", "KillMode=process", "Restart=always", "EnvironmentFile=-/etc/kubling/kubling.env", "ExecStart=/usr/local/bin/kubling server --kubelet-arg=cgroup-root=/kubling-iserver"} {
+		if !strings.Contains(unit, want) {
+			t.Errorf("unit lacks %q:\n%s", want, unit)
+		}
 	}
-	start("iserver", out)
+	// Type=notify: the install's `systemctl restart` returned once kubling
+	// said it was ready.
+	if state := strings.TrimSpace(mustDocker(t, "exec", container("iserver"), "systemctl", "is-active", "kubling")); state != "active" {
+		t.Fatalf("service state %q", state)
+	}
+	if enabled := strings.TrimSpace(mustDocker(t, "exec", container("iserver"), "systemctl", "is-enabled", "kubling")); enabled != "enabled" {
+		t.Errorf("service %q", enabled)
+	}
 	waitFor(t, "the installed server's node Ready", 3*time.Minute, func() error {
 		_, err := kubectlIn("iserver", "wait", "--for=condition=Ready", "node/iserver", "--timeout=2s")
 		return err
@@ -108,13 +146,19 @@ func TestInstall(t *testing.T) {
 	if got, _ := kubectlIn("iserver", "get", "node", "iserver", "-o", "jsonpath={.metadata.labels.installed}"); got != "yes" {
 		t.Errorf("the env file's KUBLING_NODE_LABEL did not reach the server: %q", got)
 	}
+	join := regexp.MustCompile(`KUBLING_URL=(https://[0-9.]+:6443) KUBLING_TOKEN=(KL1\S+) sh -`).FindStringSubmatch(out)
+	if join == nil || join[1] != "https://"+nodes["iserver"]+":6443" {
+		t.Fatalf("the installer printed no usable join command:\n%s", out)
+	}
 
 	// The agent, joined with what the server printed and its token.
-	tok := strings.TrimSpace(mustDocker(t, "exec", container("iserver"), "cat", "/var/lib/kubling/server/token"))
-	host("iagent")
+	host("iagent", false)
 	mustDocker(t, "exec", container("iagent"), "mkdir", "-p", "/var/lib/kubling/agent/images")
 	mustDocker(t, "cp", filepath.Join(images, "busybox.tar"), container("iagent")+":/var/lib/kubling/agent/images/busybox.tar")
-	out = install("iagent", "KUBLING_URL="+join[1], "KUBLING_TOKEN="+tok)
+	out, err = install("iagent", "INSTALL_KUBLING_BIN=/tmp/kb-bin", "KUBLING_URL="+join[1], "KUBLING_TOKEN="+join[2])
+	if err != nil || !strings.Contains(out, "no systemd or OpenRC on this host") {
+		t.Fatalf("install on the host without init: %v\n%s", err, out)
+	}
 	if env := mustDocker(t, "exec", container("iagent"), "cat", "/etc/kubling/kubling-agent.env"); !strings.Contains(env, "KUBLING_URL='"+join[1]+"'") {
 		t.Errorf("agent env file:\n%s", env)
 	}
@@ -158,10 +202,50 @@ for p in /proc/[0-9]*; do
 	case "$exe" in *kubling*|*containerd*|*pause*) echo "process: $exe";; esac
 done
 true`
+		if name == "iserver" {
+			check += "\nsystemctl list-unit-files 'kubling*' --no-legend | sed 's/^/unit: /'\ntrue"
+		}
 		if left := strings.TrimSpace(mustDocker(t, "exec", container(name), "sh", "-c", check)); left != "" {
 			t.Errorf("%s still has kubling's state after uninstall:\n%s", name, left)
 		}
 	}
+}
+
+// releaseServer serves a release folder to the containers (on the test
+// network's gateway address): channel stable → v0.0.0-test, whose binary is
+// bin with its right checksum, and v0.0.0-bad, whose checksum is wrong.
+func releaseServer(t *testing.T, bin string) string {
+	t.Helper()
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	files := map[string][]byte{
+		"/channels/stable":                          []byte("v0.0.0-test\n"),
+		"/download/v0.0.0-test/kubling-amd64":       data,
+		"/download/v0.0.0-test/sha256sum-amd64.txt": []byte(hex.EncodeToString(sum[:]) + "  kubling-amd64\n"),
+		"/download/v0.0.0-bad/kubling-amd64":        data,
+		"/download/v0.0.0-bad/sha256sum-amd64.txt":  []byte(strings.Repeat("0", 64) + "  kubling-amd64\n"),
+	}
+	gateway := strings.TrimSpace(mustDocker(t, "network", "inspect", "-f", "{{(index .IPAM.Config 0).Gateway}}", network))
+	if gateway == "" || gateway == "<no value>" {
+		gateway = strings.TrimSuffix(nodes["server"], ".10") + ".1"
+	}
+	l, err := net.Listen("tcp", gateway+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if b, ok := files[r.URL.Path]; ok {
+			_, _ = w.Write(b)
+			return
+		}
+		http.NotFound(w, r)
+	})}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { srv.Close() })
+	return "http://" + l.Addr().String()
 }
 
 func dockerStdin(stdin string, args ...string) (string, error) {
