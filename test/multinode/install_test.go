@@ -155,9 +155,16 @@ func TestInstall(t *testing.T) {
 	host("iagent", false)
 	mustDocker(t, "exec", container("iagent"), "mkdir", "-p", "/var/lib/kubling/agent/images")
 	mustDocker(t, "cp", filepath.Join(images, "busybox.tar"), container("iagent")+":/var/lib/kubling/agent/images/busybox.tar")
-	out, err = install("iagent", "INSTALL_KUBLING_BIN=/tmp/kb-bin", "KUBLING_URL="+join[1], "KUBLING_TOKEN="+join[2])
+	// Behind a proxy (never reached: the server is in NO_PROXY, and the
+	// installer adds the cluster's own networks).
+	out, err = install("iagent", "INSTALL_KUBLING_BIN=/tmp/kb-bin", "KUBLING_URL="+join[1], "KUBLING_TOKEN="+join[2],
+		"HTTPS_PROXY=http://proxy.invalid:3128", "NO_PROXY="+subnet)
 	if err != nil || !strings.Contains(out, "no systemd or OpenRC on this host") {
 		t.Fatalf("install on the host without init: %v\n%s", err, out)
+	}
+	if env := mustDocker(t, "exec", container("iagent"), "cat", "/etc/kubling/kubling-agent.env"); !strings.Contains(env, "HTTPS_PROXY='http://proxy.invalid:3128'") ||
+		!strings.Contains(env, "NO_PROXY='"+subnet+",10.42.0.0/16,10.43.0.0/16,127.0.0.1,localhost,.svc,.cluster.local'") {
+		t.Errorf("agent env file's proxy settings:\n%s", env)
 	}
 	if env := mustDocker(t, "exec", container("iagent"), "cat", "/etc/kubling/kubling-agent.env"); !strings.Contains(env, "KUBLING_URL='"+join[1]+"'") {
 		t.Errorf("agent env file:\n%s", env)
