@@ -3,26 +3,11 @@ package checkconfig
 import (
 	"bytes"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-)
 
-func fakeHost(t *testing.T, files map[string]string) string {
-	t.Helper()
-	root := t.TempDir()
-	for p, content := range files {
-		full := filepath.Join(root, p)
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return root
-}
+	"github.com/kubling/kubling/internal/fakefs"
+)
 
 // A route for 10.42.0.0/16 on eth1, in /proc/net/route's little-endian hex.
 const routes = "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT\n" +
@@ -30,7 +15,7 @@ const routes = "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tM
 	"eth1\t00002A0A\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n"
 
 func TestGoodHost(t *testing.T) {
-	root := fakeHost(t, map[string]string{
+	root := fakefs.Tree(t, map[string]string{
 		"proc/filesystems": "nodev\toverlay\nnodev\tnfs4\n",
 		"proc/sys/net/bridge/bridge-nf-call-iptables": "1",
 		"proc/sys/net/ipv4/ip_forward":                "1",
@@ -52,7 +37,7 @@ func TestGoodHost(t *testing.T) {
 }
 
 func TestBadHost(t *testing.T) {
-	root := fakeHost(t, map[string]string{
+	root := fakefs.Tree(t, map[string]string{
 		"proc/filesystems": "nodev\tsysfs\n",
 		"proc/self/status": "CapBnd:\t000001fffeffffff\n",
 		"proc/cgroups":     "#subsys_name\thierarchy\tnum_cgroups\tenabled\ncpu\t2\t1\t1\nmemory\t3\t1\t0\n",

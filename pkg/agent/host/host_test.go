@@ -1,26 +1,13 @@
 package host
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kubling/kubling/internal/fakefs"
 )
 
-func fakeRoot(t *testing.T, files map[string]string) Root {
-	t.Helper()
-	root := t.TempDir()
-	for p, content := range files {
-		full := filepath.Join(root, p)
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return Root(root)
-}
+func fakeRoot(t *testing.T, files map[string]string) Root { return Root(fakefs.Tree(t, files)) }
 
 const fsList = "nodev\tsysfs\nnodev\ttmpfs\n\text4\nnodev\toverlay\n"
 

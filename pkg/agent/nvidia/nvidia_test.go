@@ -1,42 +1,23 @@
 package nvidia
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/pelletier/go-toml/v2"
+
+	"github.com/kubling/kubling/internal/fakefs"
 )
 
-func tree(t *testing.T, files map[string]string) string {
-	t.Helper()
-	root := t.TempDir()
-	for p, content := range files {
-		full := filepath.Join(root, p)
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		mode := os.FileMode(0o644)
-		if strings.Contains(p, "bin/") || strings.Contains(p, "toolkit/") {
-			mode = 0o755
-		}
-		if err := os.WriteFile(full, []byte(content), mode); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return root
-}
-
 func TestNoGPU(t *testing.T) {
-	info := Detect(tree(t, map[string]string{"proc/cpuinfo": ""}), "/usr/bin")
+	info := Detect(fakefs.Tree(t, map[string]string{"proc/cpuinfo": ""}), "/usr/bin")
 	if info.GPU() || info.Usable() || info.Summary() != "no NVIDIA driver" {
 		t.Fatalf("%+v %s", info, info.Summary())
 	}
 }
 
 func TestGPUWithRuntimeOnPath(t *testing.T) {
-	root := tree(t, map[string]string{
+	root := fakefs.Tree(t, map[string]string{
 		"proc/driver/nvidia/version":           "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.14\nGCC version: 12\n",
 		"dev/nvidia0":                          "",
 		"dev/nvidia1":                          "",
@@ -62,20 +43,20 @@ func TestGPUWithRuntimeOnPath(t *testing.T) {
 }
 
 func TestGPUWithoutToolkit(t *testing.T) {
-	info := Detect(tree(t, map[string]string{"proc/driver/nvidia/version": "NVRM version: 550\n", "dev/nvidia0": ""}), "/usr/bin")
+	info := Detect(fakefs.Tree(t, map[string]string{"proc/driver/nvidia/version": "NVRM version: 550\n", "dev/nvidia0": ""}), "/usr/bin")
 	if !info.GPU() || info.Usable() || !strings.Contains(info.Summary(), "install the NVIDIA container toolkit") {
 		t.Fatalf("%+v %s", info, info.Summary())
 	}
 	// CDI specs or the CDI runtime alone do not make the node one for the
 	// device plugin, which runs with RuntimeClass nvidia.
-	cdiOnly := Detect(tree(t, map[string]string{"proc/driver/nvidia/version": "NVRM\n", "dev/nvidia0": "", "etc/cdi/nvidia.yaml": "kind: nvidia.com/gpu\n", "usr/bin/nvidia-container-runtime.cdi": "#!"}), "")
+	cdiOnly := Detect(fakefs.Tree(t, map[string]string{"proc/driver/nvidia/version": "NVRM\n", "dev/nvidia0": "", "etc/cdi/nvidia.yaml": "kind: nvidia.com/gpu\n", "usr/bin/nvidia-container-runtime.cdi": "#!"}), "")
 	if cdiOnly.Usable() || cdiOnly.Runtimes["nvidia-cdi"] == "" {
 		t.Fatalf("%+v", cdiOnly)
 	}
 }
 
 func TestOperatorToolkitFound(t *testing.T) {
-	info := Detect(tree(t, map[string]string{"proc/driver/nvidia/version": "NVRM\n", "dev/nvidia0": "", "usr/local/nvidia/toolkit/nvidia-container-runtime": "#!"}), "")
+	info := Detect(fakefs.Tree(t, map[string]string{"proc/driver/nvidia/version": "NVRM\n", "dev/nvidia0": "", "usr/local/nvidia/toolkit/nvidia-container-runtime": "#!"}), "")
 	if info.Runtimes["nvidia"] != "/usr/local/nvidia/toolkit/nvidia-container-runtime" {
 		t.Fatalf("%v", info.Runtimes)
 	}
