@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 
 	"github.com/kubling/kubling/pkg/agent"
 	"github.com/kubling/kubling/pkg/agent/tools"
@@ -13,7 +14,15 @@ import (
 	"github.com/kubling/kubling/pkg/kubectl"
 )
 
+// gcPercent is Go's GC target unless GOGC says otherwise: half the default
+// 100 keeps the long-running server and agent about 50 MB smaller at idle
+// (docs/benchmarks.md), for a little more GC work.
+const gcPercent = 50
+
 func main() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
 	switch filepath.Base(os.Args[0]) {
 	case "kubectl":
 		kubectl.Main(os.Args[1:], config.DefaultKubeconfig)

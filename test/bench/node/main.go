@@ -63,10 +63,13 @@ func main() {
 	rows = append(rows, [2]string{"start to CoreDNS Ready", benchutil.Secs(time.Since(begin))})
 
 	time.Sleep(*idle)
-	kubling := benchutil.RSSKB(cmd.Process.Pid)
+	mem := benchutil.Status(cmd.Process.Pid)
+	kubling := mem["VmRSS"]
 	containerd, shims := benchutil.PayloadRSS(dataDir)
 	rows = append(rows,
 		[2]string{fmt.Sprintf("kubling RSS after %s idle", *idle), benchutil.MB(kubling)},
+		[2]string{"of which anonymous (heap, stacks)", benchutil.MB(mem["RssAnon"])},
+		[2]string{"of which file-backed (binary pages)", benchutil.MB(mem["RssFile"])},
 		[2]string{"containerd RSS", benchutil.MB(containerd)},
 		[2]string{"kubling + containerd", benchutil.MB(kubling + containerd)},
 		[2]string{"runc shims RSS (CoreDNS pod)", benchutil.MB(shims)},
