@@ -56,8 +56,8 @@ func Run(o Options) []Result {
 	add := func(l Level, what, note string) { out = append(out, Result{l, what, note}) }
 
 	// Kernel.
-	fs, _ := os.ReadFile(at("/proc/filesystems"))
-	if hasFS(fs, "overlay") {
+	facts, factsErr := host.Root(o.Root).Detect()
+	if facts.Overlay {
 		add(OK, "kernel: overlayfs", "")
 	} else {
 		add(Warn, "kernel: overlayfs", "missing: containerd falls back to the slower native snapshotter")
@@ -85,8 +85,7 @@ func Run(o Options) []Result {
 	}
 
 	// cgroups and capabilities.
-	facts, err := host.Root(o.Root).Detect()
-	if err != nil {
+	if err := factsErr; err != nil {
 		add(Fail, "cgroups", err.Error())
 	} else {
 		version := "v1 (kubelet runs with failCgroupV1=false)"
@@ -166,15 +165,6 @@ func Run(o Options) []Result {
 		add(level, "NVIDIA", gpu.Summary())
 	}
 	return out
-}
-
-func hasFS(fs []byte, name string) bool {
-	for _, line := range strings.Split(string(fs), "\n") {
-		if f := strings.Fields(line); len(f) > 0 && f[len(f)-1] == name {
-			return true
-		}
-	}
-	return false
 }
 
 // missingControllers lists the cgroup controllers a node needs but lacks.
