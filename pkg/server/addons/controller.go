@@ -36,7 +36,10 @@ const retryFailed = 30 * time.Second
 type Config struct {
 	Dir        string
 	Kubeconfig string
-	Values     manifests.Values
+	// Applier applies as the kubeconfig's user; share one so its discovery
+	// cache is filled once per start.
+	Applier *Applier
+	Values  manifests.Values
 	// Disabled bundled add-ons: their file is removed (unless user-owned,
 	// then left in place but not applied) and their objects deleted.
 	Disabled map[string]bool
@@ -63,6 +66,10 @@ type Controller struct {
 	cancel   context.CancelFunc
 	done     chan struct{}
 	stateObj *corev1.ConfigMap
+	// state is the record kept in stateObj. The controller is its only
+	// writer, so it is read from the API once and then kept here; a failed
+	// save drops it, so the next look reads it back.
+	state map[string]FileState
 }
 
 // New returns the controller.
@@ -79,10 +86,7 @@ func (c *Controller) Start(ctx context.Context) error {
 	if err := c.writeBundled(); err != nil {
 		return err
 	}
-	var err error
-	if c.applier, err = NewApplier(c.cfg.Kubeconfig); err != nil {
-		return err
-	}
+	c.applier = c.cfg.Applier
 	rest, err := clientcmd.BuildConfigFromFlags("", c.cfg.Kubeconfig)
 	if err != nil {
 		return err
@@ -175,10 +179,14 @@ func (c *Controller) writeBundled() error {
 
 // sync applies what changed in the folder and deletes what left it.
 func (c *Controller) sync(ctx context.Context) error {
-	state, err := c.loadState(ctx)
-	if err != nil {
-		return err
+	if c.state == nil {
+		state, err := c.loadState(ctx)
+		if err != nil {
+			return err
+		}
+		c.state = state
 	}
+	state := c.state
 	entries, err := os.ReadDir(c.cfg.Dir)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", c.cfg.Dir, err)
@@ -244,7 +252,10 @@ func (c *Controller) sync(ctx context.Context) error {
 		changed = true
 	}
 	if changed {
-		return c.saveState(ctx, state)
+		if err := c.saveState(ctx, state); err != nil {
+			c.state = nil
+			return err
+		}
 	}
 	return nil
 }
