@@ -253,6 +253,7 @@ const DurableTokenDescription = "kubling server token (durable; from <data-dir>/
 // server node's password (so no agent can take its name).
 type clusterBootstrap struct {
 	kubeconfig   string
+	applier      *addons.Applier
 	token        token.Token
 	node         string // "" when the server runs no node
 	nodePassword string
@@ -282,11 +283,7 @@ func (b *clusterBootstrap) Start(ctx context.Context) error {
 	if _, err := client.CoreV1().Secrets(metav1.NamespaceSystem).Apply(ctx, ac, metav1.ApplyOptions{FieldManager: addons.FieldManager, Force: true}); err != nil {
 		return fmt.Errorf("join token: %w", err)
 	}
-	ap, err := addons.NewApplier(b.kubeconfig)
-	if err != nil {
-		return err
-	}
-	if err := ap.ApplyDocument(ctx, rbacYAML); err != nil {
+	if err := b.applier.ApplyDocument(ctx, rbacYAML); err != nil {
 		return fmt.Errorf("kubling RBAC: %w", err)
 	}
 	if b.node != "" {

@@ -162,7 +162,11 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 
 	// 4. kubling's RBAC and join token, add-ons (CoreDNS), then the node
 	// beside the control plane, unless --disable-agent.
-	bootstrap := &clusterBootstrap{kubeconfig: AdminKubeconfig(c.DataDir), token: joinToken}
+	applier, err := addons.NewApplier(AdminKubeconfig(c.DataDir))
+	if err != nil {
+		return err
+	}
+	bootstrap := &clusterBootstrap{kubeconfig: AdminKubeconfig(c.DataDir), applier: applier, token: joinToken}
 	if !c.DisableAgent {
 		bootstrap.node = c.NodeName
 		if bootstrap.nodePassword, err = agent.NodePassword(c.DataDir); err != nil {
@@ -186,7 +190,7 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 			return err
 		}
 	}
-	deploy := addons.New(addons.Config{Dir: ManifestsDir(c.DataDir), Kubeconfig: AdminKubeconfig(c.DataDir), Values: values, Disabled: disabled, Log: log})
+	deploy := addons.New(addons.Config{Dir: ManifestsDir(c.DataDir), Kubeconfig: AdminKubeconfig(c.DataDir), Applier: applier, Values: values, Disabled: disabled, Log: log})
 	if err := runner.Start(ctx, readyTimeout, deploy); err != nil {
 		return err
 	}
