@@ -1,0 +1,168 @@
+// Package datadir names every file and folder kubling keeps under its data
+// dir (--data-dir) and its runtime folder. Nothing else in kubling joins
+// paths onto the data dir: to find where something lives, look here.
+//
+//	<data-dir>/
+//	  data/<version>/          the unpacked payload (containerd, runc, CNI plugins, pause image)
+//	  server/                  control plane (kubling server only)
+//	    tls/                   cluster CAs and control-plane certificates
+//	    cred/                  kubeconfigs of the admin, scheduler and controller-manager
+//	    db/state.db            the SQLite datastore
+//	    kine.sock              kine's etcd API, for the apiserver
+//	    etc/                   apiserver configuration files
+//	    manifests/             add-on manifests the manifests controller applies
+//	    token                  the durable join token
+//	  agent/                   the node (server's node and agents alike)
+//	    tls/                   node certificates, keys and the cluster CAs
+//	    *.kubeconfig           kubeconfigs of the kubelet, kube-proxy and flannel
+//	    cluster.json           cluster settings from the last join
+//	    node-password          this machine's claim on its node name
+//	    containerd/            containerd's root and log
+//	    kubelet/               the kubelet's root folder
+//	    images/                image archives imported before the kubelet starts
+//	    cni/                   pod address leases
+//	    etc/                   generated configuration (CNI, registries, flannel, NVIDIA)
+//
+// The runtime folder (sockets, containerd state; gone after a reboot) is
+// /run/kubling for the default data dir and /run/kubling-<hash> for any
+// other, so two kublings with different data dirs never share it.
+package datadir
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"path/filepath"
+)
+
+// Default is the data dir when --data-dir is not given.
+const Default = "/var/lib/kubling"
+
+// DefaultRunDir is the runtime folder of the default data dir.
+const DefaultRunDir = "/run/kubling"
+
+// Layout places everything under one data dir.
+type Layout struct {
+	// Root is the data dir, absolute and clean.
+	Root string
+}
+
+// New returns the layout of dataDir (made absolute by the caller's config).
+func New(dataDir string) Layout { return Layout{Root: filepath.Clean(dataDir)} }
+
+// RunDir is the runtime folder: /run/kubling for the default data dir,
+// /run/kubling-<first 12 hex digits of sha256(data dir)> otherwise.
+// scripts/kubling-killall.sh computes the same name.
+func (l Layout) RunDir() string {
+	if l.Root == Default {
+		return DefaultRunDir
+	}
+	sum := sha256.Sum256([]byte(l.Root))
+	return DefaultRunDir + "-" + hex.EncodeToString(sum[:])[:12]
+}
+
+// PayloadRoot holds one folder per payload version.
+func (l Layout) PayloadRoot() string { return filepath.Join(l.Root, "data") }
+
+// Server side.
+
+// ServerDir holds the control plane's state.
+func (l Layout) ServerDir() string { return filepath.Join(l.Root, "server") }
+
+// ServerTLS holds the cluster CAs and the control plane's certificates.
+func (l Layout) ServerTLS() string { return filepath.Join(l.ServerDir(), "tls") }
+
+// ServerKubeconfig is the kubeconfig of a control-plane client: admin,
+// scheduler or controller-manager.
+func (l Layout) ServerKubeconfig(client string) string {
+	return filepath.Join(l.ServerDir(), "cred", client+".kubeconfig")
+}
+
+// AdminKubeconfig is the server's own admin kubeconfig (cluster-admin).
+func (l Layout) AdminKubeconfig() string { return l.ServerKubeconfig("admin") }
+
+// Token is the durable join token.
+func (l Layout) Token() string { return filepath.Join(l.ServerDir(), "token") }
+
+// Manifests holds the bundled add-ons' files and any manifest a user adds.
+func (l Layout) Manifests() string { return filepath.Join(l.ServerDir(), "manifests") }
+
+// AuthenticationConfig is the apiserver's AuthenticationConfiguration.
+func (l Layout) AuthenticationConfig() string {
+	return filepath.Join(l.ServerDir(), "etc", "authentication.yaml")
+}
+
+// SQLiteDB is the embedded datastore's database.
+func (l Layout) SQLiteDB() string { return filepath.Join(l.ServerDir(), "db", "state.db") }
+
+// KineSocket is where kine serves the etcd API to the apiserver.
+func (l Layout) KineSocket() string { return filepath.Join(l.ServerDir(), "kine.sock") }
+
+// Node side.
+
+// AgentDir holds the node's state.
+func (l Layout) AgentDir() string { return filepath.Join(l.Root, "agent") }
+
+// NodeTLS holds the node's certificates and keys and the cluster CAs it trusts.
+func (l Layout) NodeTLS() string { return filepath.Join(l.AgentDir(), "tls") }
+
+// NodeCert and NodeKey are a node credential's certificate and key (see
+// join.Credentials for the names).
+func (l Layout) NodeCert(cred string) string { return filepath.Join(l.NodeTLS(), cred+".crt") }
+func (l Layout) NodeKey(cred string) string  { return filepath.Join(l.NodeTLS(), cred+".key") }
+
+// NodeServerCA is the CA the node trusts for the apiserver; NodeClientCA the
+// one whose client certificates the kubelet accepts.
+func (l Layout) NodeServerCA() string { return filepath.Join(l.NodeTLS(), "server-ca.crt") }
+func (l Layout) NodeClientCA() string { return filepath.Join(l.NodeTLS(), "client-ca.crt") }
+
+// NodeKubeconfig is the kubeconfig of a node component: kubelet,
+// kube-proxy or flannel.
+func (l Layout) NodeKubeconfig(component string) string {
+	return filepath.Join(l.AgentDir(), component+".kubeconfig")
+}
+
+// ClusterFile keeps the cluster settings of the last completed join.
+func (l Layout) ClusterFile() string { return filepath.Join(l.AgentDir(), "cluster.json") }
+
+// NodePassword is this machine's claim on its node name.
+func (l Layout) NodePassword() string { return filepath.Join(l.AgentDir(), "node-password") }
+
+// KubeletDir is the kubelet's root folder; KubeletPKI its own certificate folder.
+func (l Layout) KubeletDir() string { return filepath.Join(l.AgentDir(), "kubelet") }
+func (l Layout) KubeletPKI() string { return filepath.Join(l.KubeletDir(), "pki") }
+
+// AirgapImages holds image archives imported before the kubelet starts.
+func (l Layout) AirgapImages() string { return filepath.Join(l.AgentDir(), "images") }
+
+// ContainerdRoot is containerd's persistent root; ContainerdLog its log.
+func (l Layout) ContainerdRoot() string { return filepath.Join(l.AgentDir(), "containerd") }
+func (l Layout) ContainerdLog() string  { return filepath.Join(l.ContainerdRoot(), "containerd.log") }
+
+// ContainerdState is containerd's runtime state; ContainerdSocket its API.
+func (l Layout) ContainerdState() string { return filepath.Join(l.RunDir(), "containerd") }
+func (l Layout) ContainerdSocket() string {
+	return filepath.Join(l.ContainerdState(), "containerd.sock")
+}
+
+// NodeEtc holds the node's generated configuration files.
+func (l Layout) NodeEtc() string { return filepath.Join(l.AgentDir(), "etc") }
+
+// CNIConfDir holds the CNI configuration; CNIIPAMDir the pod address leases.
+func (l Layout) CNIConfDir() string { return filepath.Join(l.NodeEtc(), "cni", "net.d") }
+func (l Layout) CNIIPAMDir() string { return filepath.Join(l.AgentDir(), "cni") }
+
+// RegistryHosts holds containerd's hosts.toml per registry (registries.yaml).
+func (l Layout) RegistryHosts() string { return filepath.Join(l.NodeEtc(), "containerd", "certs.d") }
+
+// FlannelDir holds flannel's net-conf.json.
+func (l Layout) FlannelDir() string { return filepath.Join(l.NodeEtc(), "flannel") }
+
+// XDGConfig is the XDG_CONFIG_HOME the NVIDIA runtimes read kubling's
+// toolkit configuration from.
+func (l Layout) XDGConfig() string { return l.NodeEtc() }
+
+// FallbackResolvConf is written when the host has no resolv.conf pods can use.
+func (l Layout) FallbackResolvConf() string { return filepath.Join(l.NodeEtc(), "resolv.conf") }
+
+// CrictlConfig names kubling's containerd for crictl.
+func (l Layout) CrictlConfig() string { return filepath.Join(l.NodeEtc(), "crictl.yaml") }
