@@ -2,12 +2,17 @@ package datastore
 
 import (
 	"context"
+	"io"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/kubling/kubling/pkg/datadir"
 )
 
 func TestNewRejectsUnknownScheme(t *testing.T) {
@@ -16,54 +21,195 @@ func TestNewRejectsUnknownScheme(t *testing.T) {
 	}
 }
 
+// TestExternalSQL checks what the postgres and mysql kinds decide without a
+// server: kine's socket as the Backend, no Snapshotter, and the TLS files
+// handed to kine.
+func TestExternalSQL(t *testing.T) {
+	l := datadir.New(t.TempDir())
+	files := TLSFiles{CAFile: "/ca.crt", CertFile: "/client.crt", KeyFile: "/client.key"}
+	for _, endpoint := range []string{"postgres://u:p@db.example:5432/kine", "mysql://u:p@tcp(db.example:3306)/kine"} {
+		store, err := New(Config{Layout: l, Endpoint: endpoint, TLS: files})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := store.(Snapshotter); ok {
+			t.Errorf("%s: is a Snapshotter", endpoint)
+		}
+		if got, want := store.Backend().Endpoints, []string{"unix://" + l.KineSocket()}; !slices.Equal(got, want) {
+			t.Errorf("%s: Backend().Endpoints = %v, want %v", endpoint, got, want)
+		}
+		s, ok := store.(*sqlStore)
+		if !ok {
+			t.Fatalf("%s: got %T", endpoint, store)
+		}
+		cfg := s.endpointConfig(s.dsn)
+		if cfg.Endpoint != endpoint {
+			t.Errorf("kine endpoint = %q, want %q", cfg.Endpoint, endpoint)
+		}
+		if tls := cfg.BackendTLSConfig; tls.CAFile != files.CAFile || tls.CertFile != files.CertFile || tls.KeyFile != files.KeyFile {
+			t.Errorf("%s: kine BackendTLSConfig = %+v, want %+v", endpoint, tls, files)
+		}
+	}
+}
+
+func TestSQLiteDSN(t *testing.T) {
+	l := datadir.New(t.TempDir())
+	for _, tc := range []struct{ endpoint, path, dsnPrefix string }{
+		{"", l.SQLiteDB(), l.SQLiteDB() + "?"},
+		{"sqlite://", l.SQLiteDB(), l.SQLiteDB() + "?"},
+		{"sqlite:///srv/state.db?_journal_mode=WAL", "/srv/state.db", "/srv/state.db?_journal_mode=WAL"},
+		{"sqlite://file:///srv/state.db?cache=shared", "/srv/state.db", "file:///srv/state.db?cache=shared"},
+	} {
+		store, err := New(Config{Layout: l, Endpoint: tc.endpoint})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := store.(*sqliteStore)
+		if s.path != tc.path || !strings.HasPrefix(s.dsn, tc.dsnPrefix) {
+			t.Errorf("%q: path %q, dsn %q; want %q, %q…", tc.endpoint, s.path, s.dsn, tc.path, tc.dsnPrefix)
+		}
+	}
+}
+
+const testKey = "/registry/test/key"
+
+// startSQLite starts the embedded SQLite kind on l and returns it, an etcd
+// client of it as the apiserver would have, and a stop that closes both.
+// Cleanup stops them if the test did not.
+func startSQLite(t *testing.T, l datadir.Layout) (Datastore, *clientv3.Client, func()) {
+	t.Helper()
+	store, err := New(Config{Layout: l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := store.Backend().Endpoints
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := store.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var client *clientv3.Client
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		if client != nil {
+			client.Close()
+		}
+		if err := store.Stop(); err != nil {
+			t.Error(err)
+		}
+	}
+	t.Cleanup(stop)
+	if err := store.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if after := store.Backend().Endpoints; len(before) != 1 || !slices.Equal(before, after) {
+		t.Fatalf("Backend().Endpoints: %v after New, %v after Start", before, after)
+	}
+	client, err = clientv3.New(clientv3.Config{Endpoints: store.Backend().Endpoints, DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store, client, stop
+}
+
+func put(t *testing.T, c *clientv3.Client, value string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.Put(ctx, testKey, value); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func get(t *testing.T, c *clientv3.Client) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := c.Get(ctx, testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Kvs) == 0 {
+		return ""
+	}
+	return string(resp.Kvs[0].Value)
+}
+
 // TestSQLiteKeepsDataAcrossRestarts runs real kine on real SQLite and talks
 // to it with the etcd client, as the apiserver does.
 func TestSQLiteKeepsDataAcrossRestarts(t *testing.T) {
-	dir := t.TempDir()
-	put := func(ctx context.Context, c *clientv3.Client) {
-		if _, err := c.Put(ctx, "/registry/test/key", "value"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	get := func(ctx context.Context, c *clientv3.Client) string {
-		resp, err := c.Get(ctx, "/registry/test/key")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(resp.Kvs) == 0 {
-			return ""
-		}
-		return string(resp.Kvs[0].Value)
-	}
+	l := datadir.New(t.TempDir())
 	for round := 0; round < 2; round++ {
-		store, err := New(Config{DataDir: dir})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		if err := store.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if err := store.Ready(ctx); err != nil {
-			t.Fatal(err)
-		}
-		client, err := clientv3.New(clientv3.Config{Endpoints: store.Backend().Endpoints, DialTimeout: 5 * time.Second})
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, client, stop := startSQLite(t, l)
 		if round == 0 {
-			put(ctx, client)
+			put(t, client, "value")
 		}
-		if got := get(ctx, client); got != "value" {
+		if got := get(t, client); got != "value" {
 			t.Fatalf("round %d: got %q", round, got)
 		}
-		client.Close()
-		cancel()
-		if err := store.Stop(); err != nil {
-			t.Fatal(err)
-		}
+		stop()
 	}
-	if _, err := os.Stat(SQLitePath(dir)); err != nil {
-		t.Fatalf("database not at %s: %v", SQLitePath(dir), err)
+	if _, err := os.Stat(l.SQLiteDB()); err != nil {
+		t.Fatalf("database not at %s: %v", l.SQLiteDB(), err)
+	}
+}
+
+// TestSQLiteSnapshot snapshots a serving store and starts a fresh store on
+// the snapshot.
+func TestSQLiteSnapshot(t *testing.T) {
+	l := datadir.New(t.TempDir())
+	store, client, stop := startSQLite(t, l)
+	put(t, client, "before")
+	snap := filepath.Join(t.TempDir(), "snapshot.db")
+	if err := os.WriteFile(snap, []byte("stale"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, ok := store.(Snapshotter)
+	if !ok {
+		t.Fatalf("%T is not a Snapshotter", store)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.Snapshot(ctx, snap); err != nil {
+		t.Fatal(err)
+	}
+	// Written after the snapshot, so not in it.
+	put(t, client, "after")
+	stop()
+	if entries, _ := os.ReadDir(filepath.Dir(snap)); len(entries) != 1 {
+		t.Errorf("snapshot folder holds %d entries, want only the snapshot", len(entries))
+	}
+
+	restored := datadir.New(t.TempDir())
+	copyFile(t, snap, restored.SQLiteDB())
+	_, client, _ = startSQLite(t, restored)
+	if got := get(t, client); got != "before" {
+		t.Fatalf("restored store: got %q, want %q", got, "before")
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	in, err := os.Open(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	if err := os.MkdirAll(filepath.Dir(to), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -3,58 +3,53 @@ package datastore
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/k3s-io/kine/pkg/drivers/generic"
-	"github.com/k3s-io/kine/pkg/drivers/sqlite"
 	"github.com/k3s-io/kine/pkg/endpoint"
+	kinetls "github.com/k3s-io/kine/pkg/tls"
 )
 
-// kine serves the etcd API from a SQL database on a unix socket only the
-// apiserver (root) can reach.
-type kine struct {
-	cfg     Config
-	driver  string
-	socket  string
-	backend Backend
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+// kineServer serves the etcd API from a SQL database on a unix socket only
+// the apiserver (root) can reach. Every kind embeds one and starts it with
+// its own DSN; it gives them Name, Backend, Ready and Stop.
+type kineServer struct {
+	driver     string   // sqlite, postgres or mysql; for errors
+	socket     string   // kine's listener
+	backendTLS TLSFiles // kine's client files for the SQL server
+	backend    Backend
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
 }
 
-func newKine(c Config, driver string) *kine {
-	return &kine{cfg: c, driver: driver, socket: filepath.Join(c.DataDir, "server", "kine.sock")}
+// newKineServer decides kine's socket, hence the Backend's endpoint, at once.
+func newKineServer(c Config, driver string, backendTLS TLSFiles) *kineServer {
+	socket := c.Layout.KineSocket()
+	return &kineServer{
+		driver:     driver,
+		socket:     socket,
+		backendTLS: backendTLS,
+		backend:    Backend{Endpoints: []string{"unix://" + socket}},
+	}
 }
 
-func (k *kine) Name() string { return "datastore" }
+func (k *kineServer) Name() string { return "datastore" }
 
-func (k *kine) Backend() Backend { return k.backend }
+func (k *kineServer) Backend() Backend { return k.backend }
 
-func (k *kine) dsn() (string, error) {
-	if k.driver != "sqlite" || k.cfg.Endpoint != "" {
-		return k.cfg.Endpoint, nil
-	}
-	db := SQLitePath(k.cfg.DataDir)
-	if err := os.MkdirAll(filepath.Dir(db), 0o700); err != nil {
-		return "", err
-	}
-	return "sqlite://" + db + "?" + sqlite.DefaultParams, nil
-}
-
-func (k *kine) Start(context.Context) error {
-	dsn, err := k.dsn()
-	if err != nil {
-		return err
-	}
-	// kine lives until Stop, not until the start-up context ends.
-	ctx, cancel := context.WithCancel(context.Background())
-	k.cancel = cancel
-	etcd, err := endpoint.Listen(ctx, endpoint.Config{
-		Listener:             "unix://" + k.socket,
-		Endpoint:             dsn,
-		WaitGroup:            &k.wg,
+// endpointConfig is kine's configuration for serving dsn.
+func (k *kineServer) endpointConfig(dsn string) endpoint.Config {
+	return endpoint.Config{
+		Listener:  "unix://" + k.socket,
+		Endpoint:  dsn,
+		WaitGroup: &k.wg,
+		BackendTLSConfig: kinetls.Config{
+			CAFile:   k.backendTLS.CAFile,
+			CertFile: k.backendTLS.CertFile,
+			KeyFile:  k.backendTLS.KeyFile,
+		},
 		ConnectionPoolConfig: generic.ConnectionPoolConfig{MaxIdle: 2, MaxIdleTime: 2 * time.Minute},
 		NotifyInterval:       5 * time.Second,
 		EmulatedETCDVersion:  "3.6.11",
@@ -63,20 +58,39 @@ func (k *kine) Start(context.Context) error {
 		CompactBatchSize:     1000,
 		PollBatchSize:        500,
 		PollInterval:         time.Second,
-	})
+	}
+}
+
+// start runs kine on dsn until Stop and returns once it serves.
+func (k *kineServer) start(dsn string) error {
+	// kine lives until Stop, not until the start-up context ends.
+	ctx, cancel := context.WithCancel(context.Background())
+	etcd, err := endpoint.Listen(ctx, k.endpointConfig(dsn))
 	if err != nil {
 		cancel()
 		return fmt.Errorf("kine (%s): %w", k.driver, err)
 	}
-	k.backend = Backend{Endpoints: etcd.Endpoints, CAFile: etcd.TLSConfig.CAFile}
+	k.cancel = cancel
+	if !slices.Equal(etcd.Endpoints, k.backend.Endpoints) {
+		// The apiserver may already be configured with the endpoint New
+		// promised; serving elsewhere would leave it talking to nothing.
+		err := fmt.Errorf("kine (%s) serves %v, not %v", k.driver, etcd.Endpoints, k.backend.Endpoints)
+		if serr := k.Stop(); serr != nil {
+			err = fmt.Errorf("%w; stop: %w", err, serr)
+		}
+		return err
+	}
+	k.backend.CAFile = etcd.TLSConfig.CAFile
+	k.backend.CertFile = etcd.TLSConfig.CertFile
+	k.backend.KeyFile = etcd.TLSConfig.KeyFile
 	return nil
 }
 
 // Ready returns at once: endpoint.Listen returns only once the backend has
 // started and the socket listens. The apiserver's own etcd check follows.
-func (k *kine) Ready(context.Context) error { return nil }
+func (k *kineServer) Ready(context.Context) error { return nil }
 
-func (k *kine) Stop() error {
+func (k *kineServer) Stop() error {
 	k.cancel()
 	done := make(chan struct{})
 	go func() { k.wg.Wait(); close(done) }()
@@ -84,6 +98,6 @@ func (k *kine) Stop() error {
 	case <-done:
 		return nil
 	case <-time.After(10 * time.Second):
-		return fmt.Errorf("kine did not stop within 10s")
+		return fmt.Errorf("kine (%s) did not stop within 10s", k.driver)
 	}
 }
