@@ -20,7 +20,7 @@ LDFLAGS := -s -w \
 	  -X $(p).gitVersion=$(K8S_VERSION) -X $(p).gitMajor=1 -X $(p).gitMinor=$(K8S_MINOR) \
 	  -X $(p).gitTreeState=clean -X $(p).buildDate=$(BUILD_DATE))
 
-.PHONY: build payload test test-unit test-e2e test-multinode bench bench-start bench-node bench-agent clean
+.PHONY: build payload test test-unit check-imports test-e2e test-multinode bench bench-start bench-node bench-agent clean
 
 build: $(BIN)
 
@@ -59,8 +59,15 @@ $(BIN): $(PAYLOAD) $(shell find cmd pkg manifests -name '*.go' -not -name '*_tes
 	CGO_ENABLED=1 $(GO) build -ldflags '$(LDFLAGS)' -o $@ ./cmd/kubling
 
 # Unit tests: fast, no root, no network. The payload is embedded, so it is built first.
-test-unit: $(PAYLOAD)
+test-unit: $(PAYLOAD) check-imports
 	$(GO) test ./...
+
+# Imports point downwards: the node, the settings and the join protocol never
+# depend on the control plane (docs/architecture.md).
+check-imports:
+	@bad=$$($(GO) list -deps ./pkg/agent/... ./pkg/config/... ./pkg/join/... | grep '^github.com/kubling/kubling/pkg/server' || true); \
+	if [ -n "$$bad" ]; then echo "pkg/agent, pkg/config or pkg/join import pkg/server:" $$bad >&2; exit 1; fi; \
+	echo "check-imports: pkg/agent, pkg/config and pkg/join import nothing under pkg/server"
 
 # Test images, built locally (no registry is reachable): busybox from
 # Debian's busybox-static, as an image archive for the airgap folder.

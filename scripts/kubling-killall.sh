@@ -8,7 +8,17 @@ set -u
 [ "$(id -u)" = 0 ] || { echo "kubling-killall.sh: run as root" >&2; exit 1; }
 DATA_DIR=${KUBLING_DATA_DIR:-/var/lib/kubling}
 DATA_DIR=${DATA_DIR%/}
-RUN_DIR=/run/kubling
+
+# run_dir DATA_DIR: kubling's runtime folder for that data dir, as
+# pkg/datadir names it (scripts_test.go checks they agree).
+run_dir() {
+	if [ "$1" = /var/lib/kubling ]; then
+		echo /run/kubling
+	else
+		echo "/run/kubling-$(printf %s "$1" | sha256sum | cut -c1-12)"
+	fi
+}
+RUN_DIR=$(run_dir "$DATA_DIR")
 
 # pids_of PATTERN: processes whose executable lies under a kubling folder.
 pids_of() {

@@ -4,9 +4,20 @@
 #
 # Removes kubling from this host: stops the service and every pod
 # (kubling-killall.sh), then removes the service, the data dir, /etc/kubling,
-# /run/kubling, the binary, its symlinks and these scripts.
+# its runtime folder (/run/kubling), the binary, its symlinks and these scripts.
 set -u
 [ "$(id -u)" = 0 ] || { echo "kubling-uninstall.sh: run as root" >&2; exit 1; }
+
+# run_dir DATA_DIR: kubling's runtime folder for that data dir, as
+# pkg/datadir names it (scripts_test.go checks they agree).
+run_dir() {
+	if [ "$1" = /var/lib/kubling ]; then
+		echo /run/kubling
+	else
+		echo "/run/kubling-$(printf %s "$1" | sha256sum | cut -c1-12)"
+	fi
+}
+RUN_DIR=$(run_dir "$DATA_DIR")
 
 case "$SERVICE_SYSTEM" in
 systemd)
@@ -27,11 +38,11 @@ if [ -x "$BIN_DIR/kubling-killall.sh" ]; then
 fi
 
 # Never delete through a mount that is still there: rm would descend into it.
-if grep -q " $DATA_DIR[/ ]" /proc/mounts 2>/dev/null || grep -q " /run/kubling[/ ]" /proc/mounts 2>/dev/null; then
-	echo "kubling-uninstall.sh: mounts remain below $DATA_DIR or /run/kubling; not deleting them (see /proc/mounts)" >&2
+if grep -q " $DATA_DIR[/ ]" /proc/mounts 2>/dev/null || grep -q " $RUN_DIR[/ ]" /proc/mounts 2>/dev/null; then
+	echo "kubling-uninstall.sh: mounts remain below $DATA_DIR or $RUN_DIR; not deleting them (see /proc/mounts)" >&2
 	exit 1
 fi
-rm -rf "$DATA_DIR" /run/kubling /etc/kubling
+rm -rf "$DATA_DIR" "$RUN_DIR" /etc/kubling
 
 for link in kubectl crictl ctr; do
 	target=$(readlink "$BIN_DIR/$link" 2>/dev/null) || continue

@@ -12,9 +12,9 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kubling/kubling/manifests"
-	"github.com/kubling/kubling/pkg/agent"
 	"github.com/kubling/kubling/pkg/agent/tools"
 	"github.com/kubling/kubling/pkg/config"
+	"github.com/kubling/kubling/pkg/datadir"
 	"github.com/kubling/kubling/pkg/kubectl"
 	"github.com/kubling/kubling/pkg/logging"
 	"github.com/kubling/kubling/pkg/server"
@@ -72,13 +72,9 @@ func env(flag string) []string {
 
 func serverCommand() *cli.Command {
 	c := &config.Server{}
-	var (
-		tlsSANs, apiArgs, schedArgs, cmArgs            cli.StringSlice
-		nodeLabels, nodeTaints, kubeletArgs, proxyArgs cli.StringSlice
-		disable, nfsMountOptions                       cli.StringSlice
-	)
+	node := &nodeFlags{node: &c.Node}
+	var tlsSANs, apiArgs, schedArgs, cmArgs, disable, nfsMountOptions cli.StringSlice
 	flags := []cli.Flag{
-		&cli.StringFlag{Name: "data-dir", Aliases: []string{"d"}, Usage: "folder for state, certificates and the datastore", Value: config.DefaultDataDir, Destination: &c.DataDir},
 		&cli.StringFlag{Name: "token", Aliases: []string{"t"}, Usage: "cluster secret agents join with (generated on first start when empty)", Destination: &c.Token},
 		&cli.StringFlag{Name: "write-kubeconfig", Aliases: []string{"o"}, Usage: "write the admin kubeconfig to this file", Value: config.DefaultKubeconfig, Destination: &c.WriteKubeconfig},
 		&cli.StringFlag{Name: "write-kubeconfig-mode", Usage: "file mode of the admin kubeconfig, in octal", Value: config.DefaultKubeconfigMode, Destination: &c.WriteKubeconfigMode},
@@ -103,23 +99,28 @@ func serverCommand() *cli.Command {
 		&cli.StringSliceFlag{Name: "kube-apiserver-arg", Usage: "extra or overriding kube-apiserver flag, key=value", Destination: &apiArgs},
 		&cli.StringSliceFlag{Name: "kube-scheduler-arg", Usage: "extra or overriding kube-scheduler flag, key=value", Destination: &schedArgs},
 		&cli.StringSliceFlag{Name: "kube-controller-manager-arg", Usage: "extra or overriding kube-controller-manager flag, key=value", Destination: &cmArgs},
-		&cli.StringFlag{Name: "node-name", Usage: "name of this machine's node (default: the lowercase hostname)", Destination: &c.NodeName},
-		&cli.StringFlag{Name: "node-ip", Usage: "IP the node advertises (default: the address of the default route's interface)", Destination: &c.NodeIP},
-		&cli.StringSliceFlag{Name: "node-label", Usage: "label for this node, key=value", Destination: &nodeLabels},
-		&cli.StringSliceFlag{Name: "node-taint", Usage: "taint for this node, key=value:Effect (the server node takes workloads unless tainted)", Destination: &nodeTaints},
-		&cli.StringSliceFlag{Name: "kubelet-arg", Usage: "extra or overriding kubelet flag, key=value", Destination: &kubeletArgs},
-		&cli.StringSliceFlag{Name: "kube-proxy-arg", Usage: "extra or overriding kube-proxy flag, key=value", Destination: &proxyArgs},
-		&cli.StringFlag{Name: "private-registry", Usage: "registry mirrors, credentials and TLS for this node (registries.yaml)", Value: "/etc/kubling/registries.yaml", Destination: &c.PrivateRegistry},
-		&cli.StringFlag{Name: "default-runtime", Usage: "containerd runtime for pods without a RuntimeClass: runc, or one found on the node such as nvidia", Destination: &c.DefaultRuntime},
-		&cli.BoolFlag{Name: "debug", Usage: "log upstream components' info lines too", Destination: &c.Debug},
 	}
 	for _, f := range flags {
 		setEnv(f)
 	}
-	flags = append(flags, configFlag())
+	flags = append(append(flags, node.flags()...), configFlag())
+	collect := func() {
+		node.collect()
+		c.TLSSANs, c.KubeAPIServerArgs, c.KubeSchedulerArgs, c.KubeControllerManagerArgs =
+			tlsSANs.Value(), apiArgs.Value(), schedArgs.Value(), cmArgs.Value()
+		c.Disable, c.NFSMountOptions = disable.Value(), nfsMountOptions.Value()
+	}
+	return daemonCommand("server", "run the control plane (and, by default, a node)", flags, c, collect,
+		func(ctx context.Context, log klog.Logger) error { return server.Run(ctx, c, log) })
+}
+
+// daemonCommand is a long-running command (server, agent): it refuses stray
+// arguments, fills unset flags from the configuration files, collects the
+// list flags into c (collect), checks c and runs until a signal.
+func daemonCommand(name, usage string, flags []cli.Flag, c daemonConfig, collect func(), run func(context.Context, klog.Logger) error) *cli.Command {
 	return &cli.Command{
-		Name:         "server",
-		Usage:        "run the control plane (and, by default, a node)",
+		Name:         name,
+		Usage:        usage,
 		Flags:        flags,
 		OnUsageError: usageError,
 		Action: func(ctx *cli.Context) error {
@@ -129,31 +130,30 @@ func serverCommand() *cli.Command {
 			if err := applyConfigFiles(ctx, flags); err != nil {
 				return err
 			}
-			c.TLSSANs, c.KubeAPIServerArgs, c.KubeSchedulerArgs, c.KubeControllerManagerArgs =
-				tlsSANs.Value(), apiArgs.Value(), schedArgs.Value(), cmArgs.Value()
-			c.NodeLabels, c.NodeTaints, c.KubeletArgs, c.KubeProxyArgs = nodeLabels.Value(), nodeTaints.Value(), kubeletArgs.Value(), proxyArgs.Value()
-			c.Disable, c.NFSMountOptions = disable.Value(), nfsMountOptions.Value()
-			return runDaemon(c, c.Debug, func(ctx context.Context, log klog.Logger) error { return server.Run(ctx, c, log) })
+			collect()
+			return runDaemon(c, run)
 		},
 	}
 }
 
-// checked is a configuration that can fill its defaults and check itself.
-type checked interface {
+// daemonConfig is a command's configuration: it fills its defaults, checks
+// itself, and says whether to log upstream components' info lines.
+type daemonConfig interface {
 	Normalize() error
 	Validate() error
+	Debugging() bool
 }
 
 // runDaemon checks c, sets up the logger, and runs until SIGTERM or Ctrl-C.
 // After the first signal, a second one kills at once (default handling).
-func runDaemon(c checked, debug bool, run func(context.Context, klog.Logger) error) error {
+func runDaemon(c daemonConfig, run func(context.Context, klog.Logger) error) error {
 	if err := c.Normalize(); err != nil {
 		return err
 	}
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	log := logging.Setup(os.Stderr, debug)
+	log := logging.Setup(os.Stderr, c.Debugging())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() { <-ctx.Done(); stop() }()
@@ -181,15 +181,14 @@ func toolCommand(name, usage string) *cli.Command {
 		Usage:           usage,
 		SkipFlagParsing: true,
 		Action: func(c *cli.Context) error {
-			return tools.Exec(name, dataDirFromEnv(), agent.ContainerdSocket, c.Args().Slice())
+			return tools.Exec(name, layoutFromEnv(), c.Args().Slice())
 		},
 	}
 }
 
-// dataDirFromEnv is the data dir the tools use: $KUBLING_DATA_DIR or the default.
-func dataDirFromEnv() string {
-	if d := os.Getenv("KUBLING_DATA_DIR"); d != "" {
-		return d
-	}
-	return config.DefaultDataDir
+// layoutFromEnv is the data dir the tools use: $KUBLING_DATA_DIR or the default.
+func layoutFromEnv() datadir.Layout {
+	n := config.Node{DataDir: os.Getenv("KUBLING_DATA_DIR")}
+	_ = n.Normalize() // only an unreadable working directory fails; the path is then used as given
+	return n.Layout()
 }

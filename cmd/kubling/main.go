@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"runtime/debug"
 
-	"github.com/kubling/kubling/pkg/agent"
 	"github.com/kubling/kubling/pkg/agent/tools"
 	"github.com/kubling/kubling/pkg/config"
 	"github.com/kubling/kubling/pkg/kubectl"
@@ -27,7 +26,7 @@ func main() {
 	case "kubectl":
 		kubectl.Main(os.Args[1:], config.DefaultKubeconfig)
 	case "crictl", "ctr":
-		err := tools.Exec(filepath.Base(os.Args[0]), dataDirFromEnv(), agent.ContainerdSocket, os.Args[1:])
+		err := tools.Exec(filepath.Base(os.Args[0]), layoutFromEnv(), os.Args[1:])
 		fmt.Fprintf(os.Stderr, "kubling: %v\n", err)
 		os.Exit(1)
 	}

@@ -20,7 +20,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/kubling/kubling/pkg/component"
-	"github.com/kubling/kubling/pkg/server/args"
+	"github.com/kubling/kubling/pkg/componentargs"
 )
 
 // kubeletSettings are kubling's choices for the kubelet on this node.
@@ -102,7 +102,7 @@ func kubeletConfiguration(s kubeletSettings) (*kubeletoptions.KubeletFlags, *kub
 	kubeletoptions.AddKubeletConfigFlags(fs, kc)
 	var extra []string
 	for _, o := range s.ExtraArgs {
-		k, v, err := args.ParseOverride(o)
+		k, v, err := componentargs.ParseOverride(o)
 		if err != nil {
 			return nil, nil, err
 		}

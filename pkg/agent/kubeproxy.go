@@ -8,18 +8,25 @@ import (
 	proxyapp "k8s.io/kubernetes/cmd/kube-proxy/app"
 
 	"github.com/kubling/kubling/pkg/component"
-	"github.com/kubling/kubling/pkg/server/args"
+	"github.com/kubling/kubling/pkg/componentargs"
 )
 
 const kubeProxyHealthPort = 10256
 
+// kubeProxySettings are what kube-proxy needs to know of its node.
+type kubeProxySettings struct {
+	NodeName, ClusterCIDR, Kubeconfig string
+	// ExtraArgs are --kube-proxy-arg overrides, key=value.
+	ExtraArgs []string
+}
+
 // kubeProxyArgs are kubling's kube-proxy flags: iptables mode (set, not
 // defaulted: upstream's default moves to nftables), conntrack sysctls left
 // alone (they cannot be written in containers and the kernel defaults serve).
-func kubeProxyArgs(c Config) ([]string, error) {
-	return args.Build(map[string]string{
+func kubeProxyArgs(c kubeProxySettings) ([]string, error) {
+	return componentargs.Build(map[string]string{
 		"proxy-mode":                        "iptables",
-		"kubeconfig":                        c.KubeProxyKubeconfig,
+		"kubeconfig":                        c.Kubeconfig,
 		"hostname-override":                 c.NodeName,
 		"cluster-cidr":                      c.ClusterCIDR,
 		"healthz-bind-address":              fmt.Sprintf("127.0.0.1:%d", kubeProxyHealthPort),
@@ -27,12 +34,12 @@ func kubeProxyArgs(c Config) ([]string, error) {
 		"conntrack-max-per-core":            "0",
 		"conntrack-tcp-timeout-established": "0s",
 		"conntrack-tcp-timeout-close-wait":  "0s",
-	}, c.KubeProxyArgs)
+	}, c.ExtraArgs)
 }
 
 // newKubeProxy runs kube-proxy in-process. Its loops never return on
 // cancel, so Stop does not wait: it ends with the process.
-func newKubeProxy(c Config) *component.InProcess {
+func newKubeProxy(c kubeProxySettings) *component.InProcess {
 	return component.NewInProcess("kube-proxy",
 		func(ctx context.Context) (func(context.Context) error, error) {
 			flags, err := kubeProxyArgs(c)

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,12 +10,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
-	"github.com/kubling/kubling/pkg/agent/host"
 	"github.com/kubling/kubling/pkg/agent/nvidia"
+	"github.com/kubling/kubling/pkg/hostcheck"
 )
 
 // NFSCondition is the node condition that says NFS volumes cannot mount on
@@ -29,7 +31,7 @@ const NFSCondition = "NFSUnavailable"
 // registers the node.
 type nodeReport struct {
 	node, kubeconfig string
-	nfs              host.NFS
+	nfs              hostcheck.NFS
 	gpu              bool
 	log              klog.Logger
 	client           kubernetes.Interface
@@ -77,20 +79,17 @@ func (n *nodeReport) Ready(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for {
-		_, err := n.client.CoreV1().Nodes().PatchStatus(ctx, n.node, status)
-		if err == nil {
-			_, err = n.client.CoreV1().Nodes().Patch(ctx, n.node, types.StrategicMergePatchType, labels, metav1.PatchOptions{})
+	var last error
+	err = wait.PollUntilContextCancel(ctx, 250*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		if _, last = n.client.CoreV1().Nodes().PatchStatus(ctx, n.node, status); last == nil {
+			_, last = n.client.CoreV1().Nodes().Patch(ctx, n.node, types.StrategicMergePatchType, labels, metav1.PatchOptions{})
 		}
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("report node %s: %w", n.node, err)
-		case <-time.After(250 * time.Millisecond):
-		}
+		return last == nil, nil
+	})
+	if err != nil {
+		return fmt.Errorf("report node %s: %w", n.node, cmp.Or(last, err))
 	}
+	return nil
 }
 
 func (n *nodeReport) Stop() error { return nil }

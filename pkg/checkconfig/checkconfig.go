@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/kubling/kubling/pkg/agent/host"
 	"github.com/kubling/kubling/pkg/agent/nvidia"
 	"github.com/kubling/kubling/pkg/config"
 	"github.com/kubling/kubling/pkg/hostcheck"
@@ -51,120 +50,147 @@ func Run(o Options) []Result {
 	if o.LookPath == nil {
 		o.LookPath = exec.LookPath
 	}
-	at := func(p string) string { return filepath.Join(o.Root, p) }
-	var out []Result
-	add := func(l Level, what, note string) { out = append(out, Result{l, what, note}) }
+	r := &report{o: o, host: hostcheck.Host(o.Root)}
+	r.kernel()
+	r.cgroups()
+	r.swap()
+	r.programs()
+	r.ports()
+	r.networks()
+	r.gpus()
+	return r.out
+}
 
-	// Kernel.
-	facts, factsErr := host.Root(o.Root).Detect()
-	if facts.Overlay {
-		add(OK, "kernel: overlayfs", "")
-	} else {
-		add(Warn, "kernel: overlayfs", "missing: containerd falls back to the slower native snapshotter")
-	}
-	if _, err := os.Stat(at("/proc/sys/net/bridge/bridge-nf-call-iptables")); err == nil {
-		add(OK, "kernel: br_netfilter", "")
-	} else {
-		add(Fail, "kernel: br_netfilter", "missing: load it with `modprobe br_netfilter`")
-	}
-	if _, err := os.Stat(at("/proc/sys/net/ipv4/ip_forward")); err == nil {
-		add(OK, "kernel: IPv4 forwarding", "kubling sets net.ipv4.ip_forward=1 at start")
-	} else {
-		add(Fail, "kernel: IPv4 forwarding", "no /proc/sys/net/ipv4/ip_forward")
-	}
-	if _, err := os.Stat(at("/proc/sys/net/netfilter/nf_conntrack_max")); err == nil {
-		add(OK, "kernel: conntrack", "")
-	} else {
-		add(Warn, "kernel: conntrack", "no /proc/sys/net/netfilter: Services need nf_conntrack (`modprobe nf_conntrack`)")
-	}
-	nfs := host.Root(o.Root).DetectNFS()
-	if p := nfs.Problem(); p != "" {
-		add(Warn, "kernel: NFS client", p)
-	} else {
-		add(OK, "kernel: NFS client", "")
-	}
+// report collects the results of one run.
+type report struct {
+	o    Options
+	host hostcheck.Host
+	out  []Result
+}
 
-	// cgroups and capabilities.
-	if err := factsErr; err != nil {
-		add(Fail, "cgroups", err.Error())
-	} else {
-		version := "v1 (kubelet runs with failCgroupV1=false)"
-		if facts.CgroupV2 {
-			version = "v2"
-		}
-		add(OK, "cgroups: "+version, "driver "+facts.CgroupDriver)
-		for _, ctrl := range missingControllers(o.Root, facts.CgroupV2) {
-			add(Fail, "cgroups: "+ctrl+" controller", "not enabled")
-		}
-		if facts.CapSysResource {
-			add(OK, "capability CAP_SYS_RESOURCE", "")
-		} else {
-			add(Warn, "capability CAP_SYS_RESOURCE", "missing: kubling sets containerd's restrict_oom_score_adj")
-		}
-	}
+func (r *report) add(l Level, what, note string) { r.out = append(r.out, Result{l, what, note}) }
 
-	// Swap.
-	if swaps, err := os.ReadFile(at("/proc/swaps")); err == nil && len(bytes.Split(bytes.TrimSpace(swaps), []byte("\n"))) > 1 {
-		add(Warn, "swap", "on: the kubelet runs with failSwapOn=false and gives pods no swap")
-	} else {
-		add(OK, "swap", "off")
-	}
+func (r *report) exists(p string) bool {
+	_, err := os.Stat(filepath.Join(r.o.Root, p))
+	return err == nil
+}
 
-	// Host programs.
-	if p, err := o.LookPath("iptables"); err == nil {
-		add(OK, "program: iptables", p)
-	} else if p, err := o.LookPath("nft"); err == nil {
-		add(Warn, "program: iptables", "missing (nft found at "+p+"): kube-proxy and flannel call iptables; install the iptables package")
+// kernel: overlayfs, bridge netfilter, forwarding, conntrack, NFS client.
+func (r *report) kernel() {
+	if facts, _ := r.host.Detect(); facts.Overlay {
+		r.add(OK, "kernel: overlayfs", "")
 	} else {
-		add(Fail, "program: iptables", "missing: install the iptables package")
+		r.add(Warn, "kernel: overlayfs", "missing: containerd falls back to the slower native snapshotter")
+	}
+	if err := r.host.BrNetfilter(); err == nil {
+		r.add(OK, "kernel: br_netfilter", "")
+	} else {
+		r.add(Fail, "kernel: br_netfilter", "missing: load it with `modprobe br_netfilter`")
+	}
+	if r.exists("/proc/sys/net/ipv4/ip_forward") {
+		r.add(OK, "kernel: IPv4 forwarding", "kubling sets net.ipv4.ip_forward=1 at start")
+	} else {
+		r.add(Fail, "kernel: IPv4 forwarding", "no /proc/sys/net/ipv4/ip_forward")
+	}
+	if r.exists("/proc/sys/net/netfilter/nf_conntrack_max") {
+		r.add(OK, "kernel: conntrack", "")
+	} else {
+		r.add(Warn, "kernel: conntrack", "no /proc/sys/net/netfilter: Services need nf_conntrack (`modprobe nf_conntrack`)")
+	}
+	if p := r.host.DetectNFS().Problem(); p != "" {
+		r.add(Warn, "kernel: NFS client", p)
+	} else {
+		r.add(OK, "kernel: NFS client", "")
+	}
+}
+
+// cgroups: version, driver, the controllers a node needs, and the
+// capability pods' OOM scores need.
+func (r *report) cgroups() {
+	facts, err := r.host.Detect()
+	if err != nil {
+		r.add(Fail, "cgroups", err.Error())
+		return
+	}
+	version := "v1 (kubelet runs with failCgroupV1=false)"
+	if facts.CgroupV2 {
+		version = "v2"
+	}
+	r.add(OK, "cgroups: "+version, "driver "+facts.CgroupDriver)
+	for _, ctrl := range missingControllers(r.o.Root, facts.CgroupV2) {
+		r.add(Fail, "cgroups: "+ctrl+" controller", "not enabled")
+	}
+	if facts.CapSysResource {
+		r.add(OK, "capability CAP_SYS_RESOURCE", "")
+	} else {
+		r.add(Warn, "capability CAP_SYS_RESOURCE", "missing: kubling sets containerd's restrict_oom_score_adj")
+	}
+}
+
+func (r *report) swap() {
+	if swaps, err := os.ReadFile(filepath.Join(r.o.Root, "/proc/swaps")); err == nil && len(bytes.Split(bytes.TrimSpace(swaps), []byte("\n"))) > 1 {
+		r.add(Warn, "swap", "on: the kubelet runs with failSwapOn=false and gives pods no swap")
+	} else {
+		r.add(OK, "swap", "off")
+	}
+}
+
+// programs on the host that the node's components call.
+func (r *report) programs() {
+	if p, err := r.o.LookPath("iptables"); err == nil {
+		r.add(OK, "program: iptables", p)
+	} else if p, err := r.o.LookPath("nft"); err == nil {
+		r.add(Warn, "program: iptables", "missing (nft found at "+p+"): kube-proxy and flannel call iptables; install the iptables package")
+	} else {
+		r.add(Fail, "program: iptables", "missing: install the iptables package")
 	}
 	for _, prog := range []string{"mount", "umount"} {
-		if p, err := o.LookPath(prog); err == nil {
-			add(OK, "program: "+prog, p)
+		if p, err := r.o.LookPath(prog); err == nil {
+			r.add(OK, "program: "+prog, p)
 		} else {
-			add(Fail, "program: "+prog, "missing: install util-linux (or mount)")
+			r.add(Fail, "program: "+prog, "missing: install util-linux (or mount)")
 		}
 	}
+}
 
-	// Ports.
-	for _, p := range o.Ports {
+func (r *report) ports() {
+	for _, p := range r.o.Ports {
 		if err := hostcheck.PortsFree([]hostcheck.Port{p}); err != nil {
-			add(Warn, fmt.Sprintf("port %d (%s)", p.Port, p.What), "in use: is kubling already running?")
+			r.add(Warn, fmt.Sprintf("port %d (%s)", p.Port, p.What), "in use: is kubling already running?")
 		} else {
-			add(OK, fmt.Sprintf("port %d (%s)", p.Port, p.What), "free")
+			r.add(OK, fmt.Sprintf("port %d (%s)", p.Port, p.What), "free")
 		}
 	}
+}
 
-	// CIDRs against the host's routes.
-	if f, err := os.Open(at("/proc/net/route")); err == nil {
-		routes, err := config.ParseProcNetRoute(f)
-		f.Close()
-		for _, n := range []struct{ flag, cidr string }{{"--cluster-cidr", o.ClusterCIDR}, {"--service-cidr", o.ServiceCIDR}} {
-			p, perr := config.ParseCIDR(n.flag, n.cidr)
-			switch {
-			case err != nil:
-				add(Fail, "routes", err.Error())
-			case perr != nil:
-				add(Fail, n.flag, perr.Error())
-			default:
-				if err := config.CheckRouteOverlap(n.flag, p, routes); err != nil {
-					add(Fail, n.flag+" "+n.cidr, err.Error())
-				} else {
-					add(OK, n.flag+" "+n.cidr, "no host route overlaps")
-				}
-			}
+// networks: the cluster and service CIDRs against the host's routes.
+func (r *report) networks() {
+	if !r.exists("/proc/net/route") {
+		return
+	}
+	for _, n := range []struct{ flag, cidr string }{{"--cluster-cidr", r.o.ClusterCIDR}, {"--service-cidr", r.o.ServiceCIDR}} {
+		p, err := config.ParseCIDR(n.flag, n.cidr)
+		if err != nil {
+			r.add(Fail, n.flag, err.Error())
+			continue
+		}
+		if err := r.host.NetworksClear(hostcheck.Network{Flag: n.flag, Prefix: p}); err != nil {
+			r.add(Fail, n.flag+" "+n.cidr, err.Error())
+		} else {
+			r.add(OK, n.flag+" "+n.cidr, "no host route overlaps")
 		}
 	}
+}
 
-	// GPUs (information only).
-	if gpu := nvidia.Detect(o.Root, os.Getenv("PATH")); gpu.Driver != "" {
+// gpus: information only.
+func (r *report) gpus() {
+	if gpu := nvidia.Detect(r.o.Root, os.Getenv("PATH")); gpu.Driver != "" {
 		level := OK
 		if !gpu.Usable() {
 			level = Warn
 		}
-		add(level, "NVIDIA", gpu.Summary())
+		r.add(level, "NVIDIA", gpu.Summary())
 	}
-	return out
 }
 
 // missingControllers lists the cgroup controllers a node needs but lacks.

@@ -1,4 +1,6 @@
-// Package cni writes the node's CNI configuration and (later) runs flannel.
+// Package cni is the node's pod network: the CNI configuration (this file
+// renders it, writer.go writes it once the node has its pod CIDR) and, in
+// pkg/cni/flannel, flannel running in-process between nodes.
 package cni
 
 import (

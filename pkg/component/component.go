@@ -80,3 +80,15 @@ func (r *Runner) Stop() error {
 	r.started = nil
 	return errors.Join(errs...)
 }
+
+// Serve blocks until ctx ends (a signal: nil) or one of the watched
+// components exits (its error); the caller then stops the runner.
+func Serve(ctx context.Context, log klog.Logger, watched []Component) error {
+	select {
+	case <-ctx.Done():
+		log.Info("Stopping")
+		return nil
+	case err := <-FirstExit(watched):
+		return err
+	}
+}

@@ -14,7 +14,7 @@ func TestAgentDefaultsAndTokenFile(t *testing.T) {
 	if err := os.WriteFile(file, []byte(goodToken+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	a := Agent{Server: "https://10.0.0.1:6443", TokenFile: file, NodeName: "Worker-1"}
+	a := Agent{Server: "https://10.0.0.1:6443", TokenFile: file, Node: Node{NodeName: "Worker-1"}}
 	if err := a.Normalize(); err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +36,7 @@ func TestAgentDefaultsAndTokenFile(t *testing.T) {
 
 func TestAgentValidateRejects(t *testing.T) {
 	good := func() Agent {
-		return Agent{Server: "https://10.0.0.1:6443", Token: goodToken, NodeName: "n1"}
+		return Agent{Server: "https://10.0.0.1:6443", Token: goodToken, Node: Node{NodeName: "n1"}}
 	}
 	cases := map[string]func(a *Agent){
 		"--server is required": func(a *Agent) { a.Server = "" },

@@ -6,19 +6,18 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/kubling/kubling/manifests"
-	"github.com/kubling/kubling/pkg/server/args"
+	"github.com/kubling/kubling/pkg/datadir"
 )
 
-// Defaults that users script against (see DESIGN.md).
+// Defaults that users script against.
 const (
-	DefaultDataDir         = "/var/lib/kubling"
+	DefaultDataDir         = datadir.Default
 	DefaultKubeconfig      = "/etc/kubling/kubling.yaml"
 	DefaultKubeconfigMode  = "0600"
 	DefaultClusterCIDR     = "10.42.0.0/16"
@@ -28,9 +27,10 @@ const (
 	DefaultNodeCIDRMaskLen = 24
 )
 
-// Server is the configuration of `kubling server`.
+// Server is the configuration of `kubling server`: the control plane and,
+// unless DisableAgent, its own node.
 type Server struct {
-	DataDir             string
+	Node
 	WriteKubeconfig     string
 	WriteKubeconfigMode string
 	Token               string
@@ -54,18 +54,6 @@ type Server struct {
 	// NFSDefaultClass is auto (default class when no other is), true or false.
 	NFSDefaultClass string
 	FlannelBackend  string
-	Debug           bool
-
-	// The server's own node.
-	NodeName       string
-	NodeIP         string
-	NodeLabels     []string
-	NodeTaints     []string
-	KubeletArgs    []string
-	KubeProxyArgs  []string
-	DefaultRuntime string
-	// PrivateRegistry is the registries.yaml file.
-	PrivateRegistry string
 
 	KubeAPIServerArgs         []string
 	KubeSchedulerArgs         []string
@@ -75,11 +63,11 @@ type Server struct {
 // Normalize fills derived defaults (the cluster DNS address comes from the
 // service CIDR) and cleans paths.
 func (s *Server) Normalize() error {
-	var err error
-	if s.DataDir, s.NodeName, err = normalizeNode(s.DataDir, s.NodeName); err != nil {
+	if err := s.Node.Normalize(); err != nil {
 		return err
 	}
 	if s.WriteKubeconfig != "" {
+		var err error
 		if s.WriteKubeconfig, err = filepath.Abs(s.WriteKubeconfig); err != nil {
 			return fmt.Errorf("--write-kubeconfig: %w", err)
 		}
@@ -93,27 +81,23 @@ func (s *Server) Normalize() error {
 	return nil
 }
 
-// normalizeNode makes the data dir absolute (default DefaultDataDir) and the
-// node name the lowercase hostname unless given.
-func normalizeNode(dataDir, nodeName string) (string, string, error) {
-	if dataDir == "" {
-		dataDir = DefaultDataDir
-	}
-	abs, err := filepath.Abs(dataDir)
-	if err != nil {
-		return "", "", fmt.Errorf("--data-dir %q: %w", dataDir, err)
-	}
-	if nodeName == "" {
-		if h, err := os.Hostname(); err == nil {
-			nodeName = h
+// Validate checks the settings on their own; host checks (routes, ports,
+// permissions) live in pkg/hostcheck and run when the server starts.
+func (s *Server) Validate() error {
+	for _, check := range []func() error{s.validateAPI, s.validateNetworks, s.validateAddons} {
+		if err := check(); err != nil {
+			return err
 		}
 	}
-	return abs, strings.ToLower(nodeName), nil
+	// Without a node the node name is unused; the other node flags are still checked.
+	if err := s.Node.validate(!s.DisableAgent); err != nil {
+		return err
+	}
+	return checkOverrides(map[string][]string{"--kube-apiserver-arg": s.KubeAPIServerArgs, "--kube-scheduler-arg": s.KubeSchedulerArgs, "--kube-controller-manager-arg": s.KubeControllerManagerArgs})
 }
 
-// Validate checks the settings on their own; host checks (routes, ports,
-// permissions) live with the code that owns the host.
-func (s *Server) Validate() error {
+// validateAPI checks how the apiserver is served and handed out.
+func (s *Server) validateAPI() error {
 	if _, err := s.KubeconfigMode(); err != nil {
 		return err
 	}
@@ -126,6 +110,11 @@ func (s *Server) Validate() error {
 	if s.AdvertiseAddress != "" && net.ParseIP(s.AdvertiseAddress) == nil {
 		return fmt.Errorf("--advertise-address %q: not an IP address", s.AdvertiseAddress)
 	}
+	return nil
+}
+
+// validateNetworks checks the cluster's address ranges, DNS and pod network.
+func (s *Server) validateNetworks() error {
 	cluster, err := ParseCIDR("--cluster-cidr", s.ClusterCIDR)
 	if err != nil {
 		return err
@@ -160,6 +149,11 @@ func (s *Server) Validate() error {
 		}
 		return fmt.Errorf("--flannel-backend %q: want vxlan, host-gw or none%s", s.FlannelBackend, hint)
 	}
+	return nil
+}
+
+// validateAddons checks the settings of the bundled add-ons.
+func (s *Server) validateAddons() error {
 	if s.SystemDefaultRegistry != "" {
 		if _, err := manifests.Image("registry.k8s.io/pause:1", s.SystemDefaultRegistry); err != nil || strings.Contains(s.SystemDefaultRegistry, "://") {
 			return fmt.Errorf("--system-default-registry %q: want a registry host such as mirror.example.com:5000", s.SystemDefaultRegistry)
@@ -185,52 +179,7 @@ func (s *Server) Validate() error {
 			return fmt.Errorf("--disable %q: not a bundled add-on (have %s)", d, strings.Join(bundled, ", "))
 		}
 	}
-	if s.NodeIP != "" && net.ParseIP(s.NodeIP) == nil {
-		return fmt.Errorf("--node-ip %q: not an IP address", s.NodeIP)
-	}
-	if err := validRuntime(s.DefaultRuntime); err != nil {
-		return err
-	}
-	if !s.DisableAgent && !ValidNodeName(s.NodeName) {
-		return fmt.Errorf("--node-name %q: want a lowercase DNS name (letters, digits, '-', '.')", s.NodeName)
-	}
-	for _, l := range s.NodeLabels {
-		if k, _, ok := strings.Cut(l, "="); !ok || k == "" {
-			return fmt.Errorf("--node-label %q: want key=value", l)
-		}
-	}
-	for flag, list := range map[string][]string{"--kube-apiserver-arg": s.KubeAPIServerArgs, "--kube-scheduler-arg": s.KubeSchedulerArgs, "--kube-controller-manager-arg": s.KubeControllerManagerArgs, "--kubelet-arg": s.KubeletArgs, "--kube-proxy-arg": s.KubeProxyArgs} {
-		for _, o := range list {
-			if _, _, err := args.ParseOverride(o); err != nil {
-				return fmt.Errorf("%s: %w", flag, err)
-			}
-		}
-	}
 	return nil
-}
-
-// validRuntime checks --default-runtime's shape; whether the node has that
-// runtime is known only when the node starts.
-func validRuntime(name string) error {
-	for _, c := range name {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-			return fmt.Errorf("--default-runtime %q: want a runtime name such as runc or nvidia", name)
-		}
-	}
-	return nil
-}
-
-// ValidNodeName says whether n is a lowercase DNS name a node may have.
-func ValidNodeName(n string) bool {
-	if n == "" || len(n) > 253 || strings.HasPrefix(n, "-") || strings.HasSuffix(n, "-") || strings.HasPrefix(n, ".") || strings.HasSuffix(n, ".") {
-		return false
-	}
-	for _, c := range n {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
-			return false
-		}
-	}
-	return true
 }
 
 // KubeconfigMode parses --write-kubeconfig-mode as an octal file mode.

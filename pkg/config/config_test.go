@@ -7,7 +7,7 @@ import (
 
 func validServer() *Server {
 	return &Server{
-		DataDir:             "/var/lib/kubling",
+		Node:                Node{DataDir: "/var/lib/kubling"},
 		WriteKubeconfigMode: DefaultKubeconfigMode,
 		HTTPSPort:           DefaultHTTPSPort,
 		ClusterCIDR:         DefaultClusterCIDR,
@@ -78,34 +78,5 @@ func TestValidateRejects(t *testing.T) {
 				t.Fatalf("got %v, want error containing %q", err, c.want)
 			}
 		})
-	}
-}
-
-const procNetRoute = `Iface	Destination	Gateway 	Flags	RefCnt	Use	Metric	Mask		MTU	Window	IRTT
-eth0	00000000	0100A8C0	0003	0	0	0	00000000	0	0	0
-eth0	0000A8C0	00000000	0001	0	0	0	00FFFFFF	0	0	0
-docker0	000011AC	00000000	0001	0	0	0	0000FFFF	0	0	0
-cni0	00002A0A	00000000	0001	0	0	0	00FFFFFF	0	0	0
-`
-
-func TestRouteOverlap(t *testing.T) {
-	routes, err := ParseProcNetRoute(strings.NewReader(procNetRoute))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(routes) != 4 || routes[1].Dest.String() != "192.168.0.0/24" || routes[2].Dest.String() != "172.17.0.0/16" {
-		t.Fatalf("parsed %v", routes)
-	}
-	ok, _ := ParseCIDR("--cluster-cidr", "10.42.0.0/16")
-	if err := CheckRouteOverlap("--cluster-cidr", ok, routes); err != nil {
-		t.Fatalf("default route or kubling's cni0 counted as conflict: %v", err)
-	}
-	bad, err := ParseCIDR("--service-cidr", "172.16.0.0/12")
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = CheckRouteOverlap("--service-cidr", bad, routes)
-	if err == nil || !strings.Contains(err.Error(), "172.17.0.0/16 on docker0") {
-		t.Fatalf("got %v", err)
 	}
 }

@@ -1,7 +1,8 @@
-// Package host detects what the node's host offers — cgroup version and
-// driver, capabilities, kernel filesystems — once, so every component is told
-// the same answer. Paths are parameters so tests can use fake files.
-package host
+package hostcheck
+
+// Facts: what the node's host offers — cgroup version and driver,
+// capabilities, kernel filesystems — detected once, so every component is
+// told the same answer.
 
 import (
 	"bufio"
@@ -25,13 +26,17 @@ type Facts struct {
 	Overlay        bool
 }
 
-// Root is where the host's files are read from ("/" in production).
-type Root string
+// Host is where the host's files are read from ("/" in production, a fake
+// tree in tests).
+type Host string
 
-func (r Root) path(p string) string { return filepath.Join(string(r), p) }
+// Real is the host kubling runs on.
+const Real Host = "/"
+
+func (r Host) path(p string) string { return filepath.Join(string(r), p) }
 
 // Detect reads the host's facts.
-func (r Root) Detect() (Facts, error) {
+func (r Host) Detect() (Facts, error) {
 	var f Facts
 	if _, err := os.Stat(r.path("/sys/fs/cgroup/cgroup.controllers")); err == nil {
 		f.CgroupV2 = true
@@ -62,7 +67,7 @@ func (r Root) Detect() (Facts, error) {
 	return f, nil
 }
 
-func (r Root) statusField(name string) (string, error) {
+func (r Host) statusField(name string) (string, error) {
 	file, err := os.Open(r.path("/proc/self/status"))
 	if err != nil {
 		return "", err
@@ -75,51 +80,4 @@ func (r Root) statusField(name string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("no %s in /proc/self/status", name)
-}
-
-// NFS describes what this host offers for NFS volumes: kernel support (the
-// NFS CSI driver mounts from its own container, so the kernel is what it
-// needs) and a mount helper (needed by in-tree `nfs:` volumes, which the
-// kubelet mounts on the host).
-type NFS struct {
-	Kernel      bool
-	MountHelper string // path, or "" when none
-}
-
-// Problem is one line saying what is missing, or "" when nothing is.
-func (n NFS) Problem() string {
-	switch {
-	case !n.Kernel && n.MountHelper == "":
-		return "the kernel has no NFS client (nfs/nfs4 are not in /proc/filesystems and no nfs module is installed) and mount.nfs is missing (install nfs-common or nfs-utils): NFS volumes cannot mount on this node"
-	case !n.Kernel:
-		return "the kernel has no NFS client (nfs/nfs4 are not in /proc/filesystems and no nfs module is installed): NFS volumes cannot mount on this node"
-	case n.MountHelper == "":
-		return "mount.nfs is missing (install nfs-common or nfs-utils): in-tree nfs volumes cannot mount on this node; nfs-csi volumes can"
-	}
-	return ""
-}
-
-// DetectNFS looks for NFS support: nfs or nfs4 in /proc/filesystems, or an
-// nfs module for the running kernel (loaded on first mount), and mount.nfs
-// in the usual places.
-func (r Root) DetectNFS() NFS {
-	var n NFS
-	if data, err := os.ReadFile(r.path("/proc/filesystems")); err == nil {
-		for _, line := range strings.Split(string(data), "\n") {
-			if f := strings.Fields(line); len(f) > 0 && (f[len(f)-1] == "nfs" || f[len(f)-1] == "nfs4") {
-				n.Kernel = true
-			}
-		}
-	}
-	if release, err := os.ReadFile(r.path("/proc/sys/kernel/osrelease")); err == nil && !n.Kernel {
-		mods, _ := filepath.Glob(r.path(filepath.Join("/lib/modules", strings.TrimSpace(string(release)), "kernel/fs/nfs/nfs.ko*")))
-		n.Kernel = len(mods) > 0
-	}
-	for _, dir := range []string{"/sbin", "/usr/sbin", "/bin", "/usr/bin"} {
-		if info, err := os.Stat(r.path(filepath.Join(dir, "mount.nfs"))); err == nil && !info.IsDir() {
-			n.MountHelper = filepath.Join(dir, "mount.nfs")
-			break
-		}
-	}
-	return n
 }

@@ -1,4 +1,4 @@
-package host
+package hostcheck
 
 import (
 	"strings"
@@ -7,7 +7,7 @@ import (
 	"github.com/kubling/kubling/internal/fakefs"
 )
 
-func fakeRoot(t *testing.T, files map[string]string) Root { return Root(fakefs.Tree(t, files)) }
+func fakeRoot(t *testing.T, files map[string]string) Host { return Host(fakefs.Tree(t, files)) }
 
 const fsList = "nodev\tsysfs\nnodev\ttmpfs\n\text4\nnodev\toverlay\n"
 

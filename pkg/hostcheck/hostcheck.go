@@ -1,6 +1,10 @@
-// Package hostcheck holds the host checks both `kubling server` and
-// `kubling agent` run before writing anything, and the data-dir lock. Each
-// failure is one line naming what is wrong.
+// Package hostcheck is everything kubling asks of, or sets on, the host it
+// runs on, in one place: root, ports, writable folders and the data-dir lock
+// (this file); kernel features and the sysctls a node needs (kernel.go);
+// cgroups and capabilities (facts.go); NFS support (nfs.go); address ranges
+// against the host's routes (routes.go). `kubling server`, `kubling agent`
+// and `kubling check-config` all use it, so each check exists once. Each
+// failure is one line naming what is wrong and how to fix it.
 package hostcheck
 
 import (
@@ -15,19 +19,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Root refuses to go on unless running as root.
-func Root(command string) error {
+// RequireRoot refuses to go on unless running as root.
+func RequireRoot(command string) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("%s must run as root (try sudo)", command)
-	}
-	return nil
-}
-
-// BrNetfilter refuses a kernel without bridge netfilter, which pod traffic
-// through Services needs.
-func BrNetfilter() error {
-	if _, err := os.Stat("/proc/sys/net/bridge/bridge-nf-call-iptables"); err != nil {
-		return errors.New("the kernel lacks br_netfilter (/proc/sys/net/bridge is missing): load it with `modprobe br_netfilter`")
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package config
+package hostcheck
 
 import (
 	"bufio"
@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 )
@@ -72,6 +73,36 @@ func CheckRouteOverlap(flag string, network netip.Prefix, routes []Route) error 
 		}
 		if r.Dest.Overlaps(network) {
 			return fmt.Errorf("%s %s overlaps the host route %s on %s; choose another range", flag, network, r.Dest, r.Interface)
+		}
+	}
+	return nil
+}
+
+// Routes reads the host's IPv4 routes.
+func (r Host) Routes() ([]Route, error) {
+	f, err := os.Open(r.path("/proc/net/route"))
+	if err != nil {
+		return nil, fmt.Errorf("read host routes: %w", err)
+	}
+	defer f.Close()
+	return ParseProcNetRoute(f)
+}
+
+// Network is an address range kubling will use, and the flag that set it.
+type Network struct {
+	Flag   string
+	Prefix netip.Prefix
+}
+
+// NetworksClear refuses the first network that overlaps a host route.
+func (r Host) NetworksClear(nets ...Network) error {
+	routes, err := r.Routes()
+	if err != nil {
+		return err
+	}
+	for _, n := range nets {
+		if err := CheckRouteOverlap(n.Flag, n.Prefix, routes); err != nil {
+			return err
 		}
 	}
 	return nil

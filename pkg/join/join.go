@@ -24,7 +24,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kubling/kubling/pkg/server/token"
+	"github.com/kubling/kubling/pkg/token"
 )
 
 // Paths the server serves on the apiserver's port.

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kubling/kubling/pkg/server/token"
+	"github.com/kubling/kubling/pkg/token"
 )
 
 // fakeServer serves /cacerts with the test server's own certificate as the

@@ -100,8 +100,8 @@ func harmless(err error, msg string) bool {
 
 // kubeletStartup are the kubelet's and kube-proxy's error lines of every
 // node start: the node is not registered yet, stats and the runtime are not
-// ready yet, or (hosts without CAP_SYS_RESOURCE, see DESIGN.md) limits it
-// cannot raise. Each is retried or irrelevant; none needs the user.
+// ready yet, or (hosts whose capability bounding set lacks CAP_SYS_RESOURCE, as
+// many VMs and container hosts) limits it cannot raise. Each is retried or irrelevant; none needs the user.
 var kubeletStartup = []struct{ msg, err string }{
 	{"Error getting the current node from lister", "not found"},
 	{"Unable to register mirror pod because node is not registered yet", ""},

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,17 +18,14 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	genericrequest "k8s.io/apiserver/pkg/endpoints/request"
-	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
-	bootstrapapi "k8s.io/cluster-bootstrap/token/api"
 	"k8s.io/klog/v2"
 
 	"github.com/kubling/kubling/pkg/config"
 	"github.com/kubling/kubling/pkg/join"
-	"github.com/kubling/kubling/pkg/server/addons"
+	"github.com/kubling/kubling/pkg/server/manifests"
 	"github.com/kubling/kubling/pkg/server/pki"
-	"github.com/kubling/kubling/pkg/server/token"
 )
 
 // joinService answers joining agents on the apiserver's port: the CA for
@@ -223,7 +219,7 @@ func checkNodePassword(ctx context.Context, client kubernetes.Interface, node, p
 	if s == nil || s.Name == "" {
 		// Create, not apply: of two machines joining with one name at
 		// once, exactly one wins.
-		if _, err := secrets.Create(ctx, want, metav1.CreateOptions{FieldManager: addons.FieldManager}); apierrors.IsAlreadyExists(err) {
+		if _, err := secrets.Create(ctx, want, metav1.CreateOptions{FieldManager: manifests.FieldManager}); apierrors.IsAlreadyExists(err) {
 			return nameTaken{node: node}
 		} else if err != nil {
 			return fmt.Errorf("store node password: %w", err)
@@ -233,66 +229,10 @@ func checkNodePassword(ctx context.Context, client kubernetes.Interface, node, p
 	// The name is free again (its node is gone) or this is its owner: take
 	// over the stored password, unless it changed meanwhile.
 	want.ResourceVersion = s.ResourceVersion
-	if _, err := secrets.Update(ctx, want, metav1.UpdateOptions{FieldManager: addons.FieldManager}); apierrors.IsConflict(err) {
+	if _, err := secrets.Update(ctx, want, metav1.UpdateOptions{FieldManager: manifests.FieldManager}); apierrors.IsConflict(err) {
 		return nameTaken{node: node}
 	} else if err != nil {
 		return fmt.Errorf("store node password: %w", err)
 	}
 	return nil
 }
-
-//go:embed rbac.yaml
-var rbacYAML []byte
-
-// DurableTokenDescription marks the bootstrap token behind the server's
-// own join token.
-const DurableTokenDescription = "kubling server token (durable; from <data-dir>/server/token)"
-
-// clusterBootstrap writes what the cluster needs before nodes join: kubling's
-// RBAC, the bootstrap token behind the server's durable join token, and the
-// server node's password (so no agent can take its name).
-type clusterBootstrap struct {
-	kubeconfig   string
-	applier      *addons.Applier
-	token        token.Token
-	node         string // "" when the server runs no node
-	nodePassword string
-}
-
-func (b *clusterBootstrap) Name() string { return "cluster-bootstrap" }
-
-func (b *clusterBootstrap) Start(ctx context.Context) error {
-	rest, err := clientcmd.BuildConfigFromFlags("", b.kubeconfig)
-	if err != nil {
-		return err
-	}
-	client, err := kubernetes.NewForConfig(rest)
-	if err != nil {
-		return err
-	}
-	id, secret := b.token.Bootstrap()
-	ac := corev1ac.Secret(bootstrapapi.BootstrapTokenSecretPrefix+id, metav1.NamespaceSystem).
-		WithType(bootstrapapi.SecretTypeBootstrapToken).
-		WithData(map[string][]byte{
-			bootstrapapi.BootstrapTokenIDKey:               []byte(id),
-			bootstrapapi.BootstrapTokenSecretKey:           []byte(secret),
-			bootstrapapi.BootstrapTokenUsageAuthentication: []byte("true"),
-			bootstrapapi.BootstrapTokenExtraGroupsKey:      []byte(join.Group),
-			bootstrapapi.BootstrapTokenDescriptionKey:      []byte(DurableTokenDescription),
-		})
-	if _, err := client.CoreV1().Secrets(metav1.NamespaceSystem).Apply(ctx, ac, metav1.ApplyOptions{FieldManager: addons.FieldManager, Force: true}); err != nil {
-		return fmt.Errorf("join token: %w", err)
-	}
-	if err := b.applier.ApplyDocument(ctx, rbacYAML); err != nil {
-		return fmt.Errorf("kubling RBAC: %w", err)
-	}
-	if b.node != "" {
-		if err := checkNodePassword(ctx, client, b.node, b.nodePassword, true); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (b *clusterBootstrap) Ready(context.Context) error { return nil }
-func (b *clusterBootstrap) Stop() error                 { return nil }

@@ -1,89 +1,39 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net"
-	"path/filepath"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	utilnet "k8s.io/apimachinery/pkg/util/net"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
-	"k8s.io/kubernetes/pkg/util/taints"
 
 	"github.com/kubling/kubling/pkg/agent"
-	"github.com/kubling/kubling/pkg/agent/containerd"
 	"github.com/kubling/kubling/pkg/component"
-	"github.com/kubling/kubling/pkg/config"
-	"github.com/kubling/kubling/pkg/server/kubeconfig"
+	"github.com/kubling/kubling/pkg/datadir"
 	"github.com/kubling/kubling/pkg/server/pki"
 )
 
-// nodeComponents prepares the server's own node: its certificates (signed
-// here, so no CSR waits for approval), kubeconfigs, and the agent's
-// components, followed by the server-side labeller.
-func nodeComponents(c *config.Server, p pki.PKI, apiURL string, log klog.Logger) ([]component.Component, error) {
-	nodeIP := c.NodeIP
-	if nodeIP == "" {
-		ip, err := utilnet.ChooseHostInterface()
-		if err != nil {
-			return nil, fmt.Errorf("detect the node IP (set --node-ip): %w", err)
-		}
-		nodeIP = ip.String()
-	}
-	tlsDir := filepath.Join(c.DataDir, "agent", "tls")
-	if _, err := p.EnsureNode(tlsDir, c.NodeName, []net.IP{net.ParseIP(nodeIP)}, nil); err != nil {
+// nodeComponents prepares the server's own node: the server signs its
+// certificates here (so no CSR waits for approval) into the node TLS folder,
+// where an agent keeps those it got by joining; then pkg/agent builds the
+// node exactly as it does for an agent. The server-side labeller follows.
+func nodeComponents(node *agent.Node, p pki.PKI, l datadir.Layout, conn agent.Connection, log klog.Logger) ([]component.Component, error) {
+	if _, err := p.EnsureNode(l.NodeTLS(), node.Name(), []net.IP{net.ParseIP(node.IP())}, nil); err != nil {
 		return nil, fmt.Errorf("node certificates: %w", err)
 	}
-	node := pki.PKI{Dir: tlsDir}
-	kubeletKubeconfig := filepath.Join(c.DataDir, "agent", "kubelet.kubeconfig")
-	proxyKubeconfig := filepath.Join(c.DataDir, "agent", "kube-proxy.kubeconfig")
-	flannelKubeconfig := filepath.Join(c.DataDir, "agent", "flannel.kubeconfig")
-	for path, client := range map[string]string{kubeletKubeconfig: pki.KubeletClient, proxyKubeconfig: pki.KubeProxy, flannelKubeconfig: pki.Flannel} {
-		spec := kubeconfig.Spec{Server: apiURL, CAFile: p.Cert(pki.ServerCA), CertFile: node.Cert(client), KeyFile: node.Key(client)}
-		if err := kubeconfig.Write(path, spec, 0o600); err != nil {
-			return nil, err
-		}
-	}
-	labels := agent.ParseLabels(c.NodeLabels)
-	registries, err := containerd.LoadRegistries(c.PrivateRegistry)
+	parts, err := node.Components(conn, log)
 	if err != nil {
 		return nil, err
 	}
-	add, _, err := taints.ParseTaints(c.NodeTaints)
-	if err != nil {
-		return nil, fmt.Errorf("--node-taint: %w", err)
-	}
-	parts, err := agent.Components(agent.Config{
-		DataDir:             c.DataDir,
-		NodeName:            c.NodeName,
-		NodeIP:              nodeIP,
-		Labels:              labels,
-		Taints:              add,
-		ClusterCIDR:         c.ClusterCIDR,
-		ClusterDNS:          c.ClusterDNS,
-		ClusterDomain:       c.ClusterDomain,
-		KubeletKubeconfig:   kubeletKubeconfig,
-		KubeProxyKubeconfig: proxyKubeconfig,
-		FlannelKubeconfig:   flannelKubeconfig,
-		FlannelBackend:      c.FlannelBackend,
-		ClientCAFile:        p.Cert(pki.ClientCA),
-		ServingCert:         node.Cert(pki.KubeletServing),
-		ServingKey:          node.Key(pki.KubeletServing),
-		KubeletArgs:         c.KubeletArgs,
-		KubeProxyArgs:       c.KubeProxyArgs,
-		DefaultRuntime:      c.DefaultRuntime,
-		Registries:          registries,
-	}, log)
-	if err != nil {
-		return nil, err
-	}
-	return append(parts, &roleLabeller{node: c.NodeName, kubeconfig: AdminKubeconfig(c.DataDir)}), nil
+	return append(parts, &roleLabeller{node: node.Name(), kubeconfig: l.AdminKubeconfig()}), nil
 }
 
 // controlPlaneLabel marks the server's node. The NodeRestriction admission
@@ -96,6 +46,8 @@ type roleLabeller struct {
 	node, kubeconfig string
 	client           kubernetes.Interface
 }
+
+var _ component.Component = (*roleLabeller)(nil)
 
 func (r *roleLabeller) Name() string { return "node-labels" }
 
@@ -113,17 +65,15 @@ func (r *roleLabeller) Ready(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for {
-		_, err := r.client.CoreV1().Nodes().Patch(ctx, r.node, types.StrategicMergePatchType, patch, metav1.PatchOptions{})
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("label node %s: %w", r.node, err)
-		case <-time.After(250 * time.Millisecond):
-		}
+	var last error
+	err = wait.PollUntilContextCancel(ctx, 250*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		_, last = r.client.CoreV1().Nodes().Patch(ctx, r.node, types.StrategicMergePatchType, patch, metav1.PatchOptions{})
+		return last == nil, nil
+	})
+	if err != nil {
+		return fmt.Errorf("label node %s: %w", r.node, cmp.Or(last, err))
 	}
+	return nil
 }
 
 func (r *roleLabeller) Stop() error { return nil }

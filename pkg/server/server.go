@@ -1,6 +1,7 @@
 // Package server runs kubling's control plane: PKI, datastore, kube-apiserver,
-// kube-scheduler and kube-controller-manager, in one process. Run holds the
-// whole start sequence, top to bottom.
+// kube-scheduler and kube-controller-manager, in one process, then the
+// server's own node through pkg/agent. Run holds the whole start sequence,
+// top to bottom.
 package server
 
 import (
@@ -18,73 +19,48 @@ import (
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/klog/v2"
 
-	"github.com/kubling/kubling/manifests"
+	bundled "github.com/kubling/kubling/manifests"
 	"github.com/kubling/kubling/pkg/agent"
 	"github.com/kubling/kubling/pkg/component"
 	"github.com/kubling/kubling/pkg/config"
+	"github.com/kubling/kubling/pkg/datadir"
 	"github.com/kubling/kubling/pkg/datastore"
 	"github.com/kubling/kubling/pkg/fileutil"
 	"github.com/kubling/kubling/pkg/hostcheck"
 	"github.com/kubling/kubling/pkg/join"
-	"github.com/kubling/kubling/pkg/server/addons"
+	"github.com/kubling/kubling/pkg/kubeconfig"
 	"github.com/kubling/kubling/pkg/server/args"
-	"github.com/kubling/kubling/pkg/server/kubeconfig"
+	"github.com/kubling/kubling/pkg/server/manifests"
 	"github.com/kubling/kubling/pkg/server/pki"
-	"github.com/kubling/kubling/pkg/server/token"
+	"github.com/kubling/kubling/pkg/token"
 )
 
 // readyTimeout bounds how long one component may take to become ready.
 const readyTimeout = 2 * time.Minute
 
-// Paths under the data dir.
-func serverDir(dataDir string) string { return filepath.Join(dataDir, "server") }
-func tlsDir(dataDir string) string    { return filepath.Join(serverDir(dataDir), "tls") }
-func credDir(dataDir string) string   { return filepath.Join(serverDir(dataDir), "cred") }
-func TokenPath(dataDir string) string { return filepath.Join(serverDir(dataDir), "token") }
-
-// ManifestsDir holds the bundled add-ons' files and any manifest a user adds.
-func ManifestsDir(dataDir string) string { return filepath.Join(serverDir(dataDir), "manifests") }
-func AdminKubeconfig(dataDir string) string {
-	return filepath.Join(credDir(dataDir), "admin.kubeconfig")
-}
-
-// Run starts the control plane, logs "ready", serves until ctx ends or a
-// component fails, then stops everything in reverse order.
+// Run starts the control plane and, unless --disable-agent, the node beside
+// it; logs "ready"; serves until ctx ends or a component fails; then stops
+// everything in reverse order.
 func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 	begin := time.Now()
+	l := c.Layout()
+	host := loopbackHost(c.BindAddress)
+	apiURL := "https://" + net.JoinHostPort(host, strconv.Itoa(c.HTTPSPort))
 
 	// 1. Check the flags and the host; nothing is written before this passes.
-	p := pki.PKI{Dir: tlsDir(c.DataDir)}
-	host := loopbackHost(c.BindAddress)
-	cp := args.ControlPlane{
-		DataDir:                c.DataDir,
-		PKI:                    p,
-		BindAddress:            c.BindAddress,
-		AdvertiseAddress:       c.AdvertiseAddress,
-		HTTPSPort:              c.HTTPSPort,
-		ClusterCIDR:            c.ClusterCIDR,
-		ServiceCIDR:            c.ServiceCIDR,
-		ClusterDomain:          c.ClusterDomain,
-		NodeCIDRMaskSize:       config.DefaultNodeCIDRMaskLen,
-		SchedulerKubeconfig:    filepath.Join(credDir(c.DataDir), "scheduler.kubeconfig"),
-		ControllerKubeconfig:   filepath.Join(credDir(c.DataDir), "controller-manager.kubeconfig"),
-		ExtraAPIServer:         c.KubeAPIServerArgs,
-		ExtraScheduler:         c.KubeSchedulerArgs,
-		ExtraControllerManager: c.KubeControllerManagerArgs,
-		// Known once the datastore runs; a stand-in lets the flags be checked now.
-		EtcdServers: []string{"unix://datastore.sock"},
-	}
-	if err := checkComponentFlags(cp); err != nil {
-		return err
-	}
-	store, err := datastore.New(datastore.Config{DataDir: c.DataDir, Endpoint: c.DatastoreEndpoint})
+	store, err := datastore.New(datastore.Config{Layout: l, Endpoint: c.DatastoreEndpoint})
 	if err != nil {
 		return err
 	}
-	if err := preflight(c); err != nil {
+	cp := controlPlane(c, l, store.Backend())
+	if err := checkComponentFlags(cp); err != nil {
 		return err
 	}
-	if _, err := token.CheckOwnership(TokenPath(c.DataDir), c.Token); err != nil {
+	node, err := preflight(c)
+	if err != nil {
+		return err
+	}
+	if _, err := token.CheckOwnership(l.Token(), c.Token); err != nil {
 		return err
 	}
 	lock, err := hostcheck.LockDir(c.DataDir)
@@ -93,141 +69,184 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 	}
 	defer lock.Close()
 
-	// 2. Certificates and the join token.
+	// 2. Certificates, kubeconfigs and the join token.
 	phase := time.Now()
-	sans, err := apiserverSANs(c, host)
+	p, written, err := ensurePKI(c, l, host, apiURL)
 	if err != nil {
 		return err
-	}
-	p, written, err := pki.Ensure(pki.Options{Dir: p.Dir, APIServerSAN: sans})
-	if err != nil {
-		return fmt.Errorf("certificates: %w", err)
 	}
 	caPEM, err := p.CABundle()
 	if err != nil {
 		return err
 	}
-	joinToken, err := token.Ensure(TokenPath(c.DataDir), c.Token, caPEM)
+	joinToken, err := token.Ensure(l.Token(), c.Token, caPEM)
 	if err != nil {
 		return err
 	}
-	authnConfig := args.AuthenticationConfigPath(c.DataDir)
-	if err := os.MkdirAll(filepath.Dir(authnConfig), 0o700); err != nil {
-		return err
-	}
-	if err := fileutil.WriteAtomic(authnConfig, args.AuthenticationConfig(join.CACertsPath), 0o600); err != nil {
-		return err
-	}
-	apiURL := "https://" + net.JoinHostPort(host, strconv.Itoa(c.HTTPSPort))
-	kubeconfigs := map[string]string{
-		pki.SchedulerClient:  cp.SchedulerKubeconfig,
-		pki.ControllerClient: cp.ControllerKubeconfig,
-		pki.AdminClient:      AdminKubeconfig(c.DataDir),
-	}
-	for client, path := range kubeconfigs {
-		spec := kubeconfig.Spec{Server: apiURL, CAFile: p.Cert(pki.ServerCA), CertFile: p.Cert(client), KeyFile: p.Key(client)}
-		if err := kubeconfig.Write(path, spec, 0o600); err != nil {
-			return err
-		}
-	}
 	log.Info("Certificates ready", "dir", p.Dir, "written", len(written), "duration", time.Since(phase).Round(time.Millisecond))
 
-	// 3. Components, in order: datastore, apiserver, scheduler, controllers.
+	// 3. Control-plane components, in order: datastore, apiserver,
+	// scheduler, controller-manager.
 	runner := component.NewRunner(log)
 	defer func() {
 		if stopErr := runner.Stop(); stopErr != nil {
 			err = errors.Join(err, stopErr)
 		}
 	}()
-	if err := runner.Start(ctx, readyTimeout, store); err != nil {
-		return err
-	}
-	b := store.Backend()
-	cp.EtcdServers, cp.EtcdCAFile, cp.EtcdCertFile, cp.EtcdKeyFile = b.Endpoints, b.CAFile, b.CertFile, b.KeyFile
-
 	apiArgs, schedArgs, cmArgs, err := componentArgs(cp)
 	if err != nil {
 		return err
 	}
 	log.V(1).Info("Component arguments", "apiserver", apiArgs, "scheduler", schedArgs, "controller-manager", cmArgs)
-	joins := &joinService{pki: p, kubeconfig: AdminKubeconfig(c.DataDir), log: log, cluster: join.Cluster{
-		ClusterCIDR: c.ClusterCIDR, ServiceCIDR: c.ServiceCIDR, ClusterDNS: c.ClusterDNS, ClusterDomain: c.ClusterDomain, FlannelBackend: c.FlannelBackend,
-	}}
+	cluster := join.Cluster{ClusterCIDR: c.ClusterCIDR, ServiceCIDR: c.ServiceCIDR, ClusterDNS: c.ClusterDNS, ClusterDomain: c.ClusterDomain, FlannelBackend: c.FlannelBackend}
+	joins := &joinService{pki: p, kubeconfig: l.AdminKubeconfig(), log: log, cluster: cluster}
 	apiserver := newAPIServer(apiArgs, host, c.HTTPSPort, p, joins.handlers())
 	scheduler := newScheduler(schedArgs)
 	controllers := newControllerManager(cmArgs)
-	if err := runner.Start(ctx, readyTimeout, apiserver, scheduler, controllers); err != nil {
-		return err
-	}
-
-	// 4. kubling's RBAC and join token, add-ons (CoreDNS), then the node
-	// beside the control plane, unless --disable-agent.
-	applier, err := addons.NewApplier(AdminKubeconfig(c.DataDir))
-	if err != nil {
-		return err
-	}
-	bootstrap := &clusterBootstrap{kubeconfig: AdminKubeconfig(c.DataDir), applier: applier, token: joinToken}
-	if !c.DisableAgent {
-		bootstrap.node = c.NodeName
-		if bootstrap.nodePassword, err = agent.NodePassword(c.DataDir); err != nil {
-			return err
-		}
-	}
-	if err := runner.Start(ctx, readyTimeout, bootstrap); err != nil {
-		return err
-	}
-	disabled := map[string]bool{}
-	for _, d := range c.Disable {
-		disabled[d] = true
-	}
-	values := manifests.Values{
-		ClusterDNS: c.ClusterDNS, ClusterDomain: c.ClusterDomain, ClusterCIDR: c.ClusterCIDR, ServiceCIDR: c.ServiceCIDR,
-		SystemDefaultRegistry: c.SystemDefaultRegistry, KubeletDir: agent.KubeletDir(c.DataDir),
-	}
-	if c.NFSServer != "" && !disabled["nfs-csi"] {
-		values.NFS = manifests.NFS{Server: c.NFSServer, Share: c.NFSShare, MountOptions: c.NFSMountOptions, ReclaimPolicy: c.NFSReclaimPolicy}
-		if values.NFS.Default, err = nfsDefault(ctx, AdminKubeconfig(c.DataDir), c.NFSDefaultClass, log); err != nil {
-			return err
-		}
-	}
-	deploy := addons.New(addons.Config{Dir: ManifestsDir(c.DataDir), Kubeconfig: AdminKubeconfig(c.DataDir), Applier: applier, Values: values, Disabled: disabled, Log: log})
-	if err := runner.Start(ctx, readyTimeout, deploy); err != nil {
+	if err := runner.Start(ctx, readyTimeout, store, apiserver, scheduler, controllers); err != nil {
 		return err
 	}
 	watched := []component.Component{apiserver, scheduler, controllers}
-	if !c.DisableAgent {
-		node, err := nodeComponents(c, p, apiURL, log)
+
+	// 4. What the cluster holds before nodes join (kubling's RBAC, the join
+	// token, the server node's name), then the add-ons.
+	applier, err := manifests.NewApplier(l.AdminKubeconfig())
+	if err != nil {
+		return err
+	}
+	bootstrap, err := newClusterBootstrap(l, applier, joinToken, node)
+	if err != nil {
+		return err
+	}
+	addons, err := newManifestsController(ctx, c, l, applier, log)
+	if err != nil {
+		return err
+	}
+	if err := runner.Start(ctx, readyTimeout, bootstrap, addons); err != nil {
+		return err
+	}
+
+	// 5. The server's own node, through the same code as an agent's, with
+	// certificates signed here.
+	if node != nil {
+		parts, err := nodeComponents(node, p, l, agent.Connection{APIServer: apiURL, Cluster: cluster}, log)
 		if err != nil {
 			return err
 		}
-		if err := runner.Start(ctx, readyTimeout, node...); err != nil {
+		if err := runner.Start(ctx, readyTimeout, parts...); err != nil {
 			return err
 		}
-		watched = append(watched, node...)
+		watched = append(watched, parts...)
 	}
 
-	// 5. Hand the cluster to the user.
-	if c.WriteKubeconfig != "" {
-		mode, _ := c.KubeconfigMode() // validated with the config
-		spec := kubeconfig.Spec{Server: apiURL, CAFile: p.Cert(pki.ServerCA), CertFile: p.Cert(pki.AdminClient), KeyFile: p.Key(pki.AdminClient), Embed: true}
-		if err := kubeconfig.Write(c.WriteKubeconfig, spec, os.FileMode(mode)); err != nil {
-			return err
-		}
-		log.Info("Wrote kubeconfig", "path", c.WriteKubeconfig)
+	// 6. Hand the cluster to the user.
+	if err := writeUserKubeconfig(c, p, apiURL, log); err != nil {
+		return err
 	}
-	log.Info("Join nodes with: kubling agent --server "+joinURL(c)+" --token "+joinToken.String(), "tokenFile", TokenPath(c.DataDir))
+	log.Info("Join nodes with: kubling agent --server "+joinURL(c)+" --token "+joinToken.String(), "tokenFile", l.Token())
 	log.Info("kubling is ready", "kubernetes", apiURL, "duration", time.Since(begin).Round(time.Millisecond))
 	// Tell systemd (Type=notify), when it started us.
 	_, _ = daemon.SdNotify(false, daemon.SdNotifyReady)
 
-	// 6. Serve until asked to stop, or until a component dies.
-	select {
-	case <-ctx.Done():
-		log.Info("Stopping")
+	// 7. Serve until asked to stop, or until a component dies.
+	return component.Serve(ctx, log, watched)
+}
+
+// controlPlane gathers what the control-plane components' arguments are
+// built from.
+func controlPlane(c *config.Server, l datadir.Layout, store datastore.Backend) args.ControlPlane {
+	return args.ControlPlane{
+		AuthenticationConfig:   l.AuthenticationConfig(),
+		PKI:                    pki.PKI{Dir: l.ServerTLS()},
+		EtcdServers:            store.Endpoints,
+		EtcdCAFile:             store.CAFile,
+		EtcdCertFile:           store.CertFile,
+		EtcdKeyFile:            store.KeyFile,
+		BindAddress:            c.BindAddress,
+		AdvertiseAddress:       c.AdvertiseAddress,
+		HTTPSPort:              c.HTTPSPort,
+		ClusterCIDR:            c.ClusterCIDR,
+		ServiceCIDR:            c.ServiceCIDR,
+		ClusterDomain:          c.ClusterDomain,
+		NodeCIDRMaskSize:       config.DefaultNodeCIDRMaskLen,
+		SchedulerKubeconfig:    l.ServerKubeconfig(schedulerClient),
+		ControllerKubeconfig:   l.ServerKubeconfig(controllerManagerClient),
+		ExtraAPIServer:         c.KubeAPIServerArgs,
+		ExtraScheduler:         c.KubeSchedulerArgs,
+		ExtraControllerManager: c.KubeControllerManagerArgs,
+	}
+}
+
+// Control-plane clients with a kubeconfig under the server's cred folder.
+const (
+	adminClient             = "admin"
+	schedulerClient         = "scheduler"
+	controllerManagerClient = "controller-manager"
+)
+
+// ensurePKI creates (first start) or checks and renews (later starts) the
+// cluster's certificates, and writes the control plane's kubeconfigs and
+// the apiserver's authentication configuration.
+func ensurePKI(c *config.Server, l datadir.Layout, host, apiURL string) (pki.PKI, []string, error) {
+	sans, err := apiserverSANs(c, host)
+	if err != nil {
+		return pki.PKI{}, nil, err
+	}
+	p, written, err := pki.Ensure(pki.Options{Dir: l.ServerTLS(), APIServerSAN: sans})
+	if err != nil {
+		return p, nil, fmt.Errorf("certificates: %w", err)
+	}
+	authn := l.AuthenticationConfig()
+	if err := os.MkdirAll(filepath.Dir(authn), 0o700); err != nil {
+		return p, nil, err
+	}
+	if err := fileutil.WriteAtomic(authn, args.AuthenticationConfig(join.CACertsPath), 0o600); err != nil {
+		return p, nil, err
+	}
+	certs := map[string]string{adminClient: pki.AdminClient, schedulerClient: pki.SchedulerClient, controllerManagerClient: pki.ControllerClient}
+	for client, cert := range certs {
+		spec := kubeconfig.Spec{Server: apiURL, CAFile: p.Cert(pki.ServerCA), CertFile: p.Cert(cert), KeyFile: p.Key(cert)}
+		if err := kubeconfig.Write(l.ServerKubeconfig(client), spec, 0o600); err != nil {
+			return p, nil, err
+		}
+	}
+	return p, written, nil
+}
+
+// newManifestsController renders the bundled add-ons with this cluster's
+// values and returns the controller that applies the manifests folder.
+func newManifestsController(ctx context.Context, c *config.Server, l datadir.Layout, applier *manifests.Applier, log klog.Logger) (*manifests.Controller, error) {
+	disabled := map[string]bool{}
+	for _, d := range c.Disable {
+		disabled[d] = true
+	}
+	values := bundled.Values{
+		ClusterDNS: c.ClusterDNS, ClusterDomain: c.ClusterDomain, ClusterCIDR: c.ClusterCIDR, ServiceCIDR: c.ServiceCIDR,
+		SystemDefaultRegistry: c.SystemDefaultRegistry, KubeletDir: l.KubeletDir(),
+	}
+	if c.NFSServer != "" && !disabled["nfs-csi"] {
+		values.NFS = bundled.NFS{Server: c.NFSServer, Share: c.NFSShare, MountOptions: c.NFSMountOptions, ReclaimPolicy: c.NFSReclaimPolicy}
+		var err error
+		if values.NFS.Default, err = nfsDefault(ctx, l.AdminKubeconfig(), c.NFSDefaultClass, log); err != nil {
+			return nil, err
+		}
+	}
+	return manifests.New(manifests.Config{Dir: l.Manifests(), Kubeconfig: l.AdminKubeconfig(), Applier: applier, Values: values, Disabled: disabled, Log: log}), nil
+}
+
+// writeUserKubeconfig writes the admin kubeconfig users get
+// (--write-kubeconfig, --write-kubeconfig-mode), certificates embedded.
+func writeUserKubeconfig(c *config.Server, p pki.PKI, apiURL string, log klog.Logger) error {
+	if c.WriteKubeconfig == "" {
 		return nil
-	case err := <-component.FirstExit(watched):
+	}
+	mode, _ := c.KubeconfigMode() // validated with the config
+	spec := kubeconfig.Spec{Server: apiURL, CAFile: p.Cert(pki.ServerCA), CertFile: p.Cert(pki.AdminClient), KeyFile: p.Key(pki.AdminClient), Embed: true}
+	if err := kubeconfig.Write(c.WriteKubeconfig, spec, os.FileMode(mode)); err != nil {
 		return err
 	}
+	log.Info("Wrote kubeconfig", "path", c.WriteKubeconfig)
+	return nil
 }
 
 func componentArgs(cp args.ControlPlane) (apiserver, scheduler, controllerManager []string, err error) {

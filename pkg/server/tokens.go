@@ -14,9 +14,10 @@ import (
 	bootstrapapi "k8s.io/cluster-bootstrap/token/api"
 	bootstraputil "k8s.io/cluster-bootstrap/token/util"
 
+	"github.com/kubling/kubling/pkg/datadir"
 	"github.com/kubling/kubling/pkg/join"
 	"github.com/kubling/kubling/pkg/server/pki"
-	"github.com/kubling/kubling/pkg/server/token"
+	"github.com/kubling/kubling/pkg/token"
 )
 
 // Tokens manages extra join tokens: upstream bootstrap tokens in the join
@@ -26,14 +27,13 @@ type Tokens struct {
 	caHash string
 }
 
-// NewTokens works on the cluster whose server data dir is dataDir, as its
-// admin.
-func NewTokens(dataDir string) (*Tokens, error) {
-	ca, err := pki.PKI{Dir: tlsDir(dataDir)}.CABundle()
+// NewTokens works on the cluster whose server data dir is l, as its admin.
+func NewTokens(l datadir.Layout) (*Tokens, error) {
+	ca, err := pki.PKI{Dir: l.ServerTLS()}.CABundle()
 	if err != nil {
-		return nil, fmt.Errorf("read the cluster CA (is %s a server's data dir?): %w", dataDir, err)
+		return nil, fmt.Errorf("read the cluster CA (is %s a server's data dir?): %w", l.Root, err)
 	}
-	rest, err := clientcmd.BuildConfigFromFlags("", AdminKubeconfig(dataDir))
+	rest, err := clientcmd.BuildConfigFromFlags("", l.AdminKubeconfig())
 	if err != nil {
 		return nil, fmt.Errorf("admin kubeconfig: %w", err)
 	}

@@ -58,15 +58,16 @@ func New(m Manifest, archive []byte) *Payload {
 	return &Payload{Manifest: m, archive: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(archive)), nil }}
 }
 
-// Dir is where this payload lives under a data dir.
-func (p *Payload) Dir(dataDir string) string {
-	return filepath.Join(dataDir, "data", p.Manifest.Version)
+// Dir is where this payload lives under root (datadir.Layout.PayloadRoot),
+// one folder per version.
+func (p *Payload) Dir(root string) string {
+	return filepath.Join(root, p.Manifest.Version)
 }
 
-// Install makes sure Dir(dataDir) holds exactly the payload's files and
+// Install makes sure Dir(root) holds exactly the payload's files and
 // returns it. It reports whether it had to unpack.
-func (p *Payload) Install(dataDir string) (dir string, unpacked bool, err error) {
-	dir = p.Dir(dataDir)
+func (p *Payload) Install(root string) (dir string, unpacked bool, err error) {
+	dir = p.Dir(root)
 	if p.verify(dir) == nil {
 		return dir, false, nil
 	}

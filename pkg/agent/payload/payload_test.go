@@ -36,12 +36,12 @@ func testPayload(t *testing.T, files map[string]string) *Payload {
 
 func TestInstallVerifiesAndReuses(t *testing.T) {
 	p := testPayload(t, map[string]string{"bin/runc": "runc-binary", "images/pause.tar": "pause-image"})
-	dataDir := t.TempDir()
-	dir, unpacked, err := p.Install(dataDir)
+	root := t.TempDir()
+	dir, unpacked, err := p.Install(root)
 	if err != nil || !unpacked {
 		t.Fatalf("first install: %v %v", unpacked, err)
 	}
-	if dir != filepath.Join(dataDir, "data", "test1") {
+	if dir != filepath.Join(root, "test1") {
 		t.Fatalf("dir %s", dir)
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, "bin", "runc")); string(b) != "runc-binary" {
@@ -50,7 +50,7 @@ func TestInstallVerifiesAndReuses(t *testing.T) {
 	if info, _ := os.Stat(filepath.Join(dir, "bin", "runc")); info.Mode().Perm() != 0o755 {
 		t.Fatalf("mode %v", info.Mode())
 	}
-	if _, unpacked, err = p.Install(dataDir); err != nil || unpacked {
+	if _, unpacked, err = p.Install(root); err != nil || unpacked {
 		t.Fatalf("unchanged payload unpacked again: %v %v", unpacked, err)
 	}
 
@@ -58,13 +58,13 @@ func TestInstallVerifiesAndReuses(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "bin", "runc"), []byte("tampered"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if _, unpacked, err = p.Install(dataDir); err != nil || !unpacked {
+	if _, unpacked, err = p.Install(root); err != nil || !unpacked {
 		t.Fatalf("damaged payload not replaced: %v %v", unpacked, err)
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, "bin", "runc")); string(b) != "runc-binary" {
 		t.Fatalf("content after repair %q", b)
 	}
-	entries, _ := os.ReadDir(filepath.Join(dataDir, "data"))
+	entries, _ := os.ReadDir(root)
 	if len(entries) != 1 {
 		t.Fatalf("leftovers in data/: %v", entries)
 	}

@@ -10,17 +10,19 @@ import (
 
 	"github.com/kubling/kubling/pkg/agent/containerd"
 	"github.com/kubling/kubling/pkg/agent/payload"
+	"github.com/kubling/kubling/pkg/datadir"
 	"github.com/kubling/kubling/pkg/fileutil"
 )
 
-// Exec replaces the process with the payload's tool (crictl or ctr) for
-// dataDir's containerd. It returns only on error.
-func Exec(tool, dataDir, socket string, args []string) error {
+// Exec replaces the process with the payload's tool (crictl or ctr) for the
+// containerd of the data dir l. It returns only on error.
+func Exec(tool string, l datadir.Layout, args []string) error {
 	p, err := payload.Embedded()
 	if err != nil {
 		return err
 	}
-	dir, _, err := p.Install(dataDir)
+	socket := l.ContainerdSocket()
+	dir, _, err := p.Install(l.PayloadRoot())
 	if err != nil {
 		return fmt.Errorf("%s: %w", tool, err)
 	}
@@ -35,7 +37,7 @@ func Exec(tool, dataDir, socket string, args []string) error {
 		setDefault("CONTAINER_RUNTIME_ENDPOINT", "unix://"+socket)
 		setDefault("IMAGE_SERVICE_ENDPOINT", "unix://"+socket)
 		// Without a config file crictl warns on every call that it found none.
-		if conf, err := crictlConfig(dataDir, socket); err == nil {
+		if conf, err := crictlConfig(l.CrictlConfig(), socket); err == nil {
 			setDefault("CRI_CONFIG_FILE", conf)
 		}
 	case "ctr":
@@ -49,8 +51,7 @@ func Exec(tool, dataDir, socket string, args []string) error {
 }
 
 // crictlConfig writes (once) a crictl configuration naming kubling's socket.
-func crictlConfig(dataDir, socket string) (string, error) {
-	path := filepath.Join(dataDir, "agent", "etc", "crictl.yaml")
+func crictlConfig(path, socket string) (string, error) {
 	if _, err := os.Stat(path); err == nil {
 		return path, nil
 	}

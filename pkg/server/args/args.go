@@ -1,32 +1,34 @@
-// Package args builds the command-line arguments kubling hands to the
-// upstream components it runs in-process. It is kept free of heavy imports
-// so it can be unit-tested in seconds.
+// Package args builds the command-line arguments of the control-plane
+// components kubling runs in-process (apiserver, scheduler,
+// controller-manager). It is kept free of heavy imports so it can be
+// unit-tested in seconds; the node's components build theirs in pkg/agent
+// with the same pkg/componentargs helpers.
 package args
 
 import (
-	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 
+	"github.com/kubling/kubling/pkg/componentargs"
 	"github.com/kubling/kubling/pkg/server/pki"
 )
 
 // ControlPlane is what the control-plane components need to know.
 type ControlPlane struct {
-	DataDir          string
-	PKI              pki.PKI
-	EtcdServers      []string
-	EtcdCAFile       string
-	EtcdCertFile     string
-	EtcdKeyFile      string
-	BindAddress      string
-	AdvertiseAddress string
-	HTTPSPort        int
-	ClusterCIDR      string
-	ServiceCIDR      string
-	ClusterDomain    string
-	NodeCIDRMaskSize int
+	// AuthenticationConfig is the apiserver's AuthenticationConfiguration file.
+	AuthenticationConfig string
+	PKI                  pki.PKI
+	EtcdServers          []string
+	EtcdCAFile           string
+	EtcdCertFile         string
+	EtcdKeyFile          string
+	BindAddress          string
+	AdvertiseAddress     string
+	HTTPSPort            int
+	ClusterCIDR          string
+	ServiceCIDR          string
+	ClusterDomain        string
+	NodeCIDRMaskSize     int
 
 	SchedulerKubeconfig  string
 	ControllerKubeconfig string
@@ -48,7 +50,7 @@ func APIServer(c ControlPlane) ([]string, error) {
 	a := map[string]string{
 		"advertise-address":                  c.AdvertiseAddress,
 		"allow-privileged":                   "true",
-		"authentication-config":              AuthenticationConfigPath(c.DataDir),
+		"authentication-config":              c.AuthenticationConfig,
 		"api-audiences":                      issuer,
 		"authorization-mode":                 "Node,RBAC",
 		"bind-address":                       c.BindAddress,
@@ -81,13 +83,7 @@ func APIServer(c ControlPlane) ([]string, error) {
 		"tls-cert-file":                      p.Cert(pki.APIServerServing),
 		"tls-private-key-file":               p.Key(pki.APIServerServing),
 	}
-	return Build(a, c.ExtraAPIServer)
-}
-
-// AuthenticationConfigPath is where the apiserver's authentication
-// configuration is written.
-func AuthenticationConfigPath(dataDir string) string {
-	return dataDir + "/server/etc/authentication.yaml"
+	return componentargs.Build(a, c.ExtraAPIServer)
 }
 
 // AuthenticationConfig lets anonymous requests reach only the path that
@@ -114,7 +110,7 @@ func Scheduler(c ControlPlane) ([]string, error) {
 		"profiling":                 "false",
 		"secure-port":               strconv.Itoa(SchedulerPort),
 	}
-	return Build(a, c.ExtraScheduler)
+	return componentargs.Build(a, c.ExtraScheduler)
 }
 
 // ControllerManager returns kube-controller-manager's arguments.
@@ -151,40 +147,5 @@ func ControllerManager(c ControlPlane) ([]string, error) {
 		"service-cluster-ip-range":         c.ServiceCIDR,
 		"use-service-account-credentials":  "true",
 	}
-	return Build(a, c.ExtraControllerManager)
-}
-
-// Build merges user overrides ("key=value", leading dashes optional) into
-// the defaults and returns sorted --key=value arguments. Empty defaults are
-// left out; an override replaces the default of the same key.
-func Build(defaults map[string]string, overrides []string) ([]string, error) {
-	merged := make(map[string]string, len(defaults)+len(overrides))
-	for k, v := range defaults {
-		if v != "" {
-			merged[k] = v
-		}
-	}
-	for _, o := range overrides {
-		k, v, err := ParseOverride(o)
-		if err != nil {
-			return nil, err
-		}
-		merged[k] = v
-	}
-	out := make([]string, 0, len(merged))
-	for k, v := range merged {
-		out = append(out, "--"+k+"="+v)
-	}
-	sort.Strings(out)
-	return out, nil
-}
-
-// ParseOverride splits one user override, "key=value" with optional
-// leading dashes.
-func ParseOverride(o string) (key, value string, err error) {
-	k, v, ok := strings.Cut(strings.TrimLeft(o, "-"), "=")
-	if !ok || k == "" {
-		return "", "", fmt.Errorf("component argument %q: want key=value", o)
-	}
-	return k, v, nil
+	return componentargs.Build(a, c.ExtraControllerManager)
 }

@@ -10,7 +10,7 @@ import (
 
 func cp() ControlPlane {
 	return ControlPlane{
-		DataDir:              "/var/lib/kubling",
+		AuthenticationConfig: "/var/lib/kubling/server/etc/authentication.yaml",
 		PKI:                  pki.PKI{Dir: "/var/lib/kubling/server/tls"},
 		EtcdServers:          []string{"unix:///var/lib/kubling/server/kine.sock"},
 		HTTPSPort:            6443,
@@ -20,20 +20,6 @@ func cp() ControlPlane {
 		NodeCIDRMaskSize:     24,
 		SchedulerKubeconfig:  "/s.kubeconfig",
 		ControllerKubeconfig: "/c.kubeconfig",
-	}
-}
-
-func TestBuildOverridesSortsAndDropsEmpty(t *testing.T) {
-	got, err := Build(map[string]string{"b": "1", "a": "2", "empty": ""}, []string{"--b=3", "c=4=5"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []string{"--a=2", "--b=3", "--c=4=5"}
-	if !slices.Equal(got, want) {
-		t.Fatalf("got %v, want %v", got, want)
-	}
-	if _, err := Build(nil, []string{"novalue"}); err == nil {
-		t.Fatal("override without = accepted")
 	}
 }
 

@@ -1,4 +1,4 @@
-package addons
+package manifests
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package addons
+package manifests
 
 import (
 	"context"
@@ -21,7 +21,7 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 
-	"github.com/kubling/kubling/manifests"
+	bundled "github.com/kubling/kubling/manifests"
 	"github.com/kubling/kubling/pkg/fileutil"
 )
 
@@ -39,7 +39,7 @@ type Config struct {
 	// Applier applies as the kubeconfig's user; share one so its discovery
 	// cache is filled once per start.
 	Applier *Applier
-	Values  manifests.Values
+	Values  bundled.Values
 	// Disabled bundled add-ons: their file is removed (unless user-owned,
 	// then left in place but not applied) and their objects deleted.
 	Disabled map[string]bool
@@ -144,7 +144,7 @@ func (c *Controller) writeBundled() error {
 	if err := os.MkdirAll(c.cfg.Dir, 0o700); err != nil {
 		return fmt.Errorf("manifests folder: %w", err)
 	}
-	for _, name := range manifests.Names() {
+	for _, name := range bundled.Names() {
 		path := filepath.Join(c.cfg.Dir, name+".yaml")
 		current, err := os.ReadFile(path)
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -162,7 +162,7 @@ func (c *Controller) writeBundled() error {
 		case owned:
 			c.cfg.Log.Info("Add-on file is user-owned; not rewritten", "file", path)
 		default:
-			body, err := manifests.Render(name, c.cfg.Values)
+			body, err := bundled.Render(name, c.cfg.Values)
 			if err != nil {
 				return err
 			}

@@ -1,10 +1,10 @@
-// Package addons is kubling's manifests controller: it keeps the cluster in
+// Package manifests is kubling's manifests controller: it keeps the cluster in
 // step with the YAML files of <data-dir>/server/manifests — the bundled
 // add-ons (coredns, nfs-csi, nvidia-device-plugin), rendered there at
 // start, and any file a user drops in. Files are applied with server-side
 // apply, re-applied when they change, objects that leave a file are pruned,
 // and a removed file takes its objects with it.
-package addons
+package manifests
 
 import (
 	"bufio"

@@ -25,6 +25,7 @@ import (
 	"k8s.io/client-go/util/keyutil"
 
 	"github.com/kubling/kubling/pkg/fileutil"
+	"github.com/kubling/kubling/pkg/join"
 )
 
 // Certificate lifetimes. A leaf is renewed at start when less than
@@ -306,21 +307,9 @@ func (p PKI) CABundle() ([]byte, error) {
 	return bytes.TrimSpace(b), nil
 }
 
-// Node certificate names, written to the node's own folder. They match the
-// credential names of the join protocol.
-const (
-	KubeletClient  = "client-kubelet"
-	KubeletServing = "serving-kubelet"
-	KubeProxy      = "client-kube-proxy"
-	Flannel        = "client-flannel"
-)
-
 // FlannelUser is the identity flannel runs as on every node; RBAC lets it
 // read nodes and patch their status (its subnet annotations).
 const FlannelUser = "kubling-flannel"
-
-// NodeCredentials lists the node certificates in a fixed order.
-var NodeCredentials = []string{KubeletClient, KubeletServing, KubeProxy, Flannel}
 
 // nodeLeaf describes one node certificate: the kubelet client certificate
 // (CN system:node:<name>, O system:nodes, from the client CA: the Node
@@ -330,23 +319,25 @@ var NodeCredentials = []string{KubeletClient, KubeletServing, KubeProxy, Flannel
 // flannel's client certificates.
 func nodeLeaf(cred, nodeName string, ips []net.IP) (leaf, string, error) {
 	switch cred {
-	case KubeletClient:
+	case join.KubeletClient:
 		return leaf{name: cred, cn: "system:node:" + nodeName, orgs: []string{"system:nodes"}, usage: x509.ExtKeyUsageClientAuth}, ClientCA, nil
-	case KubeletServing:
+	case join.KubeletServing:
 		sans := SANs{DNSNames: []string{nodeName, "localhost"}, IPs: append([]net.IP{net.ParseIP("127.0.0.1")}, ips...)}
 		// Not the server CA: a node names itself in its serving certificate,
 		// and what it names must never pass for the apiserver.
 		return leaf{name: cred, cn: nodeName, usage: x509.ExtKeyUsageServerAuth, sans: sans}, KubeletCA, nil
-	case KubeProxy:
+	case join.KubeProxy:
 		return leaf{name: cred, cn: "system:kube-proxy", usage: x509.ExtKeyUsageClientAuth}, ClientCA, nil
-	case Flannel:
+	case join.Flannel:
 		return leaf{name: cred, cn: FlannelUser, usage: x509.ExtKeyUsageClientAuth}, ClientCA, nil
 	}
 	return leaf{}, "", fmt.Errorf("unknown node credential %q", cred)
 }
 
-// EnsureNode makes sure dir holds the node certificates of nodeName, signed
-// here (the server's own node). It returns the names it wrote.
+// EnsureNode makes sure dir holds the node certificates of nodeName (the
+// join protocol's credentials, join.Credentials), signed here for the
+// server's own node, and the CAs a node trusts: the same files a joining
+// agent receives. It returns the names of the certificates it issued.
 func (p PKI) EnsureNode(dir, nodeName string, ips []net.IP, now func() time.Time) ([]string, error) {
 	if now == nil {
 		now = time.Now
@@ -356,7 +347,7 @@ func (p PKI) EnsureNode(dir, nodeName string, ips []net.IP, now func() time.Time
 	}
 	out := PKI{Dir: dir}
 	var written []string
-	for _, cred := range NodeCredentials {
+	for _, cred := range join.Credentials {
 		l, caName, err := nodeLeaf(cred, nodeName, ips)
 		if err != nil {
 			return written, err
@@ -373,7 +364,24 @@ func (p PKI) EnsureNode(dir, nodeName string, ips []net.IP, now func() time.Time
 		}
 		written = append(written, l.name)
 	}
+	for _, ca := range []string{ServerCA, ClientCA} {
+		if err := copyFile(p.Cert(ca), out.Cert(ca)); err != nil {
+			return written, err
+		}
+	}
 	return written, nil
+}
+
+// copyFile writes src's content to dst unless dst already holds it.
+func copyFile(src, dst string) error {
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	if have, err := os.ReadFile(dst); err == nil && bytes.Equal(have, data) {
+		return nil
+	}
+	return fileutil.WriteAtomic(dst, data, 0o644)
 }
 
 // ErrAuthority marks a signing failure on the server's side (its CA), not

@@ -13,6 +13,8 @@ import (
 
 	certutil "k8s.io/client-go/util/cert"
 	"k8s.io/client-go/util/keyutil"
+
+	"github.com/kubling/kubling/pkg/join"
 )
 
 func read(t *testing.T, path string) []byte {
@@ -178,14 +180,20 @@ func TestNodeCertificates(t *testing.T) {
 		t.Fatalf("%v %v", written, err)
 	}
 	node := PKI{Dir: nodeDir}
-	client := leafCert(t, node, KubeletClient)
+	for _, ca := range []string{ServerCA, ClientCA} {
+		want, _ := os.ReadFile(p.Cert(ca))
+		if got, err := os.ReadFile(node.Cert(ca)); err != nil || len(want) == 0 || !bytes.Equal(got, want) {
+			t.Fatalf("node's copy of %s: %v", ca, err)
+		}
+	}
+	client := leafCert(t, node, join.KubeletClient)
 	if client.Subject.CommonName != "system:node:node1" || client.Subject.Organization[0] != "system:nodes" {
 		t.Fatalf("kubelet client subject %v", client.Subject)
 	}
 	if err := client.CheckSignatureFrom(leafCert(t, p, ClientCA)); err != nil {
 		t.Fatal(err)
 	}
-	serving := leafCert(t, node, KubeletServing)
+	serving := leafCert(t, node, join.KubeletServing)
 	if err := serving.CheckSignatureFrom(leafCert(t, p, KubeletCA)); err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +205,7 @@ func TestNodeCertificates(t *testing.T) {
 	}
 	// A new IP re-issues only the serving certificate.
 	written, _ = p.EnsureNode(nodeDir, "node1", append(ips, net.ParseIP("192.0.2.8")), nil)
-	if !slices.Equal(written, []string{KubeletServing}) {
+	if !slices.Equal(written, []string{join.KubeletServing}) {
 		t.Fatalf("wrote %v", written)
 	}
 }
@@ -222,7 +230,7 @@ func TestSignNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	ip := net.ParseIP("192.0.2.9")
-	chain, err := p.SignNode(KubeletServing, "agent1", []net.IP{ip}, csr, time.Now())
+	chain, err := p.SignNode(join.KubeletServing, "agent1", []net.IP{ip}, csr, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,14 +250,14 @@ func TestSignNode(t *testing.T) {
 	if err := c.CheckSignatureFrom(leafCert(t, p, ServerCA)); err == nil {
 		t.Fatal(err)
 	}
-	client, err := p.SignNode(KubeletClient, "agent1", nil, csr, time.Now())
+	client, err := p.SignNode(join.KubeletClient, "agent1", nil, csr, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if certs, _ := certutil.ParseCertsPEM(client); certs[0].Subject.CommonName != "system:node:agent1" || certs[0].CheckSignatureFrom(leafCert(t, p, ClientCA)) != nil {
 		t.Fatalf("client cert %v", certs[0].Subject)
 	}
-	if _, err := p.SignNode(KubeletClient, "agent1", nil, []byte("junk"), time.Now()); err == nil {
+	if _, err := p.SignNode(join.KubeletClient, "agent1", nil, []byte("junk"), time.Now()); err == nil {
 		t.Fatal("junk request signed")
 	}
 	if _, err := p.SignNode("admin", "agent1", nil, csr, time.Now()); err == nil {

@@ -1,0 +1,254 @@
+package agent
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
+	"k8s.io/klog/v2"
+	"k8s.io/kubernetes/pkg/util/taints"
+
+	"github.com/kubling/kubling/pkg/agent/containerd"
+	"github.com/kubling/kubling/pkg/agent/nvidia"
+	"github.com/kubling/kubling/pkg/agent/payload"
+	"github.com/kubling/kubling/pkg/cni"
+	"github.com/kubling/kubling/pkg/cni/flannel"
+	"github.com/kubling/kubling/pkg/component"
+	"github.com/kubling/kubling/pkg/config"
+	"github.com/kubling/kubling/pkg/datadir"
+	"github.com/kubling/kubling/pkg/hostcheck"
+	"github.com/kubling/kubling/pkg/join"
+	"github.com/kubling/kubling/pkg/kubeconfig"
+)
+
+// Node is one machine's node, prepared from its flags: the same for the
+// server's own node and for an agent. NewNode checks what can be checked
+// before anything is written; Components builds the running parts once the
+// node has credentials.
+type Node struct {
+	cfg        config.Node
+	layout     datadir.Layout
+	ip         string
+	labels     map[string]string
+	taints     []corev1.Taint
+	registries *containerd.Registries
+}
+
+// NewNode checks the node's flags against this host (taints, registries.yaml,
+// the default runtime) and picks its IP. It writes nothing.
+func NewNode(c config.Node) (*Node, error) {
+	n := &Node{cfg: c, layout: c.Layout(), ip: c.NodeIP, labels: map[string]string{}}
+	for _, l := range c.NodeLabels {
+		k, v, _ := strings.Cut(l, "=") // shape checked by config.Node.Validate
+		n.labels[k] = v
+	}
+	var err error
+	if n.taints, _, err = taints.ParseTaints(c.NodeTaints); err != nil {
+		return nil, fmt.Errorf("--node-taint: %w", err)
+	}
+	if n.registries, err = containerd.LoadRegistries(c.PrivateRegistry); err != nil {
+		return nil, err
+	}
+	if err := checkDefaultRuntime(c.DefaultRuntime, nvidia.Detect("/", os.Getenv("PATH"))); err != nil {
+		return nil, err
+	}
+	if n.ip == "" {
+		ip, err := utilnet.ChooseHostInterface()
+		if err != nil {
+			return nil, fmt.Errorf("detect the node IP (set --node-ip): %w", err)
+		}
+		n.ip = ip.String()
+	}
+	return n, nil
+}
+
+// Name is the node's name.
+func (n *Node) Name() string { return n.cfg.NodeName }
+
+// IP is the address the node advertises (--node-ip, or the host's primary one).
+func (n *Node) IP() string { return n.ip }
+
+// Ports are the ports every node's components listen on.
+func Ports() []hostcheck.Port {
+	return []hostcheck.Port{
+		{Host: "", Port: 10250, What: "the kubelet"},
+		{Host: "127.0.0.1", Port: kubeletHealthPort, What: "the kubelet's health check"},
+		{Host: "127.0.0.1", Port: kubeProxyHealthPort, What: "kube-proxy's health check"},
+	}
+}
+
+// readyTimeout bounds how long one node component may take to become ready.
+const readyTimeout = 2 * time.Minute
+
+// Connection is how the node reaches its cluster: the apiserver URL its
+// components use (the local apiserver on a server, the load balancer on an
+// agent) and the cluster's settings. The node's certificates, keys and the
+// CAs it trusts are already in the data dir's node TLS folder: signed by the
+// server itself for its own node, or received when an agent joined.
+type Connection struct {
+	APIServer string
+	Cluster   join.Cluster
+}
+
+// Components prepares the node — credentials into kubeconfigs, the payload,
+// host settings, containerd's, the kubelet's and the pod network's
+// configuration — and returns its components in start order.
+func (n *Node) Components(conn Connection, log klog.Logger) ([]component.Component, error) {
+	l, cluster := n.layout, conn.Cluster
+	if err := n.writeKubeconfigs(conn.APIServer); err != nil {
+		return nil, err
+	}
+	p, err := payload.Embedded()
+	if err != nil {
+		return nil, err
+	}
+	begin := time.Now()
+	payloadDir, unpacked, err := p.Install(l.PayloadRoot())
+	if err != nil {
+		return nil, err
+	}
+	log.Info("Payload ready", "dir", payloadDir, "unpacked", unpacked, "duration", time.Since(begin).Round(time.Millisecond))
+	facts, err := hostcheck.Real.Detect()
+	if err != nil {
+		return nil, fmt.Errorf("inspect host: %w", err)
+	}
+	if err := hostcheck.Real.SetNodeSysctls(); err != nil {
+		return nil, err
+	}
+	ctr, err := n.containerdConfig(payloadDir, facts, log)
+	if err != nil {
+		return nil, err
+	}
+	gpu, err := setupNvidia(l, n.cfg.DefaultRuntime, &ctr, log)
+	if err != nil {
+		return nil, err
+	}
+	resolv, err := resolvConf(l)
+	if err != nil {
+		return nil, err
+	}
+	images, err := newImports(ctr, payloadDir, l.AirgapImages(), log)
+	if err != nil {
+		return nil, err
+	}
+	labels := n.labelsWith(gpu)
+	parts := []component.Component{
+		containerd.NewProcess(ctr, l.ContainerdLog(), log),
+		images,
+		newKubelet(kubeletSettings{
+			NodeName:         n.Name(),
+			NodeIP:           n.ip,
+			Kubeconfig:       l.NodeKubeconfig(kubeletComponent),
+			RootDir:          l.KubeletDir(),
+			CertDir:          l.KubeletPKI(),
+			ClientCAFile:     l.NodeClientCA(),
+			TLSCertFile:      l.NodeCert(join.KubeletServing),
+			TLSKey:           l.NodeKey(join.KubeletServing),
+			ContainerdSocket: ctr.Socket(),
+			CgroupDriver:     facts.CgroupDriver,
+			ClusterDNS:       cluster.ClusterDNS,
+			ClusterDomain:    cluster.ClusterDomain,
+			ResolvConf:       resolv,
+			Labels:           labels,
+			Taints:           n.taints,
+			ExtraArgs:        n.cfg.KubeletArgs,
+		}),
+		cni.NewWriter(cni.WriterConfig{
+			NodeName:    n.Name(),
+			NodeIP:      n.ip,
+			ClusterCIDR: cluster.ClusterCIDR,
+			Kubeconfig:  l.NodeKubeconfig(kubeletComponent),
+			ConfDir:     l.CNIConfDir(),
+			IPAMDir:     l.CNIIPAMDir(),
+			Masquerade:  cluster.FlannelBackend == "none",
+			Log:         log,
+		}),
+		&nodeReport{node: n.Name(), kubeconfig: l.NodeKubeconfig(kubeletComponent), nfs: hostcheck.Real.DetectNFS(), gpu: labels[nvidia.Label] == "true", log: log},
+	}
+	if cluster.FlannelBackend != "none" {
+		parts = append(parts, flannel.New(flannel.Config{
+			NodeName:    n.Name(),
+			NodeIP:      n.ip,
+			ClusterCIDR: cluster.ClusterCIDR,
+			Backend:     cluster.FlannelBackend,
+			Kubeconfig:  l.NodeKubeconfig(flannelComponent),
+			Dir:         l.FlannelDir(),
+		}))
+	}
+	return append(parts, newKubeProxy(kubeProxySettings{
+		NodeName:    n.Name(),
+		ClusterCIDR: cluster.ClusterCIDR,
+		Kubeconfig:  l.NodeKubeconfig(kubeProxyComponent),
+		ExtraArgs:   n.cfg.KubeProxyArgs,
+	})), nil
+}
+
+// Node components with a kubeconfig of their own, and the credential each uses.
+const (
+	kubeletComponent   = "kubelet"
+	kubeProxyComponent = "kube-proxy"
+	flannelComponent   = "flannel"
+)
+
+var componentCredentials = map[string]string{
+	kubeletComponent:   join.KubeletClient,
+	kubeProxyComponent: join.KubeProxy,
+	flannelComponent:   join.Flannel,
+}
+
+// writeKubeconfigs points each node component at the apiserver with its
+// own certificate.
+func (n *Node) writeKubeconfigs(apiServer string) error {
+	l := n.layout
+	for name, cred := range componentCredentials {
+		spec := kubeconfig.Spec{Server: apiServer, CAFile: l.NodeServerCA(), CertFile: l.NodeCert(cred), KeyFile: l.NodeKey(cred)}
+		if err := kubeconfig.Write(l.NodeKubeconfig(name), spec, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// containerdConfig makes containerd's settings from the host's facts (the
+// same cgroup driver the kubelet gets) and registries.yaml.
+func (n *Node) containerdConfig(payloadDir string, facts hostcheck.Facts, log klog.Logger) (containerd.Config, error) {
+	l := n.layout
+	snapshotter := "native"
+	if facts.Overlay {
+		snapshotter = "overlayfs"
+	}
+	c := containerd.Config{
+		Root:                l.ContainerdRoot(),
+		State:               l.ContainerdState(),
+		PayloadDir:          payloadDir,
+		CNIConfDir:          l.CNIConfDir(),
+		RegistryConfigDir:   l.RegistryHosts(),
+		SystemdCgroup:       facts.CgroupDriver == "systemd",
+		Snapshotter:         snapshotter,
+		RestrictOOMScoreAdj: !facts.CapSysResource,
+	}
+	log.Info("Host", "cgroupV2", facts.CgroupV2, "cgroupDriver", facts.CgroupDriver, "snapshotter", snapshotter, "restrictOOMScoreAdj", c.RestrictOOMScoreAdj)
+	if n.registries != nil {
+		if err := n.registries.WriteHostsDir(c.RegistryConfigDir); err != nil {
+			return c, fmt.Errorf("registry configuration: %w", err)
+		}
+		c.RegistryAuths = n.registries.Auths()
+	}
+	return c, nil
+}
+
+// labelsWith returns the user's labels plus nvidia.com/gpu.present=true
+// where containers can get GPUs.
+func (n *Node) labelsWith(gpu nvidia.Info) map[string]string {
+	labels := make(map[string]string, len(n.labels)+1)
+	for k, v := range n.labels {
+		labels[k] = v
+	}
+	if gpu.Usable() {
+		labels[nvidia.Label] = "true"
+	}
+	return labels
+}

@@ -1,0 +1,117 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/kubling/kubling/pkg/componentargs"
+	"github.com/kubling/kubling/pkg/datadir"
+)
+
+// Node is the configuration of a node: what `kubling server` (for its own
+// node) and `kubling agent` both take, declared once. Server and Agent
+// embed it, so its fields read as theirs (c.NodeName).
+type Node struct {
+	DataDir string
+	Debug   bool
+
+	NodeName       string
+	NodeIP         string
+	NodeLabels     []string
+	NodeTaints     []string
+	KubeletArgs    []string
+	KubeProxyArgs  []string
+	DefaultRuntime string
+	// PrivateRegistry is the registries.yaml file.
+	PrivateRegistry string
+}
+
+// Debugging says whether upstream components' info lines are logged (--debug).
+func (n *Node) Debugging() bool { return n.Debug }
+
+// Layout places the node's files under its data dir.
+func (n *Node) Layout() datadir.Layout { return datadir.New(n.DataDir) }
+
+// Normalize makes the data dir absolute (default /var/lib/kubling) and the
+// node name the lowercase hostname unless given.
+func (n *Node) Normalize() error {
+	if n.DataDir == "" {
+		n.DataDir = DefaultDataDir
+	}
+	abs, err := filepath.Abs(n.DataDir)
+	if err != nil {
+		return fmt.Errorf("--data-dir %q: %w", n.DataDir, err)
+	}
+	n.DataDir = abs
+	if n.NodeName == "" {
+		if h, err := os.Hostname(); err == nil {
+			n.NodeName = h
+		}
+	}
+	n.NodeName = strings.ToLower(n.NodeName)
+	return nil
+}
+
+// Validate checks the node's settings on their own; whether the host has
+// the runtime, the registries file or the node IP is checked when the node
+// is prepared (agent.NewNode).
+func (n *Node) Validate() error { return n.validate(true) }
+
+// validate checks every setting; the node name only when nameRequired (a
+// server without a node has no use for it).
+func (n *Node) validate(nameRequired bool) error {
+	if nameRequired && !ValidNodeName(n.NodeName) {
+		return fmt.Errorf("--node-name %q: want a lowercase DNS name (letters, digits, '-', '.')", n.NodeName)
+	}
+	if n.NodeIP != "" && net.ParseIP(n.NodeIP) == nil {
+		return fmt.Errorf("--node-ip %q: not an IP address", n.NodeIP)
+	}
+	if err := validRuntime(n.DefaultRuntime); err != nil {
+		return err
+	}
+	for _, l := range n.NodeLabels {
+		if k, _, ok := strings.Cut(l, "="); !ok || k == "" {
+			return fmt.Errorf("--node-label %q: want key=value", l)
+		}
+	}
+	return checkOverrides(map[string][]string{"--kubelet-arg": n.KubeletArgs, "--kube-proxy-arg": n.KubeProxyArgs})
+}
+
+// checkOverrides checks each component-argument flag's values are key=value.
+func checkOverrides(flags map[string][]string) error {
+	for flag, list := range flags {
+		for _, o := range list {
+			if _, _, err := componentargs.ParseOverride(o); err != nil {
+				return fmt.Errorf("%s: %w", flag, err)
+			}
+		}
+	}
+	return nil
+}
+
+// validRuntime checks --default-runtime's shape; whether the node has that
+// runtime is known only when the node starts.
+func validRuntime(name string) error {
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return fmt.Errorf("--default-runtime %q: want a runtime name such as runc or nvidia", name)
+		}
+	}
+	return nil
+}
+
+// ValidNodeName says whether n is a lowercase DNS name a node may have.
+func ValidNodeName(n string) bool {
+	if n == "" || len(n) > 253 || strings.HasPrefix(n, "-") || strings.HasSuffix(n, "-") || strings.HasPrefix(n, ".") || strings.HasSuffix(n, ".") {
+		return false
+	}
+	for _, c := range n {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,91 @@
+package server
+
+import (
+	"context"
+	_ "embed"
+	"fmt"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	bootstrapapi "k8s.io/cluster-bootstrap/token/api"
+
+	"github.com/kubling/kubling/pkg/agent"
+	"github.com/kubling/kubling/pkg/component"
+	"github.com/kubling/kubling/pkg/datadir"
+	"github.com/kubling/kubling/pkg/join"
+	"github.com/kubling/kubling/pkg/server/manifests"
+	"github.com/kubling/kubling/pkg/token"
+)
+
+//go:embed rbac.yaml
+var rbacYAML []byte
+
+// DurableTokenDescription marks the bootstrap token behind the server's
+// own join token.
+const DurableTokenDescription = "kubling server token (durable; from <data-dir>/server/token)"
+
+// clusterBootstrap writes what the cluster needs before nodes join: kubling's
+// RBAC, the bootstrap token behind the server's durable join token, and the
+// server node's password (so no agent can take its name).
+type clusterBootstrap struct {
+	kubeconfig   string
+	applier      *manifests.Applier
+	token        token.Token
+	node         string // "" when the server runs no node
+	nodePassword string
+}
+
+var _ component.Component = (*clusterBootstrap)(nil)
+
+// newClusterBootstrap prepares the bootstrap; node is nil with --disable-agent.
+func newClusterBootstrap(l datadir.Layout, applier *manifests.Applier, t token.Token, node *agent.Node) (*clusterBootstrap, error) {
+	b := &clusterBootstrap{kubeconfig: l.AdminKubeconfig(), applier: applier, token: t}
+	if node != nil {
+		password, err := agent.NodePassword(l)
+		if err != nil {
+			return nil, err
+		}
+		b.node, b.nodePassword = node.Name(), password
+	}
+	return b, nil
+}
+
+func (b *clusterBootstrap) Name() string { return "cluster-bootstrap" }
+
+func (b *clusterBootstrap) Start(ctx context.Context) error {
+	rest, err := clientcmd.BuildConfigFromFlags("", b.kubeconfig)
+	if err != nil {
+		return err
+	}
+	client, err := kubernetes.NewForConfig(rest)
+	if err != nil {
+		return err
+	}
+	id, secret := b.token.Bootstrap()
+	ac := corev1ac.Secret(bootstrapapi.BootstrapTokenSecretPrefix+id, metav1.NamespaceSystem).
+		WithType(bootstrapapi.SecretTypeBootstrapToken).
+		WithData(map[string][]byte{
+			bootstrapapi.BootstrapTokenIDKey:               []byte(id),
+			bootstrapapi.BootstrapTokenSecretKey:           []byte(secret),
+			bootstrapapi.BootstrapTokenUsageAuthentication: []byte("true"),
+			bootstrapapi.BootstrapTokenExtraGroupsKey:      []byte(join.Group),
+			bootstrapapi.BootstrapTokenDescriptionKey:      []byte(DurableTokenDescription),
+		})
+	if _, err := client.CoreV1().Secrets(metav1.NamespaceSystem).Apply(ctx, ac, metav1.ApplyOptions{FieldManager: manifests.FieldManager, Force: true}); err != nil {
+		return fmt.Errorf("join token: %w", err)
+	}
+	if err := b.applier.ApplyDocument(ctx, rbacYAML); err != nil {
+		return fmt.Errorf("kubling RBAC: %w", err)
+	}
+	if b.node != "" {
+		if err := checkNodePassword(ctx, client, b.node, b.nodePassword, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *clusterBootstrap) Ready(context.Context) error { return nil }
+func (b *clusterBootstrap) Stop() error                 { return nil }
