@@ -93,7 +93,11 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 			err = errors.Join(err, stopErr)
 		}
 	}()
-	apiArgs, schedArgs, cmArgs, err := componentArgs(cp)
+	if err := runner.Start(ctx, readyTimeout, store); err != nil {
+		return err
+	}
+	// The running datastore's backend also names the TLS files, if any.
+	apiArgs, schedArgs, cmArgs, err := componentArgs(controlPlane(c, l, store.Backend()))
 	if err != nil {
 		return err
 	}
@@ -103,7 +107,7 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 	apiserver := newAPIServer(apiArgs, host, c.HTTPSPort, p, joins.handlers())
 	scheduler := newScheduler(schedArgs)
 	controllers := newControllerManager(cmArgs)
-	if err := runner.Start(ctx, readyTimeout, store, apiserver, scheduler, controllers); err != nil {
+	if err := runner.Start(ctx, readyTimeout, apiserver, scheduler, controllers); err != nil {
 		return err
 	}
 	watched := []component.Component{apiserver, scheduler, controllers}
