@@ -12,6 +12,8 @@ import (
 
 	"github.com/k3s-io/kine/pkg/drivers/sqlite"
 	sqlite3 "github.com/mattn/go-sqlite3"
+
+	"github.com/kubling/kubling/pkg/fileutil"
 )
 
 // sqliteStore is the default kind: kine on a SQLite database at
@@ -79,7 +81,7 @@ func (s *sqliteStore) Snapshot(ctx context.Context, path string) error {
 	// A plain path, not the DSN: a private cache, whatever kine's DSN asks.
 	conn := sql.OpenDB(&sqliteConnector{dsn: s.path + "?_busy_timeout=30000"})
 	defer conn.Close()
-	err = replaceFile(path, func(tmp string) error {
+	err = fileutil.Replace(path, func(tmp string) error {
 		if _, err := conn.ExecContext(ctx, "VACUUM INTO ?", tmp); err != nil {
 			return fmt.Errorf("VACUUM INTO %s: %w", tmp, err)
 		}

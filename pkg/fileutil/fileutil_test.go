@@ -30,3 +30,26 @@ func TestWriteAtomicReplacesWithMode(t *testing.T) {
 		t.Fatal("write into a missing directory succeeded")
 	}
 }
+
+func TestReplaceKeepsTheOldContentWhenFillFails(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "f")
+	if err := WriteAtomic(path, []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := Replace(path, func(tmp string) error {
+		if err := os.WriteFile(tmp, []byte("half"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return os.ErrDeadlineExceeded
+	})
+	if err != os.ErrDeadlineExceeded {
+		t.Fatalf("fill's error not returned: %v", err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "old" {
+		t.Fatalf("content %q after a failed replace", b)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Fatalf("temporary files left: %v", entries)
+	}
+}
