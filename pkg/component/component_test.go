@@ -74,3 +74,29 @@ func TestRunnerReadyTimeoutIsReported(t *testing.T) {
 		t.Fatalf("want timeout error, got %v", err)
 	}
 }
+
+func TestServeEndsOnCancelOrOnAComponentsExit(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	waiting := NewInProcess("waits", func(context.Context) (func(context.Context) error, error) {
+		return func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }, nil
+	}, nil)
+	if err := waiting.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer waiting.Stop()
+	cancel()
+	if err := Serve(ctx, klog.Background(), []Component{waiting}); err != nil {
+		t.Fatalf("a signal must end Serve without error, got %v", err)
+	}
+
+	dying := NewInProcess("dies", func(context.Context) (func(context.Context) error, error) {
+		return func(context.Context) error { return errors.New("boom") }, nil
+	}, nil)
+	if err := dying.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	err := Serve(context.Background(), klog.Background(), []Component{&fake{name: "plain"}, dying})
+	if err == nil || !strings.Contains(err.Error(), "dies exited: boom") {
+		t.Fatalf("got %v", err)
+	}
+}
