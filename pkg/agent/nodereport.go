@@ -67,27 +67,45 @@ func (n *nodeReport) condition(now metav1.Time) corev1.NodeCondition {
 
 // Ready patches the node once it exists.
 func (n *nodeReport) Ready(ctx context.Context) error {
-	status, err := json.Marshal(map[string]any{"status": map[string]any{"conditions": []corev1.NodeCondition{n.condition(metav1.Now())}}})
-	if err != nil {
-		return err
-	}
 	var gpu any // null removes the label
 	if n.gpu {
 		gpu = "true"
 	}
-	labels, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": map[string]any{nvidia.Label: gpu}}})
+	return patchNode(ctx, n.client, n.node, map[string]any{nvidia.Label: gpu}, []corev1.NodeCondition{n.condition(metav1.Now())})
+}
+
+// LabelNode sets (a value) or removes (nil) labels on a node, retrying while
+// it does not exist yet, until ctx ends. The server labels its own node's
+// role with it, which the NodeRestriction admission plugin forbids the node.
+func LabelNode(ctx context.Context, client kubernetes.Interface, node string, labels map[string]any) error {
+	return patchNode(ctx, client, node, labels, nil)
+}
+
+// patchNode sets the node's status conditions (when given) and labels,
+// every 250 ms until both succeed (the node may not be registered yet) or
+// ctx ends.
+func patchNode(ctx context.Context, client kubernetes.Interface, node string, labels map[string]any, conditions []corev1.NodeCondition) error {
+	labelPatch, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": labels}})
+	if err != nil {
+		return err
+	}
+	statusPatch, err := json.Marshal(map[string]any{"status": map[string]any{"conditions": conditions}})
 	if err != nil {
 		return err
 	}
 	var last error
 	err = wait.PollUntilContextCancel(ctx, 250*time.Millisecond, true, func(ctx context.Context) (bool, error) {
-		if _, last = n.client.CoreV1().Nodes().PatchStatus(ctx, n.node, status); last == nil {
-			_, last = n.client.CoreV1().Nodes().Patch(ctx, n.node, types.StrategicMergePatchType, labels, metav1.PatchOptions{})
+		last = nil
+		if conditions != nil {
+			_, last = client.CoreV1().Nodes().PatchStatus(ctx, node, statusPatch)
+		}
+		if last == nil {
+			_, last = client.CoreV1().Nodes().Patch(ctx, node, types.StrategicMergePatchType, labelPatch, metav1.PatchOptions{})
 		}
 		return last == nil, nil
 	})
 	if err != nil {
-		return fmt.Errorf("report node %s: %w", n.node, cmp.Or(last, err))
+		return fmt.Errorf("patch node %s: %w", node, cmp.Or(last, err))
 	}
 	return nil
 }

@@ -1,16 +1,10 @@
 package server
 
 import (
-	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
-	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
@@ -61,19 +55,7 @@ func (r *roleLabeller) Start(context.Context) error {
 }
 
 func (r *roleLabeller) Ready(ctx context.Context) error {
-	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": map[string]string{controlPlaneLabel: "true"}}})
-	if err != nil {
-		return err
-	}
-	var last error
-	err = wait.PollUntilContextCancel(ctx, 250*time.Millisecond, true, func(ctx context.Context) (bool, error) {
-		_, last = r.client.CoreV1().Nodes().Patch(ctx, r.node, types.StrategicMergePatchType, patch, metav1.PatchOptions{})
-		return last == nil, nil
-	})
-	if err != nil {
-		return fmt.Errorf("label node %s: %w", r.node, cmp.Or(last, err))
-	}
-	return nil
+	return agent.LabelNode(ctx, r.client, r.node, map[string]any{controlPlaneLabel: "true"})
 }
 
 func (r *roleLabeller) Stop() error { return nil }
