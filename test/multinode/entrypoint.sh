@@ -5,7 +5,7 @@ set -eu
 # Mounts made under the kubelet's folders must propagate, as on a host.
 mount --make-rshared /
 # Node containers share the host's cgroup tree (--cgroupns host, see
-# DESIGN.md). Each node's kubelet gets a cgroup root of its own, so no
+# docs/testing.md). Each node's kubelet gets a cgroup root of its own, so no
 # kubelet takes another node's pods for orphans of its own.
 root="kubling-$(hostname)"
 for d in /sys/fs/cgroup/*/; do

@@ -1,8 +1,8 @@
 //go:build e2e
 
-// Package multinode is issue 4's end-to-end test: one `kubling server` and
-// two `kubling agent`s as containers on a private Docker network (see
-// Dockerfile.test and DESIGN.md). Run by `make test-multinode`, as root.
+// Package multinode is the multi-node end-to-end test: one `kubling server`
+// and two `kubling agent`s as containers on a private Docker network (see
+// Dockerfile.test and docs/testing.md). Run by `make test-multinode`, as root.
 package multinode
 
 import (
@@ -279,8 +279,8 @@ func container(name string) string { return "kubling-test-" + name }
 
 var execCommand = exec.Command
 
-// nodeFlags are the container options that work on these machines
-// (DESIGN.md): no --privileged, all capabilities but CAP_SYS_RESOURCE, the
+// nodeFlags are the container options that work on these machines, whose
+// bounding set lacks CAP_SYS_RESOURCE (docs/testing.md): no --privileged, all capabilities but CAP_SYS_RESOURCE, the
 // host's cgroup tree, writable /proc/sys for the node's sysctls.
 func nodeFlags(name string) []string {
 	return []string{
