@@ -6,19 +6,19 @@
 # KUBLING_DATA_DIR selects the data dir (default /var/lib/kubling).
 set -u
 [ "$(id -u)" = 0 ] || { echo "kubling-killall.sh: run as root" >&2; exit 1; }
-DATA_DIR=${KUBLING_DATA_DIR:-/var/lib/kubling}
-DATA_DIR=${DATA_DIR%/}
 
-# run_dir DATA_DIR: kubling's runtime folder for that data dir, as
-# pkg/datadir names it (scripts_test.go checks they agree).
-run_dir() {
-	if [ "$1" = /var/lib/kubling ]; then
-		echo /run/kubling
+# kubling_dirs DATA_DIR: sets DATA_DIR to its clean absolute form and
+# RUN_DIR to kubling's runtime folder for it, as kubling itself names them
+# (pkg/datadir; scripts_test.go checks they agree).
+kubling_dirs() {
+	DATA_DIR=$(realpath -m -s -- "$1" 2>/dev/null) || DATA_DIR=$1
+	if [ "$DATA_DIR" = /var/lib/kubling ]; then
+		RUN_DIR=/run/kubling
 	else
-		echo "/run/kubling-$(printf %s "$1" | sha256sum | cut -c1-12)"
+		RUN_DIR="/run/kubling-$(printf %s "$DATA_DIR" | sha256sum | cut -c1-12)"
 	fi
 }
-RUN_DIR=$(run_dir "$DATA_DIR")
+kubling_dirs "${KUBLING_DATA_DIR:-/var/lib/kubling}"
 
 # pids_of PATTERN: processes whose executable lies under a kubling folder.
 pids_of() {

@@ -8,16 +8,18 @@
 set -u
 [ "$(id -u)" = 0 ] || { echo "kubling-uninstall.sh: run as root" >&2; exit 1; }
 
-# run_dir DATA_DIR: kubling's runtime folder for that data dir, as
-# pkg/datadir names it (scripts_test.go checks they agree).
-run_dir() {
-	if [ "$1" = /var/lib/kubling ]; then
-		echo /run/kubling
+# kubling_dirs DATA_DIR: sets DATA_DIR to its clean absolute form and
+# RUN_DIR to kubling's runtime folder for it, as kubling itself names them
+# (pkg/datadir; scripts_test.go checks they agree).
+kubling_dirs() {
+	DATA_DIR=$(realpath -m -s -- "$1" 2>/dev/null) || DATA_DIR=$1
+	if [ "$DATA_DIR" = /var/lib/kubling ]; then
+		RUN_DIR=/run/kubling
 	else
-		echo "/run/kubling-$(printf %s "$1" | sha256sum | cut -c1-12)"
+		RUN_DIR="/run/kubling-$(printf %s "$DATA_DIR" | sha256sum | cut -c1-12)"
 	fi
 }
-RUN_DIR=$(run_dir "$DATA_DIR")
+kubling_dirs "$DATA_DIR"
 
 case "$SERVICE_SYSTEM" in
 systemd)

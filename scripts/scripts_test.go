@@ -2,36 +2,43 @@ package scripts
 
 import (
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/kubling/kubling/pkg/datadir"
 )
 
-// runDirFunc cuts the run_dir shell function out of a script.
-func runDirFunc(t *testing.T, script string) string {
+// dirsFunc cuts the kubling_dirs shell function out of a script.
+func dirsFunc(t *testing.T, script string) string {
 	t.Helper()
-	start := strings.Index(script, "run_dir() {")
+	start := strings.Index(script, "kubling_dirs() {")
 	end := strings.Index(script[max(start, 0):], "\n}\n")
 	if start < 0 || end < 0 {
-		t.Fatal("no run_dir function in the script")
+		t.Fatal("no kubling_dirs function in the script")
 	}
 	return script[start : start+end+3]
 }
 
-// TestScriptsNameTheRunDirAsKublingDoes runs each script's run_dir with
-// /bin/sh and compares it with pkg/datadir's, so killall and uninstall
-// clean the runtime folder the running kubling uses.
-func TestScriptsNameTheRunDirAsKublingDoes(t *testing.T) {
+// TestScriptsNameTheDirsAsKublingDoes runs each script's kubling_dirs with
+// /bin/sh and compares it with what kubling makes of the same --data-dir
+// (absolute, clean; pkg/datadir's run dir), so killall and uninstall clean
+// the folders the running kubling uses.
+func TestScriptsNameTheDirsAsKublingDoes(t *testing.T) {
 	for name, script := range map[string]string{"kubling-killall.sh": Killall, "kubling-uninstall.sh": UninstallBody} {
-		fn := runDirFunc(t, script)
-		for _, dataDir := range []string{"/var/lib/kubling", "/tmp/kubling-e2e-123", "/srv/data dir/kubling"} {
-			out, err := exec.Command("sh", "-c", fn+`run_dir "$1"`, "sh", dataDir).Output()
+		fn := dirsFunc(t, script)
+		for _, given := range []string{"/var/lib/kubling", "/var/lib/kubling/", "/var/lib//kubling", "/tmp/kubling-e2e-123", "/srv/data dir/../kubling/", "relative/data"} {
+			out, err := exec.Command("sh", "-c", fn+`kubling_dirs "$1"; echo "$DATA_DIR"; echo "$RUN_DIR"`, "sh", given).Output()
 			if err != nil {
 				t.Fatalf("%s: %v", name, err)
 			}
-			if got, want := strings.TrimSpace(string(out)), datadir.New(dataDir).RunDir(); got != want {
-				t.Errorf("%s: run_dir %q = %q, kubling uses %q", name, dataDir, got, want)
+			abs, err := filepath.Abs(given)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := abs + "\n" + datadir.New(abs).RunDir()
+			if got := strings.TrimSpace(string(out)); got != want {
+				t.Errorf("%s: kubling_dirs %q gave\n%s\nkubling uses\n%s", name, given, got, want)
 			}
 		}
 	}

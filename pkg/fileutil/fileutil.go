@@ -3,9 +3,11 @@
 package fileutil
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // WriteAtomic writes data to path with mode through Replace, so readers and
@@ -52,7 +54,12 @@ func Replace(path string, fill func(tmp string) error) (err error) {
 	if err := os.Rename(tmp, path); err != nil {
 		return err
 	}
-	return Sync(dir)
+	// Some filesystems (FUSE, 9p, CIFS) cannot sync a folder; the rename
+	// has happened all the same.
+	if err := Sync(dir); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOTSUP) {
+		return err
+	}
+	return nil
 }
 
 // Sync flushes a file or folder to stable storage.

@@ -37,6 +37,9 @@ func (r Host) SetNodeSysctls() error {
 	}
 	for _, s := range nodeSysctls {
 		path := r.path("/proc/sys/" + s.key)
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) && strings.HasPrefix(s.key, "net/bridge/") {
+			return ErrNoBrNetfilter
+		}
 		if cur, err := os.ReadFile(path); err == nil && strings.TrimSpace(string(cur)) == s.value {
 			continue
 		}

@@ -122,11 +122,11 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 	if err != nil {
 		return err
 	}
-	addons, err := newManifestsController(ctx, c, l, applier, log)
+	manifestsController, err := newManifestsController(ctx, c, l, applier, log)
 	if err != nil {
 		return err
 	}
-	if err := runner.Start(ctx, readyTimeout, bootstrap, addons); err != nil {
+	if err := runner.Start(ctx, readyTimeout, bootstrap, manifestsController); err != nil {
 		return err
 	}
 
