@@ -12,11 +12,11 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
 	"github.com/kubling/kubling/pkg/agent/nvidia"
 	"github.com/kubling/kubling/pkg/hostcheck"
+	"github.com/kubling/kubling/pkg/kubeconfig"
 )
 
 // NFSCondition is the node condition that says NFS volumes cannot mount on
@@ -40,11 +40,8 @@ type nodeReport struct {
 func (n *nodeReport) Name() string { return "node-report" }
 
 func (n *nodeReport) Start(context.Context) error {
-	rest, err := clientcmd.BuildConfigFromFlags("", n.kubeconfig)
-	if err != nil {
-		return err
-	}
-	n.client, err = kubernetes.NewForConfig(rest)
+	var err error
+	n.client, err = kubeconfig.NewClient(n.kubeconfig)
 	if problem := n.nfs.Problem(); problem != "" {
 		n.log.Info("NFS volumes: "+problem, "node", n.node)
 	}

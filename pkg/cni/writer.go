@@ -9,11 +9,11 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
 	"github.com/kubling/kubling/pkg/component"
 	"github.com/kubling/kubling/pkg/fileutil"
+	"github.com/kubling/kubling/pkg/kubeconfig"
 )
 
 // WriterConfig says where the node's CNI configuration goes and what it holds.
@@ -48,11 +48,7 @@ func NewWriter(c WriterConfig) *Writer { return &Writer{cfg: c} }
 func (w *Writer) Name() string { return "cni" }
 
 func (w *Writer) Start(context.Context) error {
-	rest, err := clientcmd.BuildConfigFromFlags("", w.cfg.Kubeconfig)
-	if err != nil {
-		return err
-	}
-	client, err := kubernetes.NewForConfig(rest)
+	client, err := kubeconfig.NewClient(w.cfg.Kubeconfig)
 	if err != nil {
 		return err
 	}

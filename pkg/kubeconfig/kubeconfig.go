@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
@@ -58,4 +59,13 @@ func Write(path string, spec Spec, mode os.FileMode) error {
 		return fmt.Errorf("write kubeconfig: %w", err)
 	}
 	return fileutil.WriteAtomic(path, data, mode)
+}
+
+// NewClient returns a Kubernetes client that acts as the kubeconfig at path.
+func NewClient(path string) (kubernetes.Interface, error) {
+	rest, err := clientcmd.BuildConfigFromFlags("", path)
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig %s: %w", path, err)
+	}
+	return kubernetes.NewForConfig(rest)
 }

@@ -7,14 +7,13 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 	bootstrapapi "k8s.io/cluster-bootstrap/token/api"
 
 	"github.com/kubling/kubling/pkg/agent"
 	"github.com/kubling/kubling/pkg/component"
 	"github.com/kubling/kubling/pkg/datadir"
 	"github.com/kubling/kubling/pkg/join"
+	"github.com/kubling/kubling/pkg/kubeconfig"
 	"github.com/kubling/kubling/pkg/server/manifests"
 	"github.com/kubling/kubling/pkg/token"
 )
@@ -55,11 +54,7 @@ func newClusterBootstrap(l datadir.Layout, applier *manifests.Applier, t token.T
 func (b *clusterBootstrap) Name() string { return "cluster-bootstrap" }
 
 func (b *clusterBootstrap) Start(ctx context.Context) error {
-	rest, err := clientcmd.BuildConfigFromFlags("", b.kubeconfig)
-	if err != nil {
-		return err
-	}
-	client, err := kubernetes.NewForConfig(rest)
+	client, err := kubeconfig.NewClient(b.kubeconfig)
 	if err != nil {
 		return err
 	}

@@ -19,11 +19,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	genericrequest "k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
 	"github.com/kubling/kubling/pkg/config"
 	"github.com/kubling/kubling/pkg/join"
+	"github.com/kubling/kubling/pkg/kubeconfig"
 	"github.com/kubling/kubling/pkg/server/manifests"
 	"github.com/kubling/kubling/pkg/server/pki"
 )
@@ -52,12 +52,7 @@ func (j *joinService) handlers() map[string]http.Handler {
 
 func (j *joinService) kube() (kubernetes.Interface, error) {
 	j.once.Do(func() {
-		rest, err := clientcmd.BuildConfigFromFlags("", j.kubeconfig)
-		if err != nil {
-			j.clientErr = err
-			return
-		}
-		j.client, j.clientErr = kubernetes.NewForConfig(rest)
+		j.client, j.clientErr = kubeconfig.NewClient(j.kubeconfig)
 	})
 	return j.client, j.clientErr
 }

@@ -6,12 +6,12 @@ import (
 	"net"
 
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
 	"github.com/kubling/kubling/pkg/agent"
 	"github.com/kubling/kubling/pkg/component"
 	"github.com/kubling/kubling/pkg/datadir"
+	"github.com/kubling/kubling/pkg/kubeconfig"
 	"github.com/kubling/kubling/pkg/server/pki"
 )
 
@@ -46,11 +46,8 @@ var _ component.Component = (*roleLabeller)(nil)
 func (r *roleLabeller) Name() string { return "node-labels" }
 
 func (r *roleLabeller) Start(context.Context) error {
-	rest, err := clientcmd.BuildConfigFromFlags("", r.kubeconfig)
-	if err != nil {
-		return err
-	}
-	r.client, err = kubernetes.NewForConfig(rest)
+	var err error
+	r.client, err = kubeconfig.NewClient(r.kubeconfig)
 	return err
 }
 

@@ -6,9 +6,9 @@ import (
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
+
+	"github.com/kubling/kubling/pkg/kubeconfig"
 )
 
 // nfsStorageClass is the StorageClass the nfs-csi add-on makes.
@@ -21,15 +21,11 @@ var defaultClassAnnotations = []string{"storageclass.kubernetes.io/is-default-cl
 // nfsDefault decides whether nfs-csi is the default StorageClass: never
 // when another class already is (never two defaults), else when mode is
 // true or auto.
-func nfsDefault(ctx context.Context, kubeconfig, mode string, log klog.Logger) (bool, error) {
+func nfsDefault(ctx context.Context, kubeconfigPath, mode string, log klog.Logger) (bool, error) {
 	if mode == "false" {
 		return false, nil
 	}
-	rest, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-	if err != nil {
-		return false, err
-	}
-	client, err := kubernetes.NewForConfig(rest)
+	client, err := kubeconfig.NewClient(kubeconfigPath)
 	if err != nil {
 		return false, err
 	}

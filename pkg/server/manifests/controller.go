@@ -17,12 +17,12 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 
 	bundled "github.com/kubling/kubling/manifests"
 	"github.com/kubling/kubling/pkg/fileutil"
+	"github.com/kubling/kubling/pkg/kubeconfig"
 )
 
 // StateConfigMap (in kube-system) records, per file, its hash and the
@@ -87,11 +87,8 @@ func (c *Controller) Start(ctx context.Context) error {
 		return err
 	}
 	c.applier = c.cfg.Applier
-	rest, err := clientcmd.BuildConfigFromFlags("", c.cfg.Kubeconfig)
-	if err != nil {
-		return err
-	}
-	if c.client, err = kubernetes.NewForConfig(rest); err != nil {
+	var err error
+	if c.client, err = kubeconfig.NewClient(c.cfg.Kubeconfig); err != nil {
 		return err
 	}
 	broadcaster := record.NewBroadcaster(record.WithContext(context.Background()))
