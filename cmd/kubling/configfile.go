@@ -21,9 +21,13 @@ func applyConfigFiles(ctx *cli.Context, flags []cli.Flag) error {
 		if name == "config" {
 			continue
 		}
-		kinds[name] = config.Scalar
-		if _, ok := f.(*cli.StringSliceFlag); ok {
+		switch f.(type) {
+		case *cli.StringSliceFlag:
 			kinds[name] = config.List
+		case *cli.BoolFlag:
+			kinds[name] = config.Bool
+		default:
+			kinds[name] = config.Scalar
 		}
 	}
 	values, err := config.LoadFiles(ctx.String("config"), ctx.IsSet("config"), kinds)
