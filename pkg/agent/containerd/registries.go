@@ -3,13 +3,16 @@ package containerd
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/pelletier/go-toml/v2"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubling/kubling/pkg/fileutil"
@@ -71,6 +74,9 @@ func LoadRegistries(path string) (*Registries, error) {
 		return nil, fmt.Errorf("registries file %s: %w", path, err)
 	}
 	for name, m := range r.Mirrors {
+		if err := validRegistryHost(name, true); err != nil {
+			return nil, fmt.Errorf("registries file %s: mirrors: %w", path, err)
+		}
 		if len(m.Endpoints) == 0 {
 			return nil, fmt.Errorf("registries file %s: mirror %q lists no endpoint", path, name)
 		}
@@ -81,11 +87,39 @@ func LoadRegistries(path string) (*Registries, error) {
 		}
 	}
 	for host, c := range r.Configs {
+		if err := validRegistryHost(host, false); err != nil {
+			return nil, fmt.Errorf("registries file %s: configs: %w", path, err)
+		}
 		if c.TLS != nil && (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 			return nil, fmt.Errorf("registries file %s: configs %q: cert_file and key_file go together", path, host)
 		}
 	}
 	return r, nil
+}
+
+// validRegistryHost accepts a registry's name as containerd's hosts folder
+// takes it: host[:port] (a DNS name or an IP, "[v6]:port"), or "*" (every
+// registry) among mirrors. These names become folder names, so nothing else
+// ("../x", "a/b") may pass.
+func validRegistryHost(name string, wildcard bool) error {
+	if name == "*" && wildcard {
+		return nil
+	}
+	bad := fmt.Errorf("%q: want a registry host such as registry.example.com or 10.0.0.5:5000", name)
+	host := name
+	if h, port, err := net.SplitHostPort(name); err == nil {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return bad
+		}
+		host = h
+	}
+	if net.ParseIP(host) != nil {
+		return nil
+	}
+	if len(validation.IsDNS1123Subdomain(strings.ToLower(host))) > 0 {
+		return bad
+	}
+	return nil
 }
 
 // endpointURL normalises a mirror endpoint: https unless it says http.

@@ -92,10 +92,19 @@ func TestRegistriesRejects(t *testing.T) {
 		"mirrors:\n  docker.io: {endpoint: [\"ftp://x\"]}\n": "want [http[s]://]host",
 		"configs:\n  x.io: {tls: {cert_file: /c}}\n":         "cert_file and key_file go together",
 		"mirrors: [\n": "registries file",
+		"mirrors:\n  ../../etc/x: {endpoint: [\"m.io\"]}\n":       `mirrors: "../../etc/x": want a registry host`,
+		"mirrors:\n  a/b: {endpoint: [\"m.io\"]}\n":               `mirrors: "a/b": want a registry host`,
+		"mirrors:\n  m.io:0: {endpoint: [\"m.io\"]}\n":            `"m.io:0": want a registry host`,
+		"configs:\n  ../x: {tls: {insecure_skip_verify: true}}\n": `configs: "../x": want a registry host`,
+		"configs:\n  \"*\": {auth: {username: u}}\n":              `configs: "*": want a registry host`,
 	} {
 		if _, err := registries(t, content); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: got %v, want %q", content, err, want)
 		}
+	}
+	good := "mirrors:\n  \"*\": {endpoint: [\"m.io\"]}\n  Registry.Example.com: {endpoint: [\"m.io\"]}\n  10.0.0.5:5000: {endpoint: [\"m.io\"]}\n  \"[fd00::1]:5000\": {endpoint: [\"m.io\"]}\nconfigs:\n  m.io: {auth: {username: u, password: p}}\n"
+	if _, err := registries(t, good); err != nil {
+		t.Errorf("good hosts refused: %v", err)
 	}
 	if r, err := LoadRegistries(filepath.Join(t.TempDir(), "none.yaml")); err != nil || len(r.Mirrors) != 0 {
 		t.Errorf("missing file: %v %v", r, err)
