@@ -20,9 +20,17 @@ LDFLAGS := -s -w \
 	  -X $(p).gitVersion=$(K8S_VERSION) -X $(p).gitMajor=1 -X $(p).gitMinor=$(K8S_MINOR) \
 	  -X $(p).gitTreeState=clean -X $(p).buildDate=$(BUILD_DATE))
 
-.PHONY: build payload test test-unit check-imports test-e2e test-multinode bench bench-start bench-node bench-agent clean
+.PHONY: build deps test-deps payload test test-unit check-imports test-e2e test-multinode bench bench-start bench-node bench-agent clean
 
 build: $(BIN)
+
+# Debian packages the build needs: installed as root, else named (scripts/deps.sh).
+deps:
+	@scripts/deps.sh build
+
+# ... and those the end-to-end tests need too (docker.io, debootstrap, busybox-static…).
+test-deps:
+	@scripts/deps.sh test
 
 # The payload: helper programs built from the pinned modules in payload/go.mod
 # (static, stripped) and the pause image, packed into the archive kubling
@@ -35,7 +43,7 @@ CNI_PLUGINS := $(addprefix github.com/containernetworking/plugins/plugins/,ipam/
 
 payload: $(PAYLOAD)
 
-$(PAYLOAD): payload/go.mod payload/go.sum $(shell find payload -name '*.go')
+$(PAYLOAD): payload/go.mod payload/go.sum $(shell find payload -name '*.go') | deps
 	rm -rf build/payload && mkdir -p $(PAYLOAD_ROOT)/bin $(PAYLOAD_ROOT)/images build/payload/tools
 	$(call payload_go,0) build -o ../build/payload/tools/ ./cmd/pause ./cmd/mkimage ./cmd/pack
 	$(call payload_go,0) build -ldflags '-s -w -X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=$(call modver,github.com/containernetworking/plugins)' \
@@ -55,7 +63,7 @@ $(PAYLOAD): payload/go.mod payload/go.sum $(shell find payload -name '*.go')
 		-file pause=build/payload/tools/pause -out $(PAYLOAD_ROOT)/images/pause.tar
 	build/payload/tools/pack -dir $(PAYLOAD_ROOT) -out $(dir $(PAYLOAD))
 
-$(BIN): $(PAYLOAD) $(shell find cmd pkg manifests -name '*.go' -not -name '*_test.go') manifests/*.yaml go.mod go.sum
+$(BIN): $(PAYLOAD) $(shell find cmd pkg manifests -name '*.go' -not -name '*_test.go') manifests/*.yaml go.mod go.sum | deps
 	CGO_ENABLED=1 $(GO) build -ldflags '$(LDFLAGS)' -o $@ ./cmd/kubling
 
 # Unit tests: fast, no root, no network. The payload is embedded, so it is built first.
@@ -74,7 +82,7 @@ check-imports:
 TEST_IMAGES := build/test-images
 BUSYBOX_APPLETS := sh sleep cat echo hostname wget httpd nslookup ls mkdir timeout
 
-$(TEST_IMAGES)/busybox.tar: $(PAYLOAD) /bin/busybox Makefile
+$(TEST_IMAGES)/busybox.tar: $(PAYLOAD) Makefile | test-deps
 	mkdir -p $(TEST_IMAGES)
 	build/payload/tools/mkimage -name kubling.test/busybox:1 -file bin/busybox=/bin/busybox \
 		$(foreach a,$(BUSYBOX_APPLETS),-link bin/$(a)=busybox) -out $@
@@ -91,7 +99,7 @@ $(TEST_IMAGES)/coredns.tar: build/tools/coredns $(PAYLOAD) manifests/coredns.yam
 	build/payload/tools/mkimage -name $(COREDNS_IMAGE) -entrypoint /coredns -file coredns=build/tools/coredns -out $@
 
 # End-to-end tests: root, real components, the built binary.
-test-e2e: $(BIN) $(TEST_IMAGES)/busybox.tar $(TEST_IMAGES)/coredns.tar
+test-e2e: $(BIN) $(TEST_IMAGES)/busybox.tar $(TEST_IMAGES)/coredns.tar | test-deps
 	KUBLING_BIN=$(abspath $(BIN)) KUBLING_TEST_IMAGES=$(abspath $(TEST_IMAGES)) \
 		$(GO) test -tags e2e -count=1 -timeout 40m -v ./test/e2e/...
 
@@ -102,7 +110,7 @@ BASE_IMAGE := kubling-test-base:bookworm
 NODE_IMAGE := kubling-test-node:latest
 # For the installer test: systemd as PID 1, and wget for downloads.
 SYSTEMD_IMAGE := kubling-test-systemd:bookworm
-test-multinode: $(BIN) $(TEST_IMAGES)/busybox.tar $(TEST_IMAGES)/coredns.tar
+test-multinode: $(BIN) $(TEST_IMAGES)/busybox.tar $(TEST_IMAGES)/coredns.tar | test-deps
 	test/multinode/docker.sh start
 	test/multinode/docker.sh base-image $(BASE_IMAGE)
 	test/multinode/docker.sh base-image $(SYSTEMD_IMAGE) systemd,systemd-sysv,dbus,wget

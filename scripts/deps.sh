@@ -1,0 +1,42 @@
+#!/bin/sh
+# The Debian packages kubling's build (`deps.sh build`) or its tests
+# (`deps.sh test`) need: installed when run as root, named (with the command
+# that installs them) otherwise. `make build` and .ci/run both use it.
+set -eu
+
+build="gcc libc6-dev libseccomp-dev pkg-config make git"
+# gcc, libc6-dev              cgo (SQLite through kine; runc)
+# libseccomp-dev, pkg-config  runc, built static with seccomp, for the payload
+# make, git                   the build
+test="$build iptables iproute2 util-linux procps busybox-static ca-certificates docker.io debootstrap debian-archive-keyring"
+# iptables                    kube-proxy and the CNI plugins at run time
+# iproute2, util-linux        e2e: host routes, interfaces, mounts
+# procps                      kubling-killall.sh (pgrep)
+# busybox-static              e2e: the busybox test image
+# ca-certificates             the Go module proxy over https
+# docker.io                   multi-node e2e: nodes as containers
+# debootstrap, debian-archive-keyring
+#                             multi-node e2e: the node image's Debian base
+
+case "${1:-build}" in
+build) packages=$build ;;
+test) packages=$test ;;
+*) echo "usage: $0 build|test" >&2; exit 2 ;;
+esac
+
+if ! command -v dpkg-query >/dev/null 2>&1; then
+	echo "deps.sh: not a Debian system; make sure these (or your system's equivalents) are installed: $packages" >&2
+	exit 0
+fi
+missing=""
+for p in $packages; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+	echo "missing Debian packages:$missing; install them with: sudo apt-get install$missing" >&2
+	exit 1
+fi
+echo "installing:$missing"
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
