@@ -224,11 +224,16 @@ func newManifestsController(ctx context.Context, c *config.Server, l datadir.Lay
 	for _, d := range c.Disable {
 		disabled[d] = true
 	}
+	if c.NFSServer == "" {
+		// Without an NFS server the driver would only idle on every node
+		// (or sit in ImagePullBackOff where no registry is reachable).
+		disabled["nfs-csi"] = true
+	}
 	values := bundled.Values{
 		ClusterDNS: c.ClusterDNS, ClusterDomain: c.ClusterDomain, ClusterCIDR: c.ClusterCIDR, ServiceCIDR: c.ServiceCIDR,
 		SystemDefaultRegistry: c.SystemDefaultRegistry, KubeletDir: l.KubeletDir(),
 	}
-	if c.NFSServer != "" && !disabled["nfs-csi"] {
+	if !disabled["nfs-csi"] {
 		values.NFS = bundled.NFS{Server: c.NFSServer, Share: c.NFSShare, MountOptions: c.NFSMountOptions, ReclaimPolicy: c.NFSReclaimPolicy}
 		var err error
 		if values.NFS.Default, err = nfsDefault(ctx, l.AdminKubeconfig(), c.NFSDefaultClass, log); err != nil {

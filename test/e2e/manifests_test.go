@@ -158,6 +158,18 @@ provisioner: kubernetes.io/no-provisioner
 		}
 		return ""
 	})
+	// Without --nfs-server the NFS driver is not deployed: its file and
+	// objects go (the StorageClass with them).
+	if _, err := os.Stat(filepath.Join(dir, "nfs-csi.yaml")); !os.IsNotExist(err) {
+		t.Errorf("nfs-csi.yaml without --nfs-server: %v", err)
+	}
+	eventually(t, time.Minute, "nfs-csi removed without --nfs-server", func() string {
+		out, err := s.tryKubectl("get", "csidriver,storageclass,daemonset,deployment", "-A", "-o", "name")
+		if err != nil || strings.Contains(out, "nfs") {
+			return fmt.Sprintf("%s %v", out, err)
+		}
+		return ""
+	})
 
 	// --disable: the objects go; the user-owned file stays. A bundled file
 	// that is not user-owned is removed with its objects.
