@@ -286,13 +286,13 @@ print_join_command() {
 	fi
 	ip=$(ip -4 route get 1.1.1.1 2>/dev/null | awk '{for (i = 1; i < NF; i++) if ($i == "src") print $(i + 1)}')
 	port=${KUBLING_HTTPS_LISTEN_PORT:-6443}
+	# Never the token itself: install output ends up in logs and terminals.
 	if [ -s "$token_file" ]; then
-		info "join agents with:"
-		echo "    curl -sfL <url>/install.sh | KUBLING_URL=https://${ip:-<server-ip>}:$port KUBLING_TOKEN=$(cat "$token_file") sh -"
+		info "join agents with (<token>: the content of $token_file on this server, sudo cat it):"
 	else
-		info "once the server has started, join agents with:"
-		echo "    curl -sfL <url>/install.sh | KUBLING_URL=https://${ip:-<server-ip>}:$port KUBLING_TOKEN=\$(cat $token_file) sh -"
+		info "once the server has started, join agents with (<token>: the content of $token_file on this server):"
 	fi
+	echo "    curl -sfL <url>/install.sh | KUBLING_URL=https://${ip:-<server-ip>}:$port KUBLING_TOKEN=<token> sh -"
 }
 
 check_root

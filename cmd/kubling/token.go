@@ -18,7 +18,7 @@ func tokenCommand() *cli.Command {
 	return &cli.Command{
 		Name:        "token",
 		Usage:       "manage join tokens (run on a server)",
-		Subcommands: []*cli.Command{tokenCreateCommand(), tokenListCommand(), tokenDeleteCommand()},
+		Subcommands: []*cli.Command{tokenCreateCommand(), tokenListCommand(), tokenDeleteCommand(), tokenRotateCommand()},
 	}
 }
 
@@ -137,6 +137,31 @@ func tokenDeleteCommand() *cli.Command {
 				}
 				fmt.Printf("token %s deleted\n", id)
 			}
+			return nil
+		},
+	}
+}
+
+func tokenRotateCommand() *cli.Command {
+	return &cli.Command{
+		Name:         "rotate",
+		Usage:        "give the server's durable join token a new secret (joined nodes keep working; new joins need the new token)",
+		OnUsageError: usageError,
+		Flags:        []cli.Flag{tokenDataDirFlag()},
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			t, err := serverTokens(c)
+			if err != nil {
+				return err
+			}
+			if err := t.Rotate(context.Background()); err != nil {
+				return err
+			}
+			n := config.Node{DataDir: c.String("data-dir")}
+			_ = n.Normalize() // done once already by serverTokens
+			fmt.Printf("join token rotated; new joins need the token in %s\n", n.Layout().Token())
 			return nil
 		},
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kubling/kubling/manifests"
 	"github.com/kubling/kubling/pkg/datadir"
+	"github.com/kubling/kubling/pkg/token"
 )
 
 // Defaults that users script against.
@@ -96,8 +97,21 @@ func (s *Server) Validate() error {
 	return checkOverrides(map[string][]string{"--kube-apiserver-arg": s.KubeAPIServerArgs, "--kube-scheduler-arg": s.KubeSchedulerArgs, "--kube-controller-manager-arg": s.KubeControllerManagerArgs})
 }
 
-// validateAPI checks how the apiserver is served and handed out.
+// MinTokenSecret is the shortest join secret a user may give with --token.
+const MinTokenSecret = 16
+
+// validateAPI checks how the apiserver is served and handed out, and the
+// join token a user gives.
 func (s *Server) validateAPI() error {
+	if s.Token != "" {
+		t, err := token.Parse(s.Token)
+		if err != nil {
+			return fmt.Errorf("--token: %w", err)
+		}
+		if len(t.Secret) < MinTokenSecret {
+			return fmt.Errorf("--token: the secret must be at least %d characters (leave --token out and kubling makes one; an existing cluster keeps its token without it)", MinTokenSecret)
+		}
+	}
 	if _, err := s.KubeconfigMode(); err != nil {
 		return err
 	}

@@ -80,3 +80,25 @@ func TestValidateRejects(t *testing.T) {
 		})
 	}
 }
+
+func TestServerTokenSecretLength(t *testing.T) {
+	for given, ok := range map[string]bool{
+		"short-secret":     false,
+		"sixteen-chars-ok": true,
+		"KL1" + strings.Repeat("ab", 32) + "::tooshort":         false,
+		"KL1" + strings.Repeat("ab", 32) + "::0123456789abcdef": true,
+	} {
+		s := validServer()
+		s.Token = given
+		if err := s.Normalize(); err != nil {
+			t.Fatal(err)
+		}
+		err := s.Validate()
+		if ok && err != nil {
+			t.Errorf("%q refused: %v", given, err)
+		}
+		if !ok && (err == nil || !strings.Contains(err.Error(), "at least 16 characters") || strings.Contains(err.Error(), given)) {
+			t.Errorf("%q: got %v, want a refusal that does not repeat the token", given, err)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	"k8s.io/client-go/kubernetes"
 	bootstrapapi "k8s.io/cluster-bootstrap/token/api"
 
 	"github.com/kubling/kubling/pkg/agent"
@@ -58,18 +59,8 @@ func (b *clusterBootstrap) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	id, secret := b.token.Bootstrap()
-	ac := corev1ac.Secret(bootstrapapi.BootstrapTokenSecretPrefix+id, metav1.NamespaceSystem).
-		WithType(bootstrapapi.SecretTypeBootstrapToken).
-		WithData(map[string][]byte{
-			bootstrapapi.BootstrapTokenIDKey:               []byte(id),
-			bootstrapapi.BootstrapTokenSecretKey:           []byte(secret),
-			bootstrapapi.BootstrapTokenUsageAuthentication: []byte("true"),
-			bootstrapapi.BootstrapTokenExtraGroupsKey:      []byte(join.Group),
-			bootstrapapi.BootstrapTokenDescriptionKey:      []byte(DurableTokenDescription),
-		})
-	if _, err := client.CoreV1().Secrets(metav1.NamespaceSystem).Apply(ctx, ac, metav1.ApplyOptions{FieldManager: manifests.FieldManager, Force: true}); err != nil {
-		return fmt.Errorf("join token: %w", err)
+	if err := applyDurableToken(ctx, client, b.token); err != nil {
+		return err
 	}
 	if err := b.applier.ApplyDocument(ctx, rbacYAML); err != nil {
 		return fmt.Errorf("kubling RBAC: %w", err)
@@ -84,3 +75,23 @@ func (b *clusterBootstrap) Start(ctx context.Context) error {
 
 func (b *clusterBootstrap) Ready(context.Context) error { return nil }
 func (b *clusterBootstrap) Stop() error                 { return nil }
+
+// applyDurableToken makes the upstream bootstrap token behind the server's
+// durable join token t (its ID and secret derive from t's secret), so the
+// apiserver's own bootstrap-token authenticator checks every join.
+func applyDurableToken(ctx context.Context, client kubernetes.Interface, t token.Token) error {
+	id, secret := t.Bootstrap()
+	ac := corev1ac.Secret(bootstrapapi.BootstrapTokenSecretPrefix+id, metav1.NamespaceSystem).
+		WithType(bootstrapapi.SecretTypeBootstrapToken).
+		WithData(map[string][]byte{
+			bootstrapapi.BootstrapTokenIDKey:               []byte(id),
+			bootstrapapi.BootstrapTokenSecretKey:           []byte(secret),
+			bootstrapapi.BootstrapTokenUsageAuthentication: []byte("true"),
+			bootstrapapi.BootstrapTokenExtraGroupsKey:      []byte(join.Group),
+			bootstrapapi.BootstrapTokenDescriptionKey:      []byte(DurableTokenDescription),
+		})
+	if _, err := client.CoreV1().Secrets(metav1.NamespaceSystem).Apply(ctx, ac, metav1.ApplyOptions{FieldManager: manifests.FieldManager, Force: true}); err != nil {
+		return fmt.Errorf("join token: %w", err)
+	}
+	return nil
+}

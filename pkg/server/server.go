@@ -147,7 +147,8 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 	if err := writeUserKubeconfig(c, p, apiURL, log); err != nil {
 		return err
 	}
-	log.Info("Join nodes with: kubling agent --server "+joinURL(c)+" --token "+joinToken.String(), "tokenFile", l.Token())
+	// Never the token itself: logs are kept (journald) and read more widely.
+	log.Info("Join nodes with: kubling agent --server "+joinURL(c)+" --token-file <a copy of "+l.Token()+">", "tokenFile", l.Token())
 	log.Info("kubling is ready", "kubernetes", apiURL, "duration", time.Since(begin).Round(time.Millisecond))
 	// Tell systemd (Type=notify), when it started us.
 	_, _ = daemon.SdNotify(false, daemon.SdNotifyReady)

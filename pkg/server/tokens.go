@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -15,6 +16,7 @@ import (
 	bootstraputil "k8s.io/cluster-bootstrap/token/util"
 
 	"github.com/kubling/kubling/pkg/datadir"
+	"github.com/kubling/kubling/pkg/fileutil"
 	"github.com/kubling/kubling/pkg/join"
 	"github.com/kubling/kubling/pkg/server/pki"
 	"github.com/kubling/kubling/pkg/token"
@@ -25,6 +27,7 @@ import (
 type Tokens struct {
 	client kubernetes.Interface
 	caHash string
+	layout datadir.Layout
 }
 
 // NewTokens works on the cluster whose server data dir is l, as its admin.
@@ -42,7 +45,7 @@ func NewTokens(l datadir.Layout) (*Tokens, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Tokens{client: client, caHash: token.CAHash(ca)}, nil
+	return &Tokens{client: client, caHash: token.CAHash(ca), layout: l}, nil
 }
 
 // TokenInfo describes one join token.
@@ -135,4 +138,37 @@ func (t *Tokens) Delete(ctx context.Context, idOrToken string) (string, error) {
 		return "", fmt.Errorf("delete token %s: %w", id, err)
 	}
 	return id, nil
+}
+
+// Rotate replaces the server's durable join token with a new secret (the
+// same CA hash): the token file and the bootstrap token behind it. Joined
+// agents go on with their certificates; new joins need the new token. The
+// new bootstrap token exists before the file changes, and the old one is
+// deleted last, so a failure leaves a token that works.
+func (t *Tokens) Rotate(ctx context.Context) error {
+	path := t.layout.Token()
+	old, err := token.CheckOwnership(path, "")
+	if err != nil {
+		return err
+	}
+	if old == nil {
+		return fmt.Errorf("no join token at %s (is %s a server's data dir?)", path, t.layout.Root)
+	}
+	secret, err := token.NewSecret()
+	if err != nil {
+		return err
+	}
+	rotated := token.Token{CAHash: t.caHash, Secret: secret}
+	if err := applyDurableToken(ctx, t.client, rotated); err != nil {
+		return err
+	}
+	if err := fileutil.WriteAtomic(path, []byte(rotated.String()+"\n"), 0o600); err != nil {
+		return err
+	}
+	oldID, _ := old.Bootstrap()
+	err = t.client.CoreV1().Secrets(metav1.NamespaceSystem).Delete(ctx, bootstraputil.BootstrapTokenSecretName(oldID), metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete the old token's bootstrap token %s: %w", oldID, err)
+	}
+	return nil
 }

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kubling/kubling/pkg/token"
 )
 
 const (
@@ -106,8 +108,10 @@ func TestMultiNode(t *testing.T) {
 	})
 	tok := strings.TrimSpace(mustDocker(t, "exec", container("server"), "cat", "/var/lib/kubling/server/token"))
 	serverURL := "https://" + nodes["server"] + ":6443"
-	if logs, _ := docker("logs", container("server")); !strings.Contains(logs, "kubling agent --server "+serverURL+" --token "+tok) {
-		t.Errorf("the server's log does not print the agent command with its token")
+	// The log says how to join and where the token is, never the token.
+	secret := strings.SplitN(tok, "::", 2)[1]
+	if logs, _ := docker("logs", container("server")); !strings.Contains(logs, "kubling agent --server "+serverURL+" --token-file <a copy of /var/lib/kubling/server/token>") || strings.Contains(logs, secret) {
+		t.Errorf("the server's log lacks the agent command or shows the token's secret")
 	}
 	runNode(t, image, "agent1", nil, "agent", "--server", serverURL, "--token", tok, "--node-label", "mn/role=worker")
 	runNode(t, image, "agent2", []string{"KUBLING_URL=" + serverURL, "KUBLING_TOKEN=" + tok}, "agent")
@@ -273,6 +277,35 @@ func TestMultiNode(t *testing.T) {
 	if err == nil || !strings.Contains(out, "rejected the token") {
 		t.Errorf("deleted token: %v\n%s", err, out)
 	}
+
+	// Rotation: the durable token gets a new secret, the same CA hash; the
+	// old one is refused, the new one accepted, joined nodes stay Ready.
+	mustDocker(t, "exec", container("server"), "kubling", "token", "rotate")
+	rotated := strings.TrimSpace(mustDocker(t, "exec", container("server"), "cat", "/var/lib/kubling/server/token"))
+	if rotated == tok || !strings.HasPrefix(rotated, "KL1"+hash+"::") {
+		t.Errorf("rotated token %q (was %q)", rotated, tok)
+	}
+	waitFor(t, "the old durable token to be refused", time.Minute, func() error {
+		return refused(serverURL, bootstrapToken(t, tok))
+	})
+	if err := refused(serverURL, bootstrapToken(t, rotated)); err == nil {
+		t.Error("the rotated token is refused")
+	}
+	if err := allReady(nil); err != nil {
+		t.Errorf("after rotating the token: %v", err)
+	}
+}
+
+// bootstrapToken is the upstream bootstrap token (id.secret) behind a
+// kubling join token.
+func bootstrapToken(t *testing.T, joinToken string) string {
+	t.Helper()
+	parsed, err := token.Parse(joinToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, secret := parsed.Bootstrap()
+	return id + "." + secret
 }
 
 func container(name string) string { return "kubling-test-" + name }
