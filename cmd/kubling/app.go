@@ -96,6 +96,8 @@ func serverCommand() *cli.Command {
 		&cli.StringFlag{Name: "nfs-default-class", Usage: "make nfs-csi the default StorageClass: auto (when no other is), true or false", Value: "auto", Destination: &c.NFSDefaultClass},
 		&cli.StringFlag{Name: "flannel-backend", Usage: "pod network between nodes: vxlan, host-gw or none", Value: "vxlan", Destination: &c.FlannelBackend},
 		&cli.BoolFlag{Name: "disable-agent", Usage: "run only the control plane, no node on this machine", Destination: &c.DisableAgent},
+		&cli.StringFlag{Name: "audit-policy-file", Usage: "audit policy to use instead of kubling's (metadata of every request; the log is <data-dir>/server/logs/audit.log)", Destination: &c.AuditPolicyFile},
+		&cli.BoolFlag{Name: "disable-audit", Usage: "write no audit log", Destination: &c.DisableAudit},
 		&cli.StringSliceFlag{Name: "kube-apiserver-arg", Usage: "extra or overriding kube-apiserver flag, key=value", Destination: &apiArgs},
 		&cli.StringSliceFlag{Name: "kube-scheduler-arg", Usage: "extra or overriding kube-scheduler flag, key=value", Destination: &schedArgs},
 		&cli.StringSliceFlag{Name: "kube-controller-manager-arg", Usage: "extra or overriding kube-controller-manager flag, key=value", Destination: &cmArgs},

@@ -56,6 +56,11 @@ type Server struct {
 	NFSDefaultClass string
 	FlannelBackend  string
 
+	// AuditPolicyFile replaces kubling's audit policy; DisableAudit turns
+	// the audit log off.
+	AuditPolicyFile string
+	DisableAudit    bool
+
 	KubeAPIServerArgs         []string
 	KubeSchedulerArgs         []string
 	KubeControllerManagerArgs []string
@@ -67,11 +72,15 @@ func (s *Server) Normalize() error {
 	if err := s.Node.Normalize(); err != nil {
 		return err
 	}
-	if s.WriteKubeconfig != "" {
-		var err error
-		if s.WriteKubeconfig, err = filepath.Abs(s.WriteKubeconfig); err != nil {
-			return fmt.Errorf("--write-kubeconfig: %w", err)
+	for flag, path := range map[string]*string{"--write-kubeconfig": &s.WriteKubeconfig, "--audit-policy-file": &s.AuditPolicyFile} {
+		if *path == "" {
+			continue
 		}
+		abs, err := filepath.Abs(*path)
+		if err != nil {
+			return fmt.Errorf("%s: %w", flag, err)
+		}
+		*path = abs
 	}
 	if s.ClusterDNS == "" && s.ServiceCIDR != "" {
 		p, err := netip.ParsePrefix(s.ServiceCIDR)
@@ -114,6 +123,9 @@ func (s *Server) validateAPI() error {
 	}
 	if _, err := s.KubeconfigMode(); err != nil {
 		return err
+	}
+	if s.AuditPolicyFile != "" && s.DisableAudit {
+		return fmt.Errorf("--audit-policy-file and --disable-audit: give one or the other")
 	}
 	if s.HTTPSPort < 1 || s.HTTPSPort > 65535 {
 		return fmt.Errorf("--https-listen-port %d: must be between 1 and 65535", s.HTTPSPort)

@@ -9,7 +9,8 @@
 //	    cred/                  kubeconfigs of the admin, scheduler and controller-manager
 //	    db/state.db            the SQLite datastore
 //	    kine.sock              kine's etcd API, for the apiserver
-//	    etc/                   apiserver configuration files
+//	    etc/                   apiserver configuration files (authentication, audit policy)
+//	    logs/audit.log         the apiserver's audit log
 //	    manifests/             add-on manifests the manifests controller applies
 //	    token                  the durable join token
 //	  agent/                   the node (server's node and agents alike)
@@ -90,6 +91,13 @@ func (l Layout) Manifests() string { return filepath.Join(l.ServerDir(), "manife
 func (l Layout) AuthenticationConfig() string {
 	return filepath.Join(l.ServerDir(), "etc", "authentication.yaml")
 }
+
+// AuditPolicy is kubling's default audit policy; AuditLog the apiserver's
+// audit log (rotated by the apiserver: audit.log plus dated backups).
+func (l Layout) AuditPolicy() string {
+	return filepath.Join(l.ServerDir(), "etc", "audit-policy.yaml")
+}
+func (l Layout) AuditLog() string { return filepath.Join(l.ServerDir(), "logs", "audit.log") }
 
 // SQLiteDB is the embedded datastore's database.
 func (l Layout) SQLiteDB() string { return filepath.Join(l.ServerDir(), "db", "state.db") }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/kubling/kubling/pkg/agent"
@@ -49,6 +50,11 @@ func preflight(c *config.Server) (*agent.Node, error) {
 	}
 	if err := hostcheck.Writable(c.DataDir); err != nil {
 		return nil, fmt.Errorf("data dir %s is not writable: %w", c.DataDir, err)
+	}
+	if c.AuditPolicyFile != "" {
+		if _, err := os.ReadFile(c.AuditPolicyFile); err != nil {
+			return nil, fmt.Errorf("--audit-policy-file: %w", err)
+		}
 	}
 	if c.WriteKubeconfig != "" {
 		if err := hostcheck.Writable(filepath.Dir(c.WriteKubeconfig)); err != nil {

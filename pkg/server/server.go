@@ -162,6 +162,8 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 func controlPlane(c *config.Server, l datadir.Layout, store datastore.Backend) args.ControlPlane {
 	return args.ControlPlane{
 		AuthenticationConfig:   l.AuthenticationConfig(),
+		AuditPolicy:            auditPolicy(c, l),
+		AuditLog:               l.AuditLog(),
 		PKI:                    pki.PKI{Dir: l.ServerTLS()},
 		EtcdServers:            store.Endpoints,
 		EtcdCAFile:             store.CAFile,
@@ -191,7 +193,7 @@ const (
 
 // ensurePKI creates (first start) or checks and renews (later starts) the
 // cluster's certificates, and writes the control plane's kubeconfigs and
-// the apiserver's authentication configuration.
+// the apiserver's configuration files.
 func ensurePKI(c *config.Server, l datadir.Layout, host, apiURL string) (pki.PKI, []string, error) {
 	sans, err := apiserverSANs(c, host)
 	if err != nil {
@@ -201,11 +203,7 @@ func ensurePKI(c *config.Server, l datadir.Layout, host, apiURL string) (pki.PKI
 	if err != nil {
 		return p, nil, fmt.Errorf("certificates: %w", err)
 	}
-	authn := l.AuthenticationConfig()
-	if err := os.MkdirAll(filepath.Dir(authn), 0o700); err != nil {
-		return p, nil, err
-	}
-	if err := fileutil.WriteAtomic(authn, args.AuthenticationConfig(join.CACertsPath), 0o600); err != nil {
+	if err := writeAPIServerFiles(c, l); err != nil {
 		return p, nil, err
 	}
 	certs := map[string]string{adminClient: pki.AdminClient, schedulerClient: pki.SchedulerClient, controllerManagerClient: pki.ControllerClient}
@@ -216,6 +214,40 @@ func ensurePKI(c *config.Server, l datadir.Layout, host, apiURL string) (pki.PKI
 		}
 	}
 	return p, written, nil
+}
+
+// writeAPIServerFiles writes the apiserver's authentication configuration
+// and, unless the user brings one or turns auditing off, kubling's audit
+// policy; it makes the audit log's folder.
+func writeAPIServerFiles(c *config.Server, l datadir.Layout) error {
+	authn := l.AuthenticationConfig()
+	if err := os.MkdirAll(filepath.Dir(authn), 0o700); err != nil {
+		return err
+	}
+	if err := fileutil.WriteAtomic(authn, args.AuthenticationConfig(join.CACertsPath), 0o600); err != nil {
+		return err
+	}
+	if c.DisableAudit {
+		return nil
+	}
+	if c.AuditPolicyFile == "" {
+		if err := fileutil.WriteAtomic(l.AuditPolicy(), args.AuditPolicy(), 0o600); err != nil {
+			return err
+		}
+	}
+	return os.MkdirAll(filepath.Dir(l.AuditLog()), 0o700)
+}
+
+// auditPolicy is the audit policy the apiserver uses: the user's, kubling's,
+// or none (--disable-audit).
+func auditPolicy(c *config.Server, l datadir.Layout) string {
+	switch {
+	case c.DisableAudit:
+		return ""
+	case c.AuditPolicyFile != "":
+		return c.AuditPolicyFile
+	}
+	return l.AuditPolicy()
 }
 
 // newManifestsController renders the bundled add-ons with this cluster's

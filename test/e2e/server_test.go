@@ -5,6 +5,7 @@ package e2e
 import (
 	"crypto/sha256"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"io/fs"
@@ -99,6 +100,23 @@ func TestServerLifecycle(t *testing.T) {
 		return ""
 	})
 	rsName := s.kubectl("get", "rs", "-n", "e2e", "-l", "app=web", "-o", "jsonpath={.items[0].metadata.name}")
+
+	// The audit log is on: metadata of each request, never a Secret's value.
+	const secretValue = "audit-must-not-see-this-3f9a"
+	s.kubectl("create", "secret", "generic", "hush", "-n", "e2e", "--from-literal=k="+secretValue)
+	auditLog := filepath.Join(s.dataDir, "server", "logs", "audit.log")
+	eventually(t, 30*time.Second, "the Secret's creation in the audit log", func() string {
+		data, _ := os.ReadFile(auditLog)
+		for _, line := range strings.Split(string(data), "\n") {
+			if strings.Contains(line, `"verb":"create"`) && strings.Contains(line, `"resource":"secrets"`) && strings.Contains(line, `"name":"hush"`) {
+				return ""
+			}
+		}
+		return fmt.Sprintf("%s has %d bytes, no create of secret e2e/hush", auditLog, len(data))
+	})
+	if data, _ := os.ReadFile(auditLog); strings.Contains(string(data), secretValue) || strings.Contains(string(data), base64.StdEncoding.EncodeToString([]byte(secretValue))) {
+		t.Error("the audit log holds a Secret's value")
+	}
 
 	// The scheduler runs: with no node, a bare pod stays Pending and says why.
 	apply(t, s, lonelyPod)
@@ -207,6 +225,9 @@ func TestBadInput(t *testing.T) {
 		{name: "unknown flag", args: []string{"--no-such-flag"}, want: "flag provided but not defined"},
 		{name: "not root", asUID: 65534, want: "must run as root"},
 		{name: "malformed cluster CIDR", args: []string{"--cluster-cidr", "10.42.0.0/33"}, want: "--cluster-cidr"},
+		{name: "missing audit policy", args: []string{"--audit-policy-file", "/nonexistent/policy.yaml"}, want: "--audit-policy-file"},
+		{name: "audit policy and no audit", args: []string{"--audit-policy-file", "/etc/hostname", "--disable-audit"}, want: "give one or the other"},
+		{name: "short token secret", args: []string{"--token", "tooshort"}, want: "at least 16 characters"},
 		{name: "malformed service CIDR", args: []string{"--service-cidr", "10.43.0.0"}, want: "--service-cidr"},
 		{name: "CIDRs overlap each other", args: []string{"--cluster-cidr", "10.42.0.0/16", "--service-cidr", "10.42.0.0/20"}, want: "overlaps --service-cidr"},
 		{name: "CIDR overlaps a host route", want: "overlaps the host route", setup: func(t *testing.T, _ string) []string {

@@ -17,18 +17,20 @@ import (
 type ControlPlane struct {
 	// AuthenticationConfig is the apiserver's AuthenticationConfiguration file.
 	AuthenticationConfig string
-	PKI                  pki.PKI
-	EtcdServers          []string
-	EtcdCAFile           string
-	EtcdCertFile         string
-	EtcdKeyFile          string
-	BindAddress          string
-	AdvertiseAddress     string
-	HTTPSPort            int
-	ClusterCIDR          string
-	ServiceCIDR          string
-	ClusterDomain        string
-	NodeCIDRMaskSize     int
+	// AuditPolicy and AuditLog turn the audit log on ("" leaves it off).
+	AuditPolicy, AuditLog string
+	PKI                   pki.PKI
+	EtcdServers           []string
+	EtcdCAFile            string
+	EtcdCertFile          string
+	EtcdKeyFile           string
+	BindAddress           string
+	AdvertiseAddress      string
+	HTTPSPort             int
+	ClusterCIDR           string
+	ServiceCIDR           string
+	ClusterDomain         string
+	NodeCIDRMaskSize      int
 
 	SchedulerKubeconfig  string
 	ControllerKubeconfig string
@@ -83,7 +85,37 @@ func APIServer(c ControlPlane) ([]string, error) {
 		"tls-cert-file":                      p.Cert(pki.APIServerServing),
 		"tls-private-key-file":               p.Key(pki.APIServerServing),
 	}
+	if c.AuditPolicy != "" {
+		a["audit-policy-file"] = c.AuditPolicy
+		a["audit-log-path"] = c.AuditLog
+		// Rotated by size, a bounded number kept: small disks, SD cards.
+		a["audit-log-maxsize"] = strconv.Itoa(AuditLogMaxSizeMB)
+		a["audit-log-maxbackup"] = strconv.Itoa(AuditLogMaxBackups)
+		a["audit-log-compress"] = "true"
+	}
 	return componentargs.Build(a, c.ExtraAPIServer)
+}
+
+// The audit log's rotation: at most this size (MB) per file, this many
+// compressed backups kept.
+const (
+	AuditLogMaxSizeMB  = 50
+	AuditLogMaxBackups = 5
+)
+
+// AuditPolicy is kubling's default audit policy: who did what to which
+// object and when (Metadata) for every request, never a request or response
+// body, so no Secret's or token's content is ever written; health probes
+// are left out.
+func AuditPolicy() []byte {
+	return []byte(`apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: None
+  nonResourceURLs: ["/healthz*", "/livez*", "/readyz*", "/version"]
+- level: Metadata
+`)
 }
 
 // AuthenticationConfig lets anonymous requests reach only the path that

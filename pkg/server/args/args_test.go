@@ -53,6 +53,34 @@ func TestAPIServerArgs(t *testing.T) {
 	}
 }
 
+func TestAPIServerAuditLog(t *testing.T) {
+	c := cp()
+	off, err := APIServer(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range off {
+		if strings.HasPrefix(a, "--audit-") {
+			t.Errorf("audit flag without a policy: %s", a)
+		}
+	}
+	c.AuditPolicy, c.AuditLog = "/d/server/etc/audit-policy.yaml", "/d/server/logs/audit.log"
+	c.ExtraAPIServer = []string{"audit-log-maxbackup=2"}
+	on, err := APIServer(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"--audit-policy-file=/d/server/etc/audit-policy.yaml", "--audit-log-path=/d/server/logs/audit.log", "--audit-log-maxsize=50", "--audit-log-maxbackup=2"} {
+		if !slices.Contains(on, want) {
+			t.Errorf("missing %s in %v", want, on)
+		}
+	}
+	policy := string(AuditPolicy())
+	if !strings.HasSuffix(policy, "- level: Metadata\n") || strings.Contains(policy, "Request") && strings.Contains(policy, "level: Request") {
+		t.Errorf("the default policy must end at Metadata and never log bodies:\n%s", policy)
+	}
+}
+
 func TestControllerManagerArgs(t *testing.T) {
 	got, err := ControllerManager(cp())
 	if err != nil {
