@@ -33,6 +33,7 @@ func newApp() *cli.App {
 			serverCommand(),
 			agentCommand(),
 			tokenCommand(),
+			secretsEncryptCommand(),
 			checkConfigCommand(),
 			completionCommand(),
 			internalScriptCommand(),

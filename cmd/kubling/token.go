@@ -22,8 +22,8 @@ func tokenCommand() *cli.Command {
 	}
 }
 
-// tokenDataDirFlag names the server whose tokens are managed.
-func tokenDataDirFlag() cli.Flag {
+// serverDataDirFlag names the server whose tokens are managed.
+func serverDataDirFlag() cli.Flag {
 	return &cli.StringFlag{Name: "data-dir", Aliases: []string{"d"}, Usage: "the server's data dir", Value: config.DefaultDataDir, EnvVars: env("data-dir")}
 }
 
@@ -49,7 +49,7 @@ func tokenCreateCommand() *cli.Command {
 		Usage:        "create a join token and print it",
 		OnUsageError: usageError,
 		Flags: []cli.Flag{
-			tokenDataDirFlag(),
+			serverDataDirFlag(),
 			&cli.DurationFlag{Name: "ttl", Usage: "how long the token is valid (0: forever)", Value: 24 * time.Hour},
 			&cli.StringFlag{Name: "description", Usage: "what the token is for"},
 		},
@@ -79,7 +79,7 @@ func tokenListCommand() *cli.Command {
 		Name:         "list",
 		Usage:        "list join tokens",
 		OnUsageError: usageError,
-		Flags:        []cli.Flag{tokenDataDirFlag()},
+		Flags:        []cli.Flag{serverDataDirFlag()},
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
 				return err
@@ -121,7 +121,7 @@ func tokenDeleteCommand() *cli.Command {
 		Usage:        "delete join tokens by ID",
 		ArgsUsage:    "ID [ID…]",
 		OnUsageError: usageError,
-		Flags:        []cli.Flag{tokenDataDirFlag()},
+		Flags:        []cli.Flag{serverDataDirFlag()},
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
 				return fmt.Errorf("give the ID of the token to delete (see `kubling token list`)")
@@ -147,7 +147,7 @@ func tokenRotateCommand() *cli.Command {
 		Name:         "rotate",
 		Usage:        "give the server's durable join token a new secret (joined nodes keep working; new joins need the new token)",
 		OnUsageError: usageError,
-		Flags:        []cli.Flag{tokenDataDirFlag()},
+		Flags:        []cli.Flag{serverDataDirFlag()},
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
 				return err

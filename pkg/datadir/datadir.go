@@ -99,6 +99,12 @@ func (l Layout) AuditPolicy() string {
 }
 func (l Layout) AuditLog() string { return filepath.Join(l.ServerDir(), "logs", "audit.log") }
 
+// EncryptionConfig is the apiserver's EncryptionConfiguration: the key that
+// encrypts Secrets at rest, kept with the cluster CAs.
+func (l Layout) EncryptionConfig() string {
+	return filepath.Join(l.ServerTLS(), "encryption-config.yaml")
+}
+
 // SQLiteDB is the embedded datastore's database.
 func (l Layout) SQLiteDB() string { return filepath.Join(l.ServerDir(), "db", "state.db") }
 

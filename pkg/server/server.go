@@ -30,6 +30,7 @@ import (
 	"github.com/kubling/kubling/pkg/join"
 	"github.com/kubling/kubling/pkg/kubeconfig"
 	"github.com/kubling/kubling/pkg/server/args"
+	"github.com/kubling/kubling/pkg/server/encryption"
 	"github.com/kubling/kubling/pkg/server/manifests"
 	"github.com/kubling/kubling/pkg/server/pki"
 	"github.com/kubling/kubling/pkg/token"
@@ -162,6 +163,7 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 func controlPlane(c *config.Server, l datadir.Layout, store datastore.Backend) args.ControlPlane {
 	return args.ControlPlane{
 		AuthenticationConfig:   l.AuthenticationConfig(),
+		EncryptionConfig:       l.EncryptionConfig(),
 		AuditPolicy:            auditPolicy(c, l),
 		AuditLog:               l.AuditLog(),
 		PKI:                    pki.PKI{Dir: l.ServerTLS()},
@@ -204,6 +206,9 @@ func ensurePKI(c *config.Server, l datadir.Layout, host, apiURL string) (pki.PKI
 		return p, nil, fmt.Errorf("certificates: %w", err)
 	}
 	if err := writeAPIServerFiles(c, l); err != nil {
+		return p, nil, err
+	}
+	if err := encryption.Ensure(l.EncryptionConfig()); err != nil {
 		return p, nil, err
 	}
 	certs := map[string]string{adminClient: pki.AdminClient, schedulerClient: pki.SchedulerClient, controllerManagerClient: pki.ControllerClient}

@@ -118,6 +118,27 @@ func TestServerLifecycle(t *testing.T) {
 		t.Error("the audit log holds a Secret's value")
 	}
 
+	// Secrets are encrypted at rest: the datastore's files hold the
+	// ConfigMap's value (so the scan below can see a value) but not the
+	// Secret's; the API returns it.
+	var db []byte
+	for _, f := range []string{"state.db", "state.db-wal"} {
+		data, _ := os.ReadFile(filepath.Join(s.dataDir, "server", "db", f))
+		db = append(db, data...)
+	}
+	if !strings.Contains(string(db), "value-one") {
+		t.Error("the ConfigMap's value is not in the SQLite files: the scan proves nothing")
+	}
+	if strings.Contains(string(db), secretValue) || !strings.Contains(string(db), "k8s:enc:secretbox:v1:") {
+		t.Error("a Secret is stored unencrypted")
+	}
+	if got := s.kubectl("get", "secret", "hush", "-n", "e2e", "-o", "jsonpath={.data.k}"); got != base64.StdEncoding.EncodeToString([]byte(secretValue)) {
+		t.Errorf("the encrypted Secret reads back as %q", got)
+	}
+	if code, out := run(t, exec.Command(bin, "secrets-encrypt", "status", "--data-dir", s.dataDir)); code != 0 || !strings.Contains(out, "Encryption of Secrets: enabled") || !strings.Contains(out, "Provider: secretbox") {
+		t.Errorf("secrets-encrypt status: %d\n%s", code, out)
+	}
+
 	// The scheduler runs: with no node, a bare pod stays Pending and says why.
 	apply(t, s, lonelyPod)
 	eventually(t, time.Minute, "FailedScheduling event for the bare pod", func() string {

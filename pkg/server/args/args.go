@@ -17,6 +17,8 @@ import (
 type ControlPlane struct {
 	// AuthenticationConfig is the apiserver's AuthenticationConfiguration file.
 	AuthenticationConfig string
+	// EncryptionConfig encrypts Secrets at rest ("" leaves them plain).
+	EncryptionConfig string
 	// AuditPolicy and AuditLog turn the audit log on ("" leaves it off).
 	AuditPolicy, AuditLog string
 	PKI                   pki.PKI
@@ -84,6 +86,11 @@ func APIServer(c ControlPlane) ([]string, error) {
 		"storage-backend":                    "etcd3",
 		"tls-cert-file":                      p.Cert(pki.APIServerServing),
 		"tls-private-key-file":               p.Key(pki.APIServerServing),
+	}
+	if c.EncryptionConfig != "" {
+		a["encryption-provider-config"] = c.EncryptionConfig
+		// A new key (rotation) is picked up without a restart.
+		a["encryption-provider-config-automatic-reload"] = "true"
 	}
 	if c.AuditPolicy != "" {
 		a["audit-policy-file"] = c.AuditPolicy
