@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
+	"gopkg.in/natefinch/lumberjack.v2"
 	"k8s.io/klog/v2"
 
 	"github.com/kubling/kubling/pkg/fileutil"
@@ -24,6 +26,7 @@ import (
 type Process struct {
 	cfg     Config
 	logFile string
+	logs    *lumberjack.Logger
 	log     klog.Logger
 
 	mu      sync.Mutex
@@ -32,9 +35,17 @@ type Process struct {
 	stopped chan struct{}
 }
 
-// NewProcess returns the containerd component; logs go to logFile.
+// The containerd log's rotation: at most this size (MB) per file, this many
+// compressed backups kept, so a chatty containerd never fills a small disk.
+const (
+	LogMaxSizeMB  = 10
+	LogMaxBackups = 3
+)
+
+// NewProcess returns the containerd component; logs go to logFile, rotated.
 func NewProcess(cfg Config, logFile string, log klog.Logger) *Process {
-	return &Process{cfg: cfg, logFile: logFile, log: log}
+	logs := &lumberjack.Logger{Filename: logFile, MaxSize: LogMaxSizeMB, MaxBackups: LogMaxBackups, Compress: true}
+	return &Process{cfg: cfg, logFile: logFile, logs: logs, log: log}
 }
 
 func (p *Process) Name() string { return "containerd" }
@@ -67,7 +78,7 @@ func (p *Process) supervise(ctx context.Context, first chan<- error) {
 	defer close(p.stopped)
 	backoff := time.Second
 	for attempt := 0; ; attempt++ {
-		logf, err := os.OpenFile(p.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		logf, err := p.logPipe()
 		if err != nil {
 			if attempt == 0 {
 				first <- err
@@ -89,12 +100,13 @@ func (p *Process) supervise(ctx context.Context, first chan<- error) {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 		cmd.Env = append(append(os.Environ(), p.cfg.Env...), "PATH="+filepath.Join(p.cfg.PayloadDir, "bin")+":"+os.Getenv("PATH"))
 		err = cmd.Start()
+		if logf != nil {
+			logf.Close() // containerd holds its own copy
+			logf = nil
+		}
 		if attempt == 0 {
 			first <- err
 			if err != nil {
-				if logf != nil {
-					logf.Close()
-				}
 				return
 			}
 		}
@@ -108,9 +120,6 @@ func (p *Process) supervise(ctx context.Context, first chan<- error) {
 				backoff = time.Second
 			}
 		}
-		if logf != nil {
-			logf.Close()
-		}
 		if ctx.Err() != nil {
 			return
 		}
@@ -122,6 +131,25 @@ func (p *Process) supervise(ctx context.Context, first chan<- error) {
 		}
 		backoff = min(backoff*2, 30*time.Second)
 	}
+}
+
+// logPipe returns the write end of a pipe whose reader copies into the
+// rotated log. A pipe, not the log file: whatever containerd hands its
+// output to (shims outlive it) keeps writing into the current log, and
+// waiting for containerd never waits for them.
+func (p *Process) logPipe() (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(p.logFile), 0o700); err != nil {
+		return nil, err
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		_, _ = io.Copy(p.logs, r)
+		r.Close()
+	}()
+	return w, nil
 }
 
 // Ready waits until containerd answers on its socket.
@@ -169,6 +197,7 @@ func (p *Process) Stop() error {
 	if cmd != nil && cmd.Process != nil {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 	}
+	defer p.logs.Close()
 	select {
 	case <-p.stopped:
 		return nil
