@@ -55,6 +55,9 @@ func NewNode(c config.Node) (*Node, error) {
 	if err := checkDefaultRuntime(c.DefaultRuntime, nvidia.Detect("/", os.Getenv("PATH"))); err != nil {
 		return nil, err
 	}
+	if c.ResolvConf != "" && !usableResolvConf(c.ResolvConf) {
+		return nil, fmt.Errorf("--resolv-conf %s: not a readable resolv.conf naming a nameserver pods can reach (not loopback)", c.ResolvConf)
+	}
 	if n.ip == "" {
 		ip, err := utilnet.ChooseHostInterface()
 		if err != nil {
@@ -126,7 +129,7 @@ func (n *Node) Components(conn Connection, log klog.Logger) ([]component.Compone
 	if err != nil {
 		return nil, err
 	}
-	resolv, err := resolvConf(l)
+	resolv, err := resolvConf(l, n.cfg.ResolvConf, log)
 	if err != nil {
 		return nil, err
 	}

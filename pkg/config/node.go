@@ -27,6 +27,9 @@ type Node struct {
 	DefaultRuntime string
 	// PrivateRegistry is the registries.yaml file.
 	PrivateRegistry string
+	// ResolvConf is the resolv.conf pods with dnsPolicy Default (CoreDNS
+	// among them) get; empty: the host's, when usable.
+	ResolvConf string
 }
 
 // Debugging says whether upstream components' info lines are logged (--debug).
@@ -46,6 +49,11 @@ func (n *Node) Normalize() error {
 		return fmt.Errorf("--data-dir %q: %w", n.DataDir, err)
 	}
 	n.DataDir = abs
+	if n.ResolvConf != "" {
+		if n.ResolvConf, err = filepath.Abs(n.ResolvConf); err != nil {
+			return fmt.Errorf("--resolv-conf %q: %w", n.ResolvConf, err)
+		}
+	}
 	if n.NodeName == "" {
 		if h, err := os.Hostname(); err == nil {
 			n.NodeName = h

@@ -398,6 +398,7 @@ func TestAgentBadInput(t *testing.T) {
 		{name: "bare secret", args: []string{"--server", good[1], "--token", "secret"}, want: "cannot verify the server"},
 		{name: "malformed token", args: []string{"--server", good[1], "--token", "KL1abc::x"}, want: "want KL1"},
 		{name: "token file missing", args: []string{"--server", good[1], "--token-file", "/nonexistent/token"}, want: "--token-file"},
+		{name: "resolv.conf missing", args: append(good, "--resolv-conf", "/nonexistent/resolv.conf"), want: "--resolv-conf /nonexistent/resolv.conf"},
 		{name: "bad node name", args: append(good, "--node-name", "Not_A_Name"), want: "--node-name"},
 		{name: "bad label", args: append(good, "--node-label", "x"), want: "--node-label"},
 		{name: "bad taint", args: append(good, "--node-taint", "a=b:Sometimes"), want: "--node-taint"},
