@@ -114,6 +114,12 @@ func (n *Node) Components(conn Connection, log klog.Logger) ([]component.Compone
 		return nil, err
 	}
 	log.Info("Payload ready", "dir", payloadDir, "unpacked", unpacked, "duration", time.Since(begin).Round(time.Millisecond))
+	// Earlier versions' folders (upgrades), unless a pod's shim still runs one.
+	if removed, err := p.PruneOld(l.PayloadRoot(), "/proc"); err != nil {
+		log.Error(err, "Prune old payload versions")
+	} else if len(removed) > 0 {
+		log.Info("Removed old payload versions", "dirs", removed)
+	}
 	facts, err := hostcheck.Real.Detect()
 	if err != nil {
 		return nil, fmt.Errorf("inspect host: %w", err)

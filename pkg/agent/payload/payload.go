@@ -18,6 +18,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -100,6 +101,42 @@ func (p *Payload) Install(root string) (dir string, unpacked bool, err error) {
 		return "", false, err
 	}
 	return dir, true, nil
+}
+
+// Verify checks that Dir(root) holds exactly the payload's files.
+func (p *Payload) Verify(root string) error { return p.verify(p.Dir(root)) }
+
+// PruneOld removes the folders of other payload versions under root (left
+// by upgrades) that no running process executes from: shims of pods started
+// before an upgrade keep theirs until they exit. procDir is /proc. It
+// returns the folders removed.
+func (p *Payload) PruneOld(root, procDir string) ([]string, error) {
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return nil, err
+	}
+	inUse := map[string]bool{}
+	exes, _ := filepath.Glob(filepath.Join(procDir, "[0-9]*", "exe"))
+	for _, exe := range exes {
+		if target, err := os.Readlink(exe); err == nil {
+			if rel, err := filepath.Rel(root, target); err == nil && !strings.HasPrefix(rel, "..") {
+				inUse[strings.SplitN(rel, string(filepath.Separator), 2)[0]] = true
+			}
+		}
+	}
+	var removed []string
+	for _, e := range entries {
+		name := e.Name()
+		if !e.IsDir() || name == p.Manifest.Version || strings.HasPrefix(name, ".") || inUse[name] {
+			continue
+		}
+		dir := filepath.Join(root, name)
+		if err := os.RemoveAll(dir); err != nil {
+			return removed, err
+		}
+		removed = append(removed, dir)
+	}
+	return removed, nil
 }
 
 // verify checks every file of the manifest in dir by sha256.

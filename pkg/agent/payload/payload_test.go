@@ -89,3 +89,43 @@ func TestEmbeddedPayload(t *testing.T) {
 		}
 	}
 }
+
+// TestPruneOldKeepsWhatRuns: after an upgrade, old version folders go,
+// except one a running process (a pod's shim) executes from.
+func TestPruneOldKeepsWhatRuns(t *testing.T) {
+	p := testPayload(t, map[string]string{"bin/runc": "runc-binary"})
+	root := t.TempDir()
+	if _, _, err := p.Install(root); err != nil {
+		t.Fatal(err)
+	}
+	for _, old := range []string{"v-old-idle", "v-old-running"} {
+		if err := os.MkdirAll(filepath.Join(root, old, "bin"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A fake /proc: one shim of the running old version, one unrelated process.
+	proc := t.TempDir()
+	for pid, exe := range map[string]string{"100": filepath.Join(root, "v-old-running", "bin", "containerd-shim-runc-v2"), "200": "/usr/bin/sleep"} {
+		if err := os.MkdirAll(filepath.Join(proc, pid), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(exe, filepath.Join(proc, pid, "exe")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	removed, err := p.PruneOld(root, proc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != 1 || removed[0] != filepath.Join(root, "v-old-idle") {
+		t.Fatalf("removed %v", removed)
+	}
+	for _, keep := range []string{"test1", "v-old-running"} {
+		if _, err := os.Stat(filepath.Join(root, keep)); err != nil {
+			t.Errorf("%s was removed: %v", keep, err)
+		}
+	}
+	if err := p.Verify(root); err != nil {
+		t.Fatalf("the current payload is damaged after pruning: %v", err)
+	}
+}

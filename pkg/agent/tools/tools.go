@@ -12,6 +12,7 @@ import (
 	"github.com/kubling/kubling/pkg/agent/payload"
 	"github.com/kubling/kubling/pkg/datadir"
 	"github.com/kubling/kubling/pkg/fileutil"
+	"github.com/kubling/kubling/pkg/hostcheck"
 )
 
 // Exec replaces the process with the payload's tool (crictl or ctr) for the
@@ -22,10 +23,20 @@ func Exec(tool string, l datadir.Layout, args []string) error {
 		return err
 	}
 	socket := l.ContainerdSocket()
-	dir, _, err := p.Install(l.PayloadRoot())
-	if err != nil {
-		return fmt.Errorf("%s: %w", tool, err)
+	if err := p.Verify(l.PayloadRoot()); err != nil {
+		// Unpacking replaces the folder a running kubling executes from:
+		// only with the data dir's lock, which a running kubling holds.
+		lock, lockErr := hostcheck.LockDir(l.Root)
+		if lockErr != nil {
+			return fmt.Errorf("%s: the payload in %s is missing or damaged (%v) and cannot be repaired now: %w (restarting kubling repairs it)", tool, p.Dir(l.PayloadRoot()), err, lockErr)
+		}
+		_, _, err = p.Install(l.PayloadRoot())
+		lock.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", tool, err)
+		}
 	}
+	dir := p.Dir(l.PayloadRoot())
 	env := os.Environ()
 	setDefault := func(key, value string) {
 		if os.Getenv(key) == "" {
