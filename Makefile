@@ -20,7 +20,7 @@ LDFLAGS := -s -w \
 	  -X $(p).gitVersion=$(K8S_VERSION) -X $(p).gitMajor=1 -X $(p).gitMinor=$(K8S_MINOR) \
 	  -X $(p).gitTreeState=clean -X $(p).buildDate=$(BUILD_DATE))
 
-.PHONY: build deps test-deps payload test test-unit check-imports test-e2e test-multinode bench bench-start bench-node bench-agent clean
+.PHONY: build deps test-deps payload test test-unit check-imports fuzz test-e2e test-multinode bench bench-start bench-node bench-agent clean
 
 build: $(BIN)
 
@@ -76,6 +76,21 @@ check-imports:
 	@bad=$$($(GO) list -deps ./pkg/agent/... ./pkg/config/... ./pkg/join/... | grep '^github.com/kubling/kubling/pkg/server' || true); \
 	if [ -n "$$bad" ]; then echo "pkg/agent, pkg/config or pkg/join import pkg/server:" $$bad >&2; exit 1; fi; \
 	echo "check-imports: pkg/agent, pkg/config and pkg/join import nothing under pkg/server"
+
+# Fuzz tests (docs/testing.md), each for FUZZTIME: -fuzz takes one target of
+# one package per run. Their seed corpora run in test-unit; this is not part
+# of `make test`. A failing input is kept in the package's testdata/fuzz.
+FUZZTIME ?= 30s
+FUZZFLAGS ?=
+FUZZ_TARGETS := token:FuzzParse config:FuzzLoadFile config:FuzzConfigValue \
+	agent/containerd:FuzzRegistries server/manifests:FuzzDecode hostcheck:FuzzParseProcNetRoute
+
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=./pkg/$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz: $$name in $$pkg for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $(FUZZFLAGS) $$pkg; \
+	done
 
 # Test images, built locally (no registry is reachable): busybox from
 # Debian's busybox-static, as an image archive for the airgap folder.

@@ -49,6 +49,9 @@ func ParseProcNetRoute(r io.Reader) ([]Route, error) {
 				}
 			}
 		}
+		if binary.BigEndian.Uint32(m[:]) != ^uint32(0)<<(32-bits) {
+			return nil, fmt.Errorf("malformed route line %q: the mask is not a prefix length", sc.Text())
+		}
 		routes = append(routes, Route{Interface: f[0], Dest: netip.PrefixFrom(netip.AddrFrom4(d), bits).Masked()})
 	}
 	return routes, sc.Err()

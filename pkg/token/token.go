@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"unicode"
 
 	bootstraputil "k8s.io/cluster-bootstrap/token/util"
 
@@ -43,8 +44,8 @@ func Parse(s string) (Token, error) {
 		}
 		return Token{CAHash: strings.ToLower(hash), Secret: secret}, nil
 	}
-	if strings.ContainsAny(s, " \t\n:") {
-		return Token{}, errors.New("token secret must not contain spaces or colons")
+	if strings.ContainsFunc(s, func(r rune) bool { return r == ':' || unicode.IsSpace(r) || unicode.IsControl(r) }) {
+		return Token{}, errors.New("token secret must not contain spaces, control characters or colons")
 	}
 	return Token{Secret: s}, nil
 }

@@ -3,7 +3,7 @@ package containerd
 import (
 	"errors"
 	"fmt"
-	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -98,26 +98,32 @@ func LoadRegistries(path string) (*Registries, error) {
 }
 
 // validRegistryHost accepts a registry's name as containerd's hosts folder
-// takes it: host[:port] (a DNS name or an IP, "[v6]:port"), or "*" (every
-// registry) among mirrors. These names become folder names, so nothing else
-// ("../x", "a/b") may pass.
+// takes it: host[:port] (a DNS name, an IPv4 address or "[v6]", as image
+// references write them), or "*" (every registry) among mirrors. These
+// names become folder names, so nothing else ("../x", "a/b") may pass.
 func validRegistryHost(name string, wildcard bool) error {
 	if name == "*" && wildcard {
 		return nil
 	}
 	bad := fmt.Errorf("%q: want a registry host such as registry.example.com or 10.0.0.5:5000", name)
 	host := name
-	if h, port, err := net.SplitHostPort(name); err == nil {
-		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+	if i := strings.LastIndexByte(name, ':'); i > strings.LastIndexByte(name, ']') {
+		port := name[i+1:]
+		n, err := strconv.Atoi(port)
+		if err != nil || port[0] < '0' || port[0] > '9' || n < 1 || n > 65535 {
 			return bad
 		}
-		host = h
+		host = name[:i]
 	}
-	if net.ParseIP(host) != nil {
-		return nil
+	if v6, ok := strings.CutPrefix(host, "["); ok {
+		v6, ok = strings.CutSuffix(v6, "]")
+		if a, err := netip.ParseAddr(v6); ok && err == nil && a.Is6() && a.Zone() == "" {
+			return nil
+		}
+		return bad
 	}
 	if len(validation.IsDNS1123Subdomain(strings.ToLower(host))) > 0 {
-		return bad
+		return bad // an IPv4 address is a DNS-1123 subdomain too
 	}
 	return nil
 }
