@@ -8,7 +8,10 @@
 #   KUBLING_URL                 set: install an agent joining that server
 #   KUBLING_TOKEN, KUBLING_TOKEN_FILE   the join token (an agent needs one)
 #   KUBLING_*                   any other kubling setting; saved in the service's env file
-#   INSTALL_KUBLING_EXEC        extra flags for `kubling server|agent`
+#   INSTALL_KUBLING_EXEC        extra flags for `kubling server|agent`, split into
+#                               words as sh splits them ('…', "…" and \ quote), but
+#                               nothing in it is expanded: $, `, %, * reach kubling
+#                               as written; newlines and control characters are refused
 #   INSTALL_KUBLING_VERSION     release to download (default: the channel's)
 #   INSTALL_KUBLING_CHANNEL     stable (default) or latest
 #   INSTALL_KUBLING_RELEASE_URL where releases live (default below)
@@ -46,12 +49,158 @@ setup_mode() {
 		NAME=kubling-agent
 	fi
 	case "$NAME" in *[!a-z0-9_-]* | "") fatal "INSTALL_KUBLING_NAME must be letters, digits, '-' or '_'" ;; esac
-	DATA_DIR=${KUBLING_DATA_DIR:-/var/lib/kubling}
+	setup_exec
+	setup_data_dir
+}
+
+# setup_exec: EXEC_WORDS, the words of INSTALL_KUBLING_EXEC (see exec_words).
+setup_exec() {
+	case "${INSTALL_KUBLING_EXEC:-}" in *[[:cntrl:]]*)
+		fatal "INSTALL_KUBLING_EXEC must not contain newlines, tabs or other control characters"
+		;;
+	esac
+	EXEC_WORDS=$(exec_words) || fatal "INSTALL_KUBLING_EXEC has an unterminated quote or ends with a backslash"
+}
+
+# exec_words: the words of INSTALL_KUBLING_EXEC, one a line, each after a "="
+# (so that an empty word, written '' or "", survives). They are split the way
+# sh splits words: spaces separate them, '…' quotes everything, "…" everything
+# but \\, \", \$ and \` (backslash escapes them), and \ outside quotes escapes
+# the next character. Nothing is expanded: $(…), `…`, $VAR, globs and % stay
+# as written. Fails on an unterminated quote or a trailing backslash.
+exec_words() {
+	printf '%s\n' "${INSTALL_KUBLING_EXEC:-}" | awk -v sq="'" -v dq='"' -v bs='\\' '
+	{
+		s = $0; n = length(s); w = ""; inword = 0; q = ""
+		for (i = 1; i <= n; i++) {
+			c = substr(s, i, 1)
+			if (q == sq) {
+				if (c == sq) q = ""; else w = w c
+				continue
+			}
+			if (q == dq) {
+				if (c == dq) { q = ""; continue }
+				if (c == bs && i < n) {
+					d = substr(s, i + 1, 1)
+					if (d == bs || d == dq || d == "$" || d == "`") { w = w d; i++; continue }
+				}
+				w = w c
+				continue
+			}
+			if (c == " ") {
+				if (inword) print "=" w
+				w = ""; inword = 0
+				continue
+			}
+			inword = 1
+			if (c == sq || c == dq) { q = c; continue }
+			if (c == bs) {
+				if (i == n) { bad = 1; break }
+				i++; w = w substr(s, i, 1)
+				continue
+			}
+			w = w c
+		}
+		if (q != "") bad = 1
+		if (!bad && inword) print "=" w
+	}
+	END { exit bad }'
+}
+
+# setup_data_dir: DATA_DIR, the data dir kubling will use, as kubling picks
+# it: the last --data-dir (-d) in INSTALL_KUBLING_EXEC, else KUBLING_DATA_DIR,
+# else /var/lib/kubling. kubling-uninstall.sh deletes it, so a system folder,
+# an empty or a relative path is refused here, before anything is installed.
+setup_data_dir() {
+	given=$(printf '%s\n' "$EXEC_WORDS" | awk '
+		!/^=/ || stop { next }
+		{ w = substr($0, 2) }
+		want { d = "=" w; want = 0; next }
+		w == "--" { stop = 1; next }
+		w ~ /^--?(data-dir|d)=/ { sub(/^--?(data-dir|d)=/, "", w); d = "=" w; next }
+		w ~ /^--?(data-dir|d)$/ { want = 1 }
+		END { if (want) d = "="; print d }')
+	if [ -n "$given" ]; then
+		DATA_DIR=${given#=}
+		what="--data-dir in INSTALL_KUBLING_EXEC"
+	elif [ -n "${KUBLING_DATA_DIR+set}" ]; then
+		DATA_DIR=$KUBLING_DATA_DIR
+		what=KUBLING_DATA_DIR
+	else
+		DATA_DIR=/var/lib/kubling
+		what="the default data dir"
+	fi
+	problem=$(data_dir_problem "$DATA_DIR")
+	[ -z "$problem" ] || fatal "$what: $problem"
+	DATA_DIR=$(clean_path "$DATA_DIR")
+}
+
+# clean_path ABSOLUTE_PATH: the path without //, /./, /../ and a trailing /
+# (what Go's filepath.Clean makes of it, which is what kubling uses).
+clean_path() {
+	_cp_out=
+	_cp_ifs=$IFS
+	IFS=/
+	set -f
+	for _cp_c in $1; do
+		case $_cp_c in
+		"" | .) ;;
+		..) _cp_out=${_cp_out%/*} ;;
+		*) _cp_out=$_cp_out/$_cp_c ;;
+		esac
+	done
+	set +f
+	IFS=$_cp_ifs
+	printf '%s\n' "${_cp_out:-/}"
+}
+
+# resolve PATH: PATH with every symlink followed (as /proc shows paths), or
+# PATH itself where it cannot be (BusyBox resolves only existing paths).
+resolve() {
+	_rs=$(realpath -m -- "$1" 2>/dev/null) && [ -n "$_rs" ] && { printf '%s\n' "$_rs"; return; }
+	_rs=$(readlink -f "$1" 2>/dev/null) && [ -n "$_rs" ] && { printf '%s\n' "$_rs"; return; }
+	printf '%s\n' "$1"
+}
+
+# data_dir_problem DIR: prints why DIR must not be a data dir (uninstall
+# deletes it), nothing when it may be one. install.sh, kubling-uninstall.sh
+# and kubling-killall.sh have the same function (scripts_test.go checks it).
+data_dir_problem() {
+	case $1 in
+	"") echo "the data dir is empty"; return ;;
+	*[[:cntrl:]]*) echo "the data dir contains a newline or another control character"; return ;;
+	/*) ;;
+	*) echo "the data dir $1 is not an absolute path"; return ;;
+	esac
+	_dp_clean=$(clean_path "$1")
+	# Through symlinks too: rm and a mount point's emptying would follow them.
+	_dp_real=$(resolve "$_dp_clean")
+	for _dp in "$_dp_clean" "$_dp_real"; do
+		case $_dp in
+		/ | /bin | /boot | /dev | /efi | /etc | /etc/* | /home | /lib | /lib32 | /lib64 | /libx32 | /media | /mnt | /nix | /opt | \
+			/proc | /proc/* | /root | /run | /sbin | /snap | /srv | /sys | /sys/* | /tmp | /usr | /var) ;;
+		*)
+			# and their direct children: /var/lib, /home/alice, /usr/local/bin, …
+			case ${_dp%/*} in /dev | /home | /usr | /usr/local | /var) ;; *) continue ;; esac
+			;;
+		esac
+		if [ "$_dp" = "$_dp_clean" ]; then
+			echo "refusing the data dir $1: $_dp is a system folder (give kubling a folder of its own, such as /var/lib/kubling)"
+		else
+			echo "refusing the data dir $1: it leads to $_dp, a system folder (give kubling a folder of its own, such as /var/lib/kubling)"
+		fi
+		return
+	done
 }
 
 setup_bin_dir() {
 	if [ -n "${INSTALL_KUBLING_BIN_DIR:-}" ]; then
 		BIN_DIR=$INSTALL_KUBLING_BIN_DIR
+		# The path goes into the service (OpenRC evaluates its command line)
+		# and the uninstall script: keep it plain.
+		case "$BIN_DIR" in
+		/*[!A-Za-z0-9_./+@:,=-]* | [!/]*) fatal "INSTALL_KUBLING_BIN_DIR must be an absolute path of letters, digits and _ . / + @ : , = - (got $BIN_DIR)" ;;
+		esac
 	elif touch /usr/local/.kubling-write-test 2>/dev/null; then
 		rm -f /usr/local/.kubling-write-test
 		BIN_DIR=/usr/local/bin
@@ -134,15 +283,21 @@ install_links_and_scripts() {
 	"$BIN_DIR/kubling" internal-script killall >"$BIN_DIR/kubling-killall.sh"
 	chmod 755 "$BIN_DIR/kubling-killall.sh"
 	{
-		echo "#!/bin/sh"
-		echo "# Written by kubling's install.sh."
-		echo "BIN_DIR='$BIN_DIR'"
-		echo "SERVICE_NAME='$NAME'"
-		echo "SERVICE_SYSTEM='$SYSTEM'"
-		echo "DATA_DIR='$DATA_DIR'"
+		uninstall_header
 		"$BIN_DIR/kubling" internal-script uninstall
 	} >"$BIN_DIR/kubling-uninstall.sh"
 	chmod 755 "$BIN_DIR/kubling-uninstall.sh"
+}
+
+# uninstall_header: the settings kubling-uninstall.sh starts with, each
+# quoted for sh.
+uninstall_header() {
+	echo "#!/bin/sh"
+	echo "# Written by kubling's install.sh."
+	echo "BIN_DIR=$(quote "$BIN_DIR")"
+	echo "SERVICE_NAME=$(quote "$NAME")"
+	echo "SERVICE_SYSTEM=$(quote "$SYSTEM")"
+	echo "DATA_DIR=$(quote "$DATA_DIR")"
 }
 
 # --- the service ----------------------------------------------------------------
@@ -184,12 +339,55 @@ write_env_file() {
 	chmod 600 "$ENV_FILE"
 }
 
-exec_line() {
-	echo "$BIN_DIR/kubling $MODE${INSTALL_KUBLING_EXEC:+ $INSTALL_KUBLING_EXEC}"
+# command_words: the words of the command that starts kubling, one a line
+# after a "=" (as exec_words prints them).
+command_words() {
+	printf '=%s\n' "$BIN_DIR/kubling" "$MODE"
+	printf '%s\n' "$EXEC_WORDS"
 }
 
-write_systemd_unit() {
-	cat >"/etc/systemd/system/$NAME.service" <<UNIT
+# systemd_words: the words on stdin (as command_words prints them) as one
+# command line for systemd (ExecStart=). A word of plain characters stays as
+# it is; any other is double-quoted, with \ and " escaped by a backslash, %
+# written %% (no specifier) and $ written $$ (no variable), per systemd.syntax(7)
+# and systemd.service(5).
+systemd_words() {
+	_sw_out=
+	while IFS= read -r _sw_line; do
+		case $_sw_line in =*) ;; *) continue ;; esac
+		_sw_w=${_sw_line#=}
+		case $_sw_w in
+		"" | *[!A-Za-z0-9_./:=,+@-]*)
+			_sw_w=\"$(printf '%s\n' "$_sw_w" | sed -e 's/[\\"]/\\&/g' -e 's/%/%%/g' -e 's/\$/$$/g')\"
+			;;
+		esac
+		_sw_out=$_sw_out${_sw_out:+ }$_sw_w
+	done
+	printf '%s\n' "$_sw_out"
+}
+
+# sh_words: the words on stdin (as command_words prints them) as one line
+# of sh words, for eval. A word of plain characters stays as it is; any
+# other is single-quoted ('\'' for a quote) with each space outside the
+# quotes ('\ '), so the line survives OpenRC's unquoted $command_args
+# (field splitting, then eval) with every word whole.
+sh_words() {
+	_shw_out=
+	while IFS= read -r _shw_line; do
+		case $_shw_line in =*) ;; *) continue ;; esac
+		_shw_w=${_shw_line#=}
+		case $_shw_w in
+		"" | *[!A-Za-z0-9_./:=,+@-]*)
+			_shw_w="'$(printf '%s\n' "$_shw_w" | sed -e "s/'/'\\\\''/g" -e "s/ /'\\\\ '/g")'"
+			;;
+		esac
+		_shw_out=$_shw_out${_shw_out:+ }$_shw_w
+	done
+	printf '%s\n' "$_shw_out"
+}
+
+systemd_unit() {
+	cat <<UNIT
 [Unit]
 Description=kubling ($MODE)
 Documentation=https://github.com/kubling/kubling
@@ -201,7 +399,7 @@ Type=notify
 EnvironmentFile=-$ENV_FILE
 ExecStartPre=-/sbin/modprobe br_netfilter
 ExecStartPre=-/sbin/modprobe overlay
-ExecStart=$(exec_line)
+ExecStart=$(command_words | systemd_words)
 KillMode=process
 Delegate=yes
 LimitNOFILE=1048576
@@ -215,6 +413,10 @@ RestartSec=5s
 [Install]
 WantedBy=multi-user.target
 UNIT
+}
+
+write_systemd_unit() {
+	systemd_unit >"/etc/systemd/system/$NAME.service"
 	systemctl daemon-reload
 	if [ -z "${INSTALL_KUBLING_SKIP_ENABLE:-}" ]; then
 		systemctl enable "$NAME" >/dev/null
@@ -226,13 +428,17 @@ UNIT
 	fi
 }
 
-write_openrc_service() {
-	cat >"/etc/init.d/$NAME" <<SERVICE
+# openrc_service: the service script. openrc-run sources it, then runs
+# `eval supervise-daemon … $command -- $command_args`: command_args is
+# assigned in single quotes (nothing expanded when sourced) and holds sh
+# words (sh_words) for that eval.
+openrc_service() {
+	cat <<SERVICE
 #!/sbin/openrc-run
 description="kubling ($MODE)"
 supervisor=supervise-daemon
 command="$BIN_DIR/kubling"
-command_args="$MODE${INSTALL_KUBLING_EXEC:+ $INSTALL_KUBLING_EXEC}"
+command_args=$(quote "$(command_words | sed 1d | sh_words)")
 output_log="/var/log/$NAME.log"
 error_log="/var/log/$NAME.log"
 respawn_delay=5
@@ -251,6 +457,10 @@ start_pre() {
 	modprobe overlay 2>/dev/null || true
 }
 SERVICE
+}
+
+write_openrc_service() {
+	openrc_service >"/etc/init.d/$NAME"
 	chmod 755 "/etc/init.d/$NAME"
 	if [ -z "${INSTALL_KUBLING_SKIP_ENABLE:-}" ]; then
 		rc-update add "$NAME" default >/dev/null
@@ -269,7 +479,7 @@ install_service() {
 	openrc) write_openrc_service ;;
 	none)
 		info "no systemd or OpenRC on this host: no service installed. Start kubling with:"
-		echo "    set -a; . $ENV_FILE; set +a; $(exec_line)"
+		echo "    set -a; . $ENV_FILE; set +a; $(command_words | sh_words)"
 		;;
 	esac
 }
