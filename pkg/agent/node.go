@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -183,8 +184,10 @@ func (n *Node) Components(conn Connection, log klog.Logger) ([]component.Compone
 			NodeIP:      n.ip,
 			ClusterCIDR: cluster.ClusterCIDR,
 			Backend:     cluster.FlannelBackend,
-			Kubeconfig:  l.NodeKubeconfig(flannelComponent),
-			Dir:         l.FlannelDir(),
+			// The node's own identity: the Node authorizer and
+			// NodeRestriction let it change its own Node only.
+			Kubeconfig: l.NodeKubeconfig(kubeletComponent),
+			Dir:        l.FlannelDir(),
 		}))
 	}
 	return append(parts, newKubeProxy(kubeProxySettings{
@@ -199,19 +202,33 @@ func (n *Node) Components(conn Connection, log klog.Logger) ([]component.Compone
 const (
 	kubeletComponent   = "kubelet"
 	kubeProxyComponent = "kube-proxy"
-	flannelComponent   = "flannel"
 )
 
 var componentCredentials = map[string]string{
 	kubeletComponent:   join.KubeletClient,
 	kubeProxyComponent: join.KubeProxy,
-	flannelComponent:   join.Flannel,
 }
 
+// retiredKubeconfigs are those earlier versions wrote (flannel's own
+// identity, now the node's).
+var retiredKubeconfigs = []string{"flannel"}
+
 // writeKubeconfigs points each node component at the apiserver with its
-// own certificate.
+// own certificate, and removes the credentials earlier versions kept.
 func (n *Node) writeKubeconfigs(apiServer string) error {
 	l := n.layout
+	var retired []string
+	for _, name := range retiredKubeconfigs {
+		retired = append(retired, l.NodeKubeconfig(name))
+	}
+	for _, cred := range join.Retired {
+		retired = append(retired, l.NodeCert(cred), l.NodeKey(cred))
+	}
+	for _, path := range retired {
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove retired credential: %w", err)
+		}
+	}
 	for name, cred := range componentCredentials {
 		spec := kubeconfig.Spec{Server: apiServer, CAFile: l.NodeServerCA(), CertFile: l.NodeCert(cred), KeyFile: l.NodeKey(cred)}
 		if err := kubeconfig.Write(l.NodeKubeconfig(name), spec, 0o600); err != nil {

@@ -102,3 +102,22 @@ func TestServerTokenSecretLength(t *testing.T) {
 		}
 	}
 }
+
+// TestValidNodeName accepts what the apiserver accepts for a Node and
+// whose password Secret name fits, nothing else.
+func TestValidNodeName(t *testing.T) {
+	longest := strings.Repeat("a", MaxNodeNameLength)
+	if len(longest+".node-password.kubling") != 253 {
+		t.Fatalf("MaxNodeNameLength %d leaves the password Secret's name at %d characters, want 253", MaxNodeNameLength, len(longest+".node-password.kubling"))
+	}
+	for _, n := range []string{"a", "node-1", "worker.example.com", "10.0.0.1", longest[:63] + "." + longest[:63]} {
+		if !ValidNodeName(n) {
+			t.Errorf("ValidNodeName(%q) = false, want true", n)
+		}
+	}
+	for _, n := range []string{"", "a..b", ".a", "a.", "-a", "a-", "a.-b", "A", "a_b", "a b", "a/b", longest + "a", strings.Repeat("a", 240), "é"} {
+		if ValidNodeName(n) {
+			t.Errorf("ValidNodeName(%q) = true, want false", n)
+		}
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/util/validation"
+
 	"github.com/kubling/kubling/pkg/componentargs"
 	"github.com/kubling/kubling/pkg/datadir"
 )
@@ -72,7 +74,7 @@ func (n *Node) Validate() error { return n.validate(true) }
 // server without a node has no use for it).
 func (n *Node) validate(nameRequired bool) error {
 	if nameRequired && !ValidNodeName(n.NodeName) {
-		return fmt.Errorf("--node-name %q: want a lowercase DNS name (letters, digits, '-', '.')", n.NodeName)
+		return fmt.Errorf("--node-name %q: want a lowercase DNS name (letters, digits, '-', single dots between labels; at most %d characters)", n.NodeName, MaxNodeNameLength)
 	}
 	if n.NodeIP != "" && net.ParseIP(n.NodeIP) == nil {
 		return fmt.Errorf("--node-ip %q: not an IP address", n.NodeIP)
@@ -111,15 +113,14 @@ func validRuntime(name string) error {
 	return nil
 }
 
-// ValidNodeName says whether n is a lowercase DNS name a node may have.
+// MaxNodeNameLength is the longest node name kubling accepts: the server
+// keeps each node's password hash in a Secret named
+// "<node>.node-password.kubling", which must fit Kubernetes' 253 characters.
+const MaxNodeNameLength = 253 - len(".node-password.kubling")
+
+// ValidNodeName says whether n is a name the apiserver accepts for a Node
+// (a lowercase RFC 1123 subdomain: labels of letters, digits and '-',
+// joined by single dots) and short enough for its password Secret.
 func ValidNodeName(n string) bool {
-	if n == "" || len(n) > 253 || strings.HasPrefix(n, "-") || strings.HasSuffix(n, "-") || strings.HasPrefix(n, ".") || strings.HasSuffix(n, ".") {
-		return false
-	}
-	for _, c := range n {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
-			return false
-		}
-	}
-	return true
+	return len(n) <= MaxNodeNameLength && len(validation.IsDNS1123Subdomain(n)) == 0
 }

@@ -15,7 +15,7 @@
 //	    token                  the durable join token
 //	  agent/                   the node (server's node and agents alike)
 //	    tls/                   node certificates, keys and the cluster CAs
-//	    *.kubeconfig           kubeconfigs of the kubelet, kube-proxy and flannel
+//	    *.kubeconfig           kubeconfigs of the kubelet (flannel uses it too) and kube-proxy
 //	    cluster.json           cluster settings from the last join
 //	    node-password          this machine's claim on its node name
 //	    containerd/            containerd's root and log
@@ -130,7 +130,7 @@ func (l Layout) NodeServerCA() string { return filepath.Join(l.NodeTLS(), "serve
 func (l Layout) NodeClientCA() string { return filepath.Join(l.NodeTLS(), "client-ca.crt") }
 
 // NodeKubeconfig is the kubeconfig of a node component: kubelet,
-// kube-proxy or flannel.
+// kube-proxy (flannel runs with the kubelet's).
 func (l Layout) NodeKubeconfig(component string) string {
 	return filepath.Join(l.AgentDir(), component+".kubeconfig")
 }

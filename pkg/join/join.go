@@ -46,11 +46,16 @@ const (
 	KubeletClient  = "client-kubelet"
 	KubeletServing = "serving-kubelet"
 	KubeProxy      = "client-kube-proxy"
-	Flannel        = "client-flannel"
 )
 
-// Credentials lists them in a fixed order.
-var Credentials = []string{KubeletClient, KubeletServing, KubeProxy, Flannel}
+// Credentials lists them in a fixed order. flannel has none of its own: it
+// runs as the node (the kubelet's client certificate), so the Node
+// authorizer and NodeRestriction confine it to its own Node.
+var Credentials = []string{KubeletClient, KubeletServing, KubeProxy}
+
+// Retired are credentials earlier versions issued, removed from a node's
+// TLS folder at start.
+var Retired = []string{"client-flannel"}
 
 // Request is what an agent posts.
 type Request struct {

@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"fmt"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/client-go/kubernetes"
@@ -16,6 +17,7 @@ import (
 	"github.com/kubling/kubling/pkg/join"
 	"github.com/kubling/kubling/pkg/kubeconfig"
 	"github.com/kubling/kubling/pkg/server/manifests"
+	"github.com/kubling/kubling/pkg/server/nodejoin"
 	"github.com/kubling/kubling/pkg/token"
 )
 
@@ -65,8 +67,11 @@ func (b *clusterBootstrap) Start(ctx context.Context) error {
 	if err := b.applier.ApplyDocument(ctx, rbacYAML); err != nil {
 		return fmt.Errorf("kubling RBAC: %w", err)
 	}
+	if err := removeRetiredRBAC(ctx, client); err != nil {
+		return err
+	}
 	if b.node != "" {
-		if err := checkNodePassword(ctx, client, b.node, b.nodePassword, true); err != nil {
+		if err := nodejoin.CheckNodePassword(ctx, client, b.node, b.nodePassword, true); err != nil {
 			return err
 		}
 	}
@@ -75,6 +80,24 @@ func (b *clusterBootstrap) Start(ctx context.Context) error {
 
 func (b *clusterBootstrap) Ready(context.Context) error { return nil }
 func (b *clusterBootstrap) Stop() error                 { return nil }
+
+// retiredRBAC names what earlier versions granted and this one must take
+// back: kubling:flannel let one shared identity, held by every node, patch
+// any node's status.
+const retiredRBAC = "kubling:flannel"
+
+// removeRetiredRBAC deletes the retired role and binding, so certificates
+// issued for them by earlier versions lose their rights.
+func removeRetiredRBAC(ctx context.Context, client kubernetes.Interface) error {
+	rbac := client.RbacV1()
+	if err := rbac.ClusterRoleBindings().Delete(ctx, retiredRBAC, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("remove ClusterRoleBinding %s: %w", retiredRBAC, err)
+	}
+	if err := rbac.ClusterRoles().Delete(ctx, retiredRBAC, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("remove ClusterRole %s: %w", retiredRBAC, err)
+	}
+	return nil
+}
 
 // applyDurableToken makes the upstream bootstrap token behind the server's
 // durable join token t (its ID and secret derive from t's secret), so the

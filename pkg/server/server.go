@@ -17,6 +17,7 @@ import (
 
 	"github.com/coreos/go-systemd/v22/daemon"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
 	bundled "github.com/kubling/kubling/manifests"
@@ -32,6 +33,7 @@ import (
 	"github.com/kubling/kubling/pkg/server/args"
 	"github.com/kubling/kubling/pkg/server/encryption"
 	"github.com/kubling/kubling/pkg/server/manifests"
+	"github.com/kubling/kubling/pkg/server/nodejoin"
 	"github.com/kubling/kubling/pkg/server/pki"
 	"github.com/kubling/kubling/pkg/token"
 )
@@ -72,7 +74,11 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 
 	// 2. Certificates, kubeconfigs and the join token.
 	phase := time.Now()
-	p, written, err := ensurePKI(c, l, host, apiURL)
+	sans, err := apiserverSANs(c, host)
+	if err != nil {
+		return err
+	}
+	p, written, err := ensurePKI(c, l, sans, apiURL)
 	if err != nil {
 		return err
 	}
@@ -104,8 +110,9 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 	}
 	log.V(1).Info("Component arguments", "apiserver", apiArgs, "scheduler", schedArgs, "controller-manager", cmArgs)
 	cluster := join.Cluster{ClusterCIDR: c.ClusterCIDR, ServiceCIDR: c.ServiceCIDR, ClusterDNS: c.ClusterDNS, ClusterDomain: c.ClusterDomain, FlannelBackend: c.FlannelBackend}
-	joins := &joinService{pki: p, kubeconfig: l.AdminKubeconfig(), log: log, cluster: cluster}
-	apiserver := newAPIServer(apiArgs, host, c.HTTPSPort, p, joins.handlers())
+	newAdminClient := func() (kubernetes.Interface, error) { return kubeconfig.NewClient(l.AdminKubeconfig()) }
+	joins := &nodejoin.Service{PKI: p, Cluster: cluster, ServerIPs: sans.IPs, Client: newAdminClient, Log: log}
+	apiserver := newAPIServer(apiArgs, host, c.HTTPSPort, p, joins.Handlers())
 	scheduler := newScheduler(schedArgs)
 	controllers := newControllerManager(cmArgs)
 	if err := runner.Start(ctx, readyTimeout, apiserver, scheduler, controllers); err != nil {
@@ -114,7 +121,8 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 	watched := []component.Component{apiserver, scheduler, controllers}
 
 	// 4. What the cluster holds before nodes join (kubling's RBAC, the join
-	// token, the server node's name), then the add-ons.
+	// token, the server node's name), the cleaner that frees a deleted
+	// node's name, then the add-ons.
 	applier, err := manifests.NewApplier(l.AdminKubeconfig())
 	if err != nil {
 		return err
@@ -127,7 +135,8 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 	if err != nil {
 		return err
 	}
-	if err := runner.Start(ctx, readyTimeout, bootstrap, manifestsController); err != nil {
+	passwords := &nodejoin.PasswordCleaner{Client: newAdminClient, Log: log}
+	if err := runner.Start(ctx, readyTimeout, bootstrap, passwords, manifestsController); err != nil {
 		return err
 	}
 
@@ -196,11 +205,7 @@ const (
 // ensurePKI creates (first start) or checks and renews (later starts) the
 // cluster's certificates, and writes the control plane's kubeconfigs and
 // the apiserver's configuration files.
-func ensurePKI(c *config.Server, l datadir.Layout, host, apiURL string) (pki.PKI, []string, error) {
-	sans, err := apiserverSANs(c, host)
-	if err != nil {
-		return pki.PKI{}, nil, err
-	}
+func ensurePKI(c *config.Server, l datadir.Layout, sans pki.SANs, apiURL string) (pki.PKI, []string, error) {
 	p, written, err := pki.Ensure(pki.Options{Dir: l.ServerTLS(), APIServerSAN: sans})
 	if err != nil {
 		return p, nil, fmt.Errorf("certificates: %w", err)

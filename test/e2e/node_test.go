@@ -3,6 +3,8 @@
 package e2e
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -127,6 +129,7 @@ func TestNode(t *testing.T) {
 		t.Errorf("no flannel.1 VXLAN device: %v", err)
 	}
 	nodeIP := s.kubectl("get", "node", node, "-o", `jsonpath={.status.addresses[?(@.type=="InternalIP")].address}`)
+	checkNodeIdentity(t, s, node)
 
 	s.kubectl("create", "namespace", "e2e")
 	apply(t, s, webApp)
@@ -251,6 +254,93 @@ func TestNode(t *testing.T) {
 	if left := processesUnder(s.dataDir); len(left) > 0 {
 		t.Errorf("processes left after killall: %v", left)
 	}
+}
+
+// ghostNode is a Node no kubelet runs, tainted so nothing lands on it.
+const ghostNode = `apiVersion: v1
+kind: Node
+metadata:
+  name: e2e-ghost
+spec:
+  unschedulable: true
+  taints: [{key: kubling.test/ghost, effect: NoExecute}]
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: e2e-ghost.node-password.kubling
+  namespace: kube-system
+  labels: {kubling.io/node-password: "true"}
+data: {hash: eA==}
+`
+
+// checkNodeIdentity: flannel runs as its node, and a node's credentials may
+// change its own Node only (Node authorizer, NodeRestriction); the old
+// shared flannel identity is gone. The running kubelet has anonymous access
+// off, webhook authorisation and no read-only port. Deleting a Node frees
+// its name (its password Secret goes).
+func checkNodeIdentity(t *testing.T, s *server, node string) {
+	t.Helper()
+	kubeletKubeconfig := filepath.Join(s.dataDir, "agent", "kubelet.kubeconfig")
+	asNode := func(args ...string) (string, error) {
+		out, err := exec.Command(bin, append([]string{"kubectl", "--kubeconfig", kubeletKubeconfig}, args...)...).CombinedOutput()
+		return strings.TrimSpace(string(out)), err
+	}
+	if _, err := os.Stat(filepath.Join(s.dataDir, "agent", "flannel.kubeconfig")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("flannel still has a kubeconfig of its own: %v", err)
+	}
+	if out, err := s.tryKubectl("get", "clusterrolebinding", "kubling:flannel"); err == nil || !strings.Contains(out, "NotFound") {
+		t.Errorf("the shared flannel identity's binding exists: %v %s", err, out)
+	}
+	apply(t, s, ghostNode)
+	if out, err := asNode("get", "nodes", "-o", "name"); err != nil || !strings.Contains(out, "node/e2e-ghost") || !strings.Contains(out, "node/"+node) {
+		t.Errorf("a node cannot list the nodes flannel needs: %v\n%s", err, out)
+	}
+	for what, args := range map[string][]string{
+		"label another node":           {"label", "node", "e2e-ghost", "kubling.test/owned=yes"},
+		"annotate another node":        {"annotate", "node", "e2e-ghost", "flannel.alpha.coreos.com/public-ip=192.0.2.99"},
+		"patch another node's status":  {"patch", "node", "e2e-ghost", "--subresource=status", "--type=merge", "-p", `{"metadata":{"annotations":{"flannel.alpha.coreos.com/public-ip":"192.0.2.99"}}}`},
+		"delete another node":          {"delete", "node", "e2e-ghost", "--wait=false"},
+		"read another node's password": {"get", "secret", "-n", "kube-system", "e2e-ghost.node-password.kubling"},
+	} {
+		if out, err := asNode(args...); err == nil || !strings.Contains(out, "forbidden") {
+			t.Errorf("%s with node %s's credentials: %v\n%s, want forbidden", what, node, err, out)
+		}
+	}
+	// What flannel does to its own Node is allowed.
+	own := `{"metadata":{"annotations":{"kubling.test/own":"yes"}}}`
+	if out, err := asNode("patch", "node", node, "--subresource=status", "--type=merge", "-p", own); err != nil {
+		t.Errorf("node patching its own status: %v\n%s", err, out)
+	}
+	s.kubectl("annotate", "node", node, "kubling.test/own-")
+
+	// The kubelet as it runs (configz), not as kubling meant to write it.
+	var configz struct {
+		KubeletConfig struct {
+			Authentication struct {
+				Anonymous struct{ Enabled bool }
+				Webhook   struct{ Enabled bool }
+			}
+			Authorization struct{ Mode string }
+			ReadOnlyPort  int
+		} `json:"kubeletconfig"`
+	}
+	raw := s.kubectl("get", "--raw", "/api/v1/nodes/"+node+"/proxy/configz")
+	if err := json.Unmarshal([]byte(raw), &configz); err != nil {
+		t.Fatalf("kubelet configz: %v\n%s", err, raw)
+	}
+	if k := configz.KubeletConfig; k.Authentication.Anonymous.Enabled || !k.Authentication.Webhook.Enabled || k.Authorization.Mode != "Webhook" || k.ReadOnlyPort != 0 {
+		t.Errorf("kubelet: anonymous %v, webhook authentication %v, authorization %q, read-only port %d", k.Authentication.Anonymous.Enabled, k.Authentication.Webhook.Enabled, k.Authorization.Mode, k.ReadOnlyPort)
+	}
+
+	s.kubectl("delete", "node", "e2e-ghost")
+	eventually(t, 30*time.Second, "the deleted node's password Secret removed", func() string {
+		out, err := s.tryKubectl("get", "secret", "-n", "kube-system", "e2e-ghost.node-password.kubling")
+		if err == nil || !strings.Contains(out, "NotFound") {
+			return "still there: " + out
+		}
+		return ""
+	})
 }
 
 func (s *server) tool(name string, args ...string) string {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -80,6 +81,7 @@ func TestServerLifecycle(t *testing.T) {
 		t.Fatalf("/readyz = %q", got)
 	}
 	checkServingCert(t)
+	checkAnonymous(t)
 	if got := s.kubectl("get", "service", "kube-dns", "-n", "kube-system", "-o", "jsonpath={.spec.clusterIP}"); got != "10.43.0.10" {
 		t.Errorf("CoreDNS service clusterIP %q", got)
 	}
@@ -355,6 +357,36 @@ func hashTree(t *testing.T, dir string) string {
 
 // checkServingCert wants the apiserver's certificate to name the host, the
 // in-cluster service and the --tls-san values, and to chain to server-ca.
+// checkAnonymous: a request without credentials reaches /cacerts and
+// nothing else (401, or 403 where authenticated as anonymous but denied).
+func checkAnonymous(t *testing.T) {
+	t.Helper()
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // no credentials sent; the status is what is checked
+	do := func(method, path string) int {
+		req, err := http.NewRequest(method, "https://127.0.0.1:6443"+path, strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := do(http.MethodGet, "/cacerts"); code != http.StatusOK {
+		t.Errorf("anonymous GET /cacerts: %d, want 200", code)
+	}
+	for _, path := range []string{"/", "/api", "/apis", "/version", "/healthz", "/livez", "/readyz", "/metrics", "/openapi/v2",
+		"/api/v1/namespaces/kube-system/secrets", "/api/v1/nodes", "/debug/pprof/", "/v1-kubling/join", "/cacerts/../api"} {
+		for _, method := range []string{http.MethodGet, http.MethodPost} {
+			if code := do(method, path); code != http.StatusUnauthorized && code != http.StatusForbidden {
+				t.Errorf("anonymous %s %s: %d, want 401 or 403", method, path, code)
+			}
+		}
+	}
+}
+
 func checkServingCert(t *testing.T) {
 	t.Helper()
 	conn, err := tls.Dial("tcp", "127.0.0.1:6443", &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // inspecting, not trusting

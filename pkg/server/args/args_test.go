@@ -110,3 +110,36 @@ func TestSchedulerArgs(t *testing.T) {
 		t.Fatalf("%v", got)
 	}
 }
+
+// TestAPIServerSecurityDefaults pins the apiserver's hardening: Node and
+// RBAC authorisation, NodeRestriction, no profiling, kubelets' serving
+// certificates verified, anonymous requests only through the
+// authentication configuration (which allows just /cacerts).
+func TestAPIServerSecurityDefaults(t *testing.T) {
+	got, err := APIServer(cp())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"--authorization-mode=Node,RBAC",
+		"--enable-admission-plugins=NodeRestriction",
+		"--profiling=false",
+		"--kubelet-certificate-authority=/var/lib/kubling/server/tls/kubelet-ca.crt",
+		"--authentication-config=/var/lib/kubling/server/etc/authentication.yaml",
+	} {
+		if !slices.Contains(got, want) {
+			t.Errorf("missing %s in %v", want, got)
+		}
+	}
+	for _, a := range got {
+		// anonymous-auth cannot be combined with an authentication
+		// configuration that sets anonymous; insecure ports are gone upstream.
+		if strings.HasPrefix(a, "--anonymous-auth") || strings.HasPrefix(a, "--insecure") || strings.HasPrefix(a, "--token-auth-file") {
+			t.Errorf("unexpected %s", a)
+		}
+	}
+	authn := string(AuthenticationConfig("/cacerts"))
+	if !strings.Contains(authn, "enabled: true") || strings.Count(authn, "- path:") != 1 || !strings.Contains(authn, "- path: /cacerts") {
+		t.Errorf("anonymous requests must be allowed on /cacerts only:\n%s", authn)
+	}
+}

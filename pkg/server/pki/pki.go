@@ -307,16 +307,12 @@ func (p PKI) CABundle() ([]byte, error) {
 	return bytes.TrimSpace(b), nil
 }
 
-// FlannelUser is the identity flannel runs as on every node; RBAC lets it
-// read nodes and patch their status (its subnet annotations).
-const FlannelUser = "kubling-flannel"
-
 // nodeLeaf describes one node certificate: the kubelet client certificate
 // (CN system:node:<name>, O system:nodes, from the client CA: the Node
 // authorizer recognises it), the kubelet serving certificate (from the
 // kubelet CA, which only the apiserver trusts, naming the node, localhost and
-// its IPs, so no serving CSR is ever left Pending), and kube-proxy's and
-// flannel's client certificates.
+// its IPs, so no serving CSR is ever left Pending), and kube-proxy's client
+// certificate.
 func nodeLeaf(cred, nodeName string, ips []net.IP) (leaf, string, error) {
 	switch cred {
 	case join.KubeletClient:
@@ -328,8 +324,6 @@ func nodeLeaf(cred, nodeName string, ips []net.IP) (leaf, string, error) {
 		return leaf{name: cred, cn: nodeName, usage: x509.ExtKeyUsageServerAuth, sans: sans}, KubeletCA, nil
 	case join.KubeProxy:
 		return leaf{name: cred, cn: "system:kube-proxy", usage: x509.ExtKeyUsageClientAuth}, ClientCA, nil
-	case join.Flannel:
-		return leaf{name: cred, cn: FlannelUser, usage: x509.ExtKeyUsageClientAuth}, ClientCA, nil
 	}
 	return leaf{}, "", fmt.Errorf("unknown node credential %q", cred)
 }

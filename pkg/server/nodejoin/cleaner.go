@@ -1,0 +1,149 @@
+package nodejoin
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
+
+	"github.com/kubling/kubling/pkg/component"
+)
+
+// Orphan grace and sweep period: a password Secret whose Node never
+// registered (the machine joined, then went away) is removed after
+// OrphanGrace, so its name does not stay blocked forever; a machine still
+// starting its node keeps the name meanwhile.
+const (
+	OrphanGrace = 24 * time.Hour
+	sweepPeriod = time.Hour
+)
+
+// PasswordCleaner removes a node's password Secret when its Node is
+// deleted (deleting the node frees its name, as users expect), and sweeps
+// Secrets whose Node has been absent longer than OrphanGrace.
+type PasswordCleaner struct {
+	// Client makes the client, once the apiserver is up.
+	Client func() (kubernetes.Interface, error)
+	Log    klog.Logger
+	// Now is the clock (tests); nil means time.Now.
+	Now func() time.Time
+
+	client  kubernetes.Interface
+	factory informers.SharedInformerFactory
+	nodes   cache.SharedIndexInformer
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+var _ component.Component = (*PasswordCleaner)(nil)
+
+func (c *PasswordCleaner) Name() string { return "node-password-cleaner" }
+
+func (c *PasswordCleaner) Start(ctx context.Context) error {
+	client, err := c.Client()
+	if err != nil {
+		return err
+	}
+	c.client = client
+	ctx, c.cancel = context.WithCancel(ctx)
+	c.factory = informers.NewSharedInformerFactory(client, 0)
+	c.nodes = c.factory.Core().V1().Nodes().Informer()
+	if _, err := c.nodes.AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: func(obj any) {
+		if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = tomb.Obj
+		}
+		if n, ok := obj.(*corev1.Node); ok {
+			c.nodeDeleted(ctx, n.Name)
+		}
+	}}); err != nil {
+		return err
+	}
+	c.factory.Start(ctx.Done())
+	c.done = make(chan struct{})
+	go func() {
+		defer close(c.done)
+		if !cache.WaitForCacheSync(ctx.Done(), c.nodes.HasSynced) {
+			return
+		}
+		wait.UntilWithContext(ctx, func(ctx context.Context) {
+			if err := c.Sweep(ctx); err != nil {
+				c.Log.Error(err, "Sweep node passwords")
+			}
+		}, sweepPeriod)
+	}()
+	return nil
+}
+
+func (c *PasswordCleaner) Ready(ctx context.Context) error {
+	if !cache.WaitForCacheSync(ctx.Done(), c.nodes.HasSynced) {
+		return fmt.Errorf("nodes not listed: %w", ctx.Err())
+	}
+	return nil
+}
+
+func (c *PasswordCleaner) Stop() error {
+	c.cancel()
+	c.factory.Shutdown()
+	<-c.done
+	return nil
+}
+
+// nodeDeleted frees a deleted node's name, unless the node is back already.
+func (c *PasswordCleaner) nodeDeleted(ctx context.Context, node string) {
+	if _, exists, _ := c.nodes.GetStore().GetByKey(node); exists {
+		return
+	}
+	err := c.client.CoreV1().Secrets(metav1.NamespaceSystem).Delete(ctx, PasswordSecret(node), metav1.DeleteOptions{})
+	switch {
+	case err == nil:
+		c.Log.Info("Node deleted; its name is free again", "node", node)
+	case !apierrors.IsNotFound(err):
+		c.Log.Error(err, "Remove the password of a deleted node", "node", node)
+	}
+}
+
+// Sweep removes password Secrets whose Node does not exist and which are
+// older than OrphanGrace (nodes deleted while no server ran, machines that
+// joined and never registered).
+func (c *PasswordCleaner) Sweep(ctx context.Context) error {
+	now := time.Now
+	if c.Now != nil {
+		now = c.Now
+	}
+	secrets := c.client.CoreV1().Secrets(metav1.NamespaceSystem)
+	list, err := secrets.List(ctx, metav1.ListOptions{LabelSelector: PasswordSecretLabel + "=true"})
+	if err != nil {
+		return fmt.Errorf("list node passwords: %w", err)
+	}
+	for _, s := range list.Items {
+		node, ok := strings.CutSuffix(s.Name, PasswordSecret(""))
+		if !ok || now().Sub(s.CreationTimestamp.Time) < OrphanGrace {
+			continue
+		}
+		if _, exists, _ := c.nodes.GetStore().GetByKey(node); exists {
+			continue
+		}
+		// The live node decides, not the cache alone.
+		if _, err := c.client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			continue
+		}
+		uid := s.UID
+		err := secrets.Delete(ctx, s.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return fmt.Errorf("remove the password of node %s: %w", node, err)
+		}
+		if err == nil {
+			c.Log.Info("Removed the password of a node that has not existed for a day; its name is free again", "node", node)
+		}
+	}
+	return nil
+}
