@@ -1,8 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/urfave/cli/v2"
 
@@ -10,11 +14,11 @@ import (
 	"github.com/kubling/kubling/pkg/server/encryption"
 )
 
-// secretsEncryptCommand is `kubling secrets-encrypt status`, run on a server.
+// secretsEncryptCommand is `kubling secrets-encrypt status|rotate-keys`, run on a server.
 func secretsEncryptCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "secrets-encrypt",
-		Usage: "show how Secrets are encrypted at rest (run on a server)",
+		Usage: "show how Secrets are encrypted at rest, rotate the key (run on a server)",
 		Subcommands: []*cli.Command{{
 			Name:         "status",
 			Usage:        "print the provider and keys (never a key's secret)",
@@ -24,11 +28,11 @@ func secretsEncryptCommand() *cli.Command {
 				if err := noArgs(c); err != nil {
 					return err
 				}
-				n := config.Node{DataDir: c.String("data-dir")}
-				if err := n.Normalize(); err != nil {
+				path, _, err := encryptionPaths(c)
+				if err != nil {
 					return err
 				}
-				st, err := encryption.Read(n.Layout().EncryptionConfig())
+				st, err := encryption.Read(path)
 				if err != nil {
 					return err
 				}
@@ -36,9 +40,40 @@ func secretsEncryptCommand() *cli.Command {
 				if st.Enabled {
 					state = "enabled"
 				}
-				fmt.Printf("Encryption of Secrets: %s\nProvider: %s\nActive key: %s\nKeys: %s\n", state, st.Provider, st.ActiveKey, strings.Join(st.Keys, ", "))
+				fmt.Printf("Encryption of Secrets: %s\nProvider: %s\nActive key: %s\nKeys: %s\nKey rotation: %s\n", state, st.Provider, st.ActiveKey, strings.Join(st.Keys, ", "), st.Rotation)
 				return nil
+			},
+		}, {
+			Name:  "rotate-keys",
+			Usage: "encrypt every Secret with a new key and drop the old one, on the running server (safe to interrupt and run again)",
+			Description: "Adds a new key for decryption, makes it the key that encrypts, rewrites every Secret,\n" +
+				"then removes the old key, waiting for the apiserver to load each change. An interrupted\n" +
+				"run leaves every Secret readable; running it again finishes the rotation.",
+			OnUsageError: usageError,
+			Flags:        []cli.Flag{serverDataDirFlag()},
+			Action: func(c *cli.Context) error {
+				if err := noArgs(c); err != nil {
+					return err
+				}
+				path, kubeconfig, err := encryptionPaths(c)
+				if err != nil {
+					return err
+				}
+				ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+				defer stop()
+				return encryption.RotateKeys(ctx, path, kubeconfig, os.Stdout)
 			},
 		}},
 	}
+}
+
+// encryptionPaths are the encryption configuration and admin kubeconfig of
+// the server whose data dir --data-dir names.
+func encryptionPaths(c *cli.Context) (string, string, error) {
+	n := config.Node{DataDir: c.String("data-dir")}
+	if err := n.Normalize(); err != nil {
+		return "", "", err
+	}
+	l := n.Layout()
+	return l.EncryptionConfig(), l.AdminKubeconfig(), nil
 }

@@ -112,6 +112,7 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 	cluster := join.Cluster{ClusterCIDR: c.ClusterCIDR, ServiceCIDR: c.ServiceCIDR, ClusterDNS: c.ClusterDNS, ClusterDomain: c.ClusterDomain, FlannelBackend: c.FlannelBackend}
 	newAdminClient := func() (kubernetes.Interface, error) { return kubeconfig.NewClient(l.AdminKubeconfig()) }
 	joins := &nodejoin.Service{PKI: p, Cluster: cluster, ServerIPs: sans.IPs, Client: newAdminClient, Log: log}
+	encryption.UseReloadInterval() // a rotated key is picked up in seconds
 	apiserver := newAPIServer(apiArgs, host, c.HTTPSPort, p, joins.Handlers())
 	scheduler := newScheduler(schedArgs)
 	controllers := newControllerManager(cmArgs)

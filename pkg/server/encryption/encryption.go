@@ -4,12 +4,12 @@
 // writes every Secret through secretbox (XSalsa20-Poly1305) with a key made
 // on the first start and kept beside the cluster CAs. identity comes last,
 // so Secrets written before encryption was on stay readable (and are
-// encrypted when next written).
+// encrypted when next written). RotateKeys replaces the key on a running
+// server without losing a Secret (rotate.go, rotator.go).
 package encryption
 
 import (
 	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
@@ -25,7 +25,8 @@ import (
 
 // Ensure writes the apiserver's EncryptionConfiguration on
 // first start and keeps it afterwards: losing its key would lose every
-// Secret, so an existing file is never replaced, only checked.
+// Secret, so an existing file is never replaced here, only checked (only
+// RotateKeys changes it, keeping every key a stored Secret needs).
 func Ensure(path string) error {
 	if data, err := os.ReadFile(path); err == nil {
 		if _, err := readEncryptionConfig(data); err != nil {
@@ -35,8 +36,8 @@ func Ensure(path string) error {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("secrets encryption configuration: %w", err)
 	}
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
+	key, err := newKey(rand.Reader, time.Now())
+	if err != nil {
 		return err
 	}
 	cfg := apiserverv1.EncryptionConfiguration{
@@ -44,10 +45,7 @@ func Ensure(path string) error {
 		Resources: []apiserverv1.ResourceConfiguration{{
 			Resources: []string{"secrets"},
 			Providers: []apiserverv1.ProviderConfiguration{
-				{Secretbox: &apiserverv1.SecretboxConfiguration{Keys: []apiserverv1.Key{{
-					Name:   "kubling-" + time.Now().UTC().Format("20060102T150405Z"),
-					Secret: base64.StdEncoding.EncodeToString(key),
-				}}}},
+				{Secretbox: &apiserverv1.SecretboxConfiguration{Keys: []apiserverv1.Key{key}}},
 				{Identity: &apiserverv1.IdentityConfiguration{}},
 			},
 		}},
@@ -80,6 +78,9 @@ type Status struct {
 	Provider  string   // the provider that encrypts writes
 	ActiveKey string   // the key that encrypts writes
 	Keys      []string // every key that decrypts, active first
+	// Rotation is the unfinished key rotation's stage (StageIdle: none, or
+	// a configuration kubling does not manage).
+	Rotation Stage
 }
 
 // Read reads the encryption configuration at path.
@@ -117,6 +118,9 @@ func Read(path string) (Status, error) {
 		for _, k := range keys {
 			st.Keys = append(st.Keys, k.Name)
 		}
+	}
+	if m, err := parseManaged(data); err == nil {
+		st.Rotation = m.stage
 	}
 	return st, nil
 }
