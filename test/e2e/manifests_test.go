@@ -3,9 +3,11 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -208,6 +210,265 @@ provisioner: kubernetes.io/no-provisioner
 		return ""
 	})
 	s.stop()
+}
+
+// TestManifestsOwnership is the security issue's regression test (#11,
+// part 6): the controller deletes only what it created and still marks as
+// its own. (a) A user's Namespace and ConfigMap that a file also declares
+// are neither applied to nor deleted with the file. (b) Objects added to
+// the state ConfigMap are not deleted. (c) A file emptied prunes nothing;
+// removing it does. (d) A delete that keeps failing backs off: no event
+// and no state write every 2 s.
+func TestManifestsOwnership(t *testing.T) {
+	s := newServer(t)
+	s.start("--disable", "coredns")
+	dir := filepath.Join(s.dataDir, "server", "manifests")
+	get := func(args ...string) string {
+		out, err := s.tryKubectl(append([]string{"get"}, args...)...)
+		if err != nil {
+			return "error: " + out
+		}
+		return out
+	}
+	marks := `jsonpath={.metadata.labels.kubling\.io/managed-by}|{.metadata.annotations.kubling\.io/manifest-file}`
+
+	// (a) The user's objects first, then a file with the same names.
+	s.kubectl("create", "namespace", "pre")
+	s.kubectl("create", "configmap", "keep", "-n", "pre", "--from-literal=v=user")
+	writeFile(t, filepath.Join(dir, "pre.yaml"), `apiVersion: v1
+kind: Namespace
+metadata: {name: pre}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: keep, namespace: pre}
+data: {v: kubling}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: own, namespace: pre}
+data: {v: kubling}
+`)
+	eventually(t, time.Minute, "kubling's own ConfigMap", func() string {
+		if out := get("cm", "-n", "pre", "own", "-o", "name"); out != "configmap/own" {
+			return "got " + strconv.Quote(out)
+		}
+		return ""
+	})
+	if m := get("cm", "-n", "pre", "own", "-o", marks); m != "kubling|pre.yaml" {
+		t.Errorf("kubling's own ConfigMap not marked: %q", m)
+	}
+	if v := get("cm", "-n", "pre", "keep", "-o", "jsonpath={.data.v}|{.metadata.labels}"); v != "user|" {
+		t.Errorf("the user's ConfigMap was applied to: %q", v)
+	}
+	if m := get("ns", "pre", "-o", marks); m != "|" {
+		t.Errorf("the user's Namespace got kubling's marks: %q", m)
+	}
+	soon(t, 30*time.Second, "an event about the user's objects", func() string {
+		out := get("events", "-n", "kube-system", "--field-selector", "involvedObject.name=kubling-manifests,reason=ObjectNotOwned", "-o", "custom-columns=M:.message", "--no-headers")
+		if !strings.Contains(out, "pre.yaml: Namespace pre exists and was not created by kubling") || !strings.Contains(out, "pre.yaml: ConfigMap pre/keep exists") {
+			return "got " + strconv.Quote(out)
+		}
+		return ""
+	})
+	if err := os.Remove(filepath.Join(dir, "pre.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, "kubling's ConfigMap deleted with the file", func() string {
+		if out := get("cm", "-n", "pre", "own", "--ignore-not-found", "-o", "name"); out != "" {
+			return "got " + strconv.Quote(out)
+		}
+		return ""
+	})
+	time.Sleep(4 * time.Second)
+	if phase := get("ns", "pre", "-o", "jsonpath={.status.phase}"); phase != "Active" {
+		t.Errorf("the user's Namespace after the file went: %q", phase)
+	}
+	if v := get("cm", "-n", "pre", "keep", "-o", "jsonpath={.data.v}"); v != "user" {
+		t.Errorf("the user's ConfigMap after the file went: %q", v)
+	}
+
+	// (b) Someone with ConfigMap rights in kube-system lists the user's
+	// objects in the state ConfigMap, under a file that is not there (with
+	// and without the state format), and in a file's list that is then
+	// pruned; kubling reads it at its next start.
+	s.kubectl("create", "namespace", "victim")
+	s.kubectl("create", "configmap", "data", "-n", "victim", "--from-literal=v=user")
+	writeFile(t, filepath.Join(dir, "hint.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: default}\n")
+	eventually(t, time.Minute, "hint.yaml applied", func() string {
+		if !strings.Contains(get("cm", "kubling-manifests", "-n", "kube-system", "-o", "jsonpath={.data}"), "hint.yaml") {
+			return "not in the state"
+		}
+		return ""
+	})
+	victims := []map[string]string{
+		{"apiVersion": "v1", "kind": "Namespace", "name": "victim"},
+		{"apiVersion": "v1", "kind": "ConfigMap", "namespace": "victim", "name": "data"},
+	}
+	entry := func(format int, extra ...map[string]string) string {
+		raw, err := json.Marshal(map[string]any{"hash": "", "objects": append(extra, victims...), "format": format})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(raw)
+	}
+	patch, err := json.Marshal(map[string]any{"data": map[string]string{
+		"evil.yaml": entry(2),
+		"old.yaml":  entry(0),
+		"hint.yaml": entry(2, map[string]string{"apiVersion": "v1", "kind": "ConfigMap", "namespace": "default", "name": "a"}),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.kubectl("patch", "configmap", "kubling-manifests", "-n", "kube-system", "--type", "merge", "-p", string(patch))
+	s.stop()
+	s.start("--disable", "coredns")
+	// hint.yaml changes, so what left its (edited) list is pruned.
+	writeFile(t, filepath.Join(dir, "hint.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b, namespace: default}\n")
+	eventually(t, time.Minute, "the edited state looked at", func() string {
+		data := get("cm", "kubling-manifests", "-n", "kube-system", "-o", "jsonpath={.data}")
+		if strings.Contains(data, "evil.yaml") || strings.Contains(data, "old.yaml") || strings.Contains(data, "victim") || get("cm", "a", "--ignore-not-found", "-o", "name") != "" {
+			return "state " + strconv.Quote(data)
+		}
+		return ""
+	})
+	if phase := get("ns", "victim", "-o", "jsonpath={.status.phase}"); phase != "Active" {
+		t.Errorf("Namespace victim, listed in the state ConfigMap: %q", phase)
+	}
+	if v := get("cm", "-n", "victim", "data", "-o", "jsonpath={.data.v}"); v != "user" {
+		t.Errorf("ConfigMap victim/data, listed in the state ConfigMap: %q", v)
+	}
+	if !strings.Contains(s.out.String(), "Not deleted: the object does not carry kubling's marks") {
+		t.Error("no log line for the objects left alone")
+	}
+
+	// (c) A file emptied prunes nothing until it is removed.
+	trunc := filepath.Join(dir, "trunc.yaml")
+	writeFile(t, trunc, "apiVersion: v1\nkind: Namespace\nmetadata: {name: trunc}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: trunc}\n")
+	eventually(t, time.Minute, "trunc.yaml applied", func() string {
+		if out := get("cm", "-n", "trunc", "c", "-o", "name"); out != "configmap/c" {
+			return "got " + strconv.Quote(out)
+		}
+		return ""
+	})
+	writeFile(t, trunc, "")
+	soon(t, 30*time.Second, "a log line for the empty file", func() string {
+		if !strings.Contains(s.out.String(), "Manifest has no objects") {
+			return "not logged"
+		}
+		return ""
+	})
+	time.Sleep(6 * time.Second) // three more looks
+	if out := get("cm", "-n", "trunc", "c", "-o", "jsonpath={.metadata.name}|{.metadata.deletionTimestamp}"); out != "c|" {
+		t.Errorf("ConfigMap of the emptied file: %q", out)
+	}
+	if phase := get("ns", "trunc", "-o", "jsonpath={.status.phase}"); phase != "Active" {
+		t.Errorf("Namespace of the emptied file: %q", phase)
+	}
+	if err := os.Remove(trunc); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, "the removed file's Namespace deleted", func() string {
+		out := get("ns", "trunc", "--ignore-not-found", "-o", "jsonpath={.status.phase}")
+		if out != "" && out != "Terminating" {
+			return "got " + strconv.Quote(out)
+		}
+		return ""
+	})
+
+	// (d) A delete an admission policy refuses.
+	writeFile(t, filepath.Join(dir, "stuck.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: stuck, namespace: default}\n")
+	eventually(t, time.Minute, "stuck.yaml applied", func() string {
+		if out := get("cm", "stuck", "-o", "name"); out != "configmap/stuck" {
+			return "got " + strconv.Quote(out)
+		}
+		return ""
+	})
+	policy := filepath.Join(t.TempDir(), "policy.yaml")
+	writeFile(t, policy, `apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: e2e-block-delete}
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [""], apiVersions: [v1], operations: [DELETE], resources: [configmaps]}
+  matchConditions:
+  - {name: stuck, expression: 'request.name == "stuck"'}
+  validations:
+  - {expression: "false", message: "e2e: deleting this ConfigMap is blocked"}
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: e2e-block-delete}
+spec:
+  policyName: e2e-block-delete
+  validationActions: [Deny]
+`)
+	s.kubectl("apply", "-f", policy)
+	eventually(t, time.Minute, "the policy in force", func() string {
+		out, err := s.tryKubectl("delete", "cm", "stuck", "--dry-run=server")
+		if err == nil || !strings.Contains(out, "blocked") {
+			return fmt.Sprintf("%q %v", out, err)
+		}
+		return ""
+	})
+	if err := os.Remove(filepath.Join(dir, "stuck.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	events := func() int {
+		out := get("events", "-n", "kube-system", "--field-selector", "involvedObject.name=kubling-manifests,reason=DeleteFailed", "-o", "jsonpath={range .items[*]}{.count}{\"\\n\"}{end}")
+		n := 0
+		for _, f := range strings.Fields(out) {
+			c, _ := strconv.Atoi(f)
+			n += c
+		}
+		return n
+	}
+	eventually(t, 30*time.Second, "an event for the refused delete", func() string {
+		if events() == 0 {
+			return "none"
+		}
+		return ""
+	})
+	stateRV := get("cm", "kubling-manifests", "-n", "kube-system", "-o", "jsonpath={.metadata.resourceVersion}")
+	time.Sleep(20 * time.Second) // ten looks
+	if n := events(); n > 2 {
+		t.Errorf("%d DeleteFailed events in about 20 s", n)
+	}
+	if rv := get("cm", "kubling-manifests", "-n", "kube-system", "-o", "jsonpath={.metadata.resourceVersion}"); rv != stateRV {
+		t.Errorf("state ConfigMap rewritten while the delete kept failing (%s, then %s)", stateRV, rv)
+	}
+	if n := strings.Count(s.out.String(), `"reason"="DeleteFailed"`) + strings.Count(s.out.String(), `reason="DeleteFailed"`); n > 2 {
+		t.Errorf("%d log lines for the refused delete", n)
+	}
+	if out := get("cm", "stuck", "-o", "name"); out != "configmap/stuck" {
+		t.Fatalf("the refused delete went through: %q", out)
+	}
+	s.kubectl("delete", "validatingadmissionpolicybinding", "e2e-block-delete")
+	eventually(t, 2*time.Minute, "the delete going through once allowed", func() string {
+		if out := get("cm", "stuck", "--ignore-not-found", "-o", "name"); out != "" {
+			return "got " + strconv.Quote(out)
+		}
+		return ""
+	})
+	s.kubectl("delete", "validatingadmissionpolicy", "e2e-block-delete")
+	s.stop()
+}
+
+// soon is eventually that fails the test but lets it go on, so that each
+// of several cases is seen to fail on its own.
+func soon(t *testing.T, timeout time.Duration, what string, check func() string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for time.Now().Before(deadline) {
+		if last = check(); last == "" {
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Errorf("%s: not true after %s: %s", what, timeout, last)
 }
 
 func writeFile(t *testing.T, path, content string) {

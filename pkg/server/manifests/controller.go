@@ -14,6 +14,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
@@ -48,28 +50,63 @@ type Config struct {
 	Log      klog.Logger
 }
 
+// objectAPI is what the controller needs of the API server: the Applier,
+// or a fake in unit tests.
+type objectAPI interface {
+	// resolve settles obj's namespace and returns its reference.
+	resolve(ctx context.Context, obj *unstructured.Unstructured) (Ref, error)
+	// get returns the live object, nil when there is none.
+	get(ctx context.Context, ref Ref) (*unstructured.Unstructured, error)
+	// apply server-side-applies obj; true when this apply created it.
+	apply(ctx context.Context, ref Ref, obj *unstructured.Unstructured, force bool) (bool, error)
+	// unmark takes kubling's marks naming file off the object.
+	unmark(ctx context.Context, ref Ref, file string) error
+	// deleteExact deletes the object if its UID and resourceVersion
+	// still match (a Conflict if not); one already gone is no error.
+	deleteExact(ctx context.Context, ref Ref, uid types.UID, resourceVersion string) error
+}
+
+// stateStore keeps the controller's record of the files (the ConfigMap
+// kube-system/kubling-manifests; a fake in unit tests).
+type stateStore interface {
+	load(ctx context.Context) (map[string]FileState, error)
+	save(ctx context.Context, state map[string]FileState) error
+}
+
 // Controller is a component: Start renders the bundled files and applies
 // the folder once (so the add-ons exist when kubling says ready), then keeps
 // watching it until Stop.
 type Controller struct {
 	cfg     Config
-	applier *Applier
-	client  kubernetes.Interface
-	events  record.EventRecorder
+	api     objectAPI
+	store   stateStore
+	event   func(reason, message string) // a warning event; nil: none
+	now     func() time.Time
 	stopAll func()
 
-	skip     map[string]bool      // files not to apply (disabled, user-owned)
-	seen     map[string]string    // each file's hash at the previous look
-	settle   bool                 // apply a file only once it stopped changing
-	lastTry  map[string]time.Time // failed files, by name
-	failed   map[string]string    // failed files: the hash that failed
-	cancel   context.CancelFunc
-	done     chan struct{}
-	stateObj *corev1.ConfigMap
-	// state is the record kept in stateObj. The controller is its only
-	// writer, so it is read from the API once and then kept here; a failed
-	// save drops it, so the next look reads it back.
+	skip    map[string]bool      // files not to apply (disabled, user-owned)
+	seen    map[string]string    // each file's hash at the previous look
+	settle  bool                 // apply a file only once it stopped changing
+	lastTry map[string]time.Time // failed files, by name
+	failed  map[string]string    // failed files: the hash that failed
+	empty   map[string]string    // files without objects: the hash logged
+	legacy  map[string][]Ref     // state entries from before the marks
+	reapply map[string]bool      // files to apply again though unchanged
+	retries map[string]*retry    // deletes that failed, by object
+	cancel  context.CancelFunc
+	done    chan struct{}
+	// state is the record kept by the store. The controller is its only
+	// writer, so it is read once and then kept here; a failed save drops
+	// it, so the next look reads it back. It only says where to look:
+	// what may be deleted is decided by the marks on the live objects.
 	state map[string]FileState
+}
+
+// retry is the back-off of one object's failing delete.
+type retry struct {
+	delay time.Duration
+	next  time.Time
+	err   string // the last error, logged once
 }
 
 // New returns the controller.
@@ -77,7 +114,11 @@ func New(cfg Config) *Controller {
 	if cfg.Interval == 0 {
 		cfg.Interval = 2 * time.Second
 	}
-	return &Controller{cfg: cfg, skip: map[string]bool{}, seen: map[string]string{}, lastTry: map[string]time.Time{}, failed: map[string]string{}}
+	return &Controller{
+		cfg: cfg, now: time.Now,
+		skip: map[string]bool{}, seen: map[string]string{}, lastTry: map[string]time.Time{}, failed: map[string]string{},
+		empty: map[string]string{}, legacy: map[string][]Ref{}, reapply: map[string]bool{}, retries: map[string]*retry{},
+	}
 }
 
 func (c *Controller) Name() string { return "manifests" }
@@ -86,14 +127,24 @@ func (c *Controller) Start(ctx context.Context) error {
 	if err := c.writeBundled(); err != nil {
 		return err
 	}
-	c.applier = c.cfg.Applier
-	var err error
-	if c.client, err = kubeconfig.NewClient(c.cfg.Kubeconfig); err != nil {
+	if c.cfg.Applier == nil {
+		return errors.New("manifests: no applier")
+	}
+	c.api = c.cfg.Applier
+	client, err := kubeconfig.NewClient(c.cfg.Kubeconfig)
+	if err != nil {
 		return err
 	}
+	store := &configMapStore{client: client, log: c.cfg.Log}
+	c.store = store
 	broadcaster := record.NewBroadcaster(record.WithContext(context.Background()))
-	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.client.CoreV1().Events("")})
-	c.events = broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kubling-manifests"})
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
+	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kubling-manifests"})
+	c.event = func(reason, message string) {
+		if store.obj != nil {
+			recorder.Eventf(store.obj, corev1.EventTypeWarning, reason, "%s", message)
+		}
+	}
 	c.stopAll = broadcaster.Shutdown
 	if err := c.sync(ctx); err != nil {
 		return err
@@ -177,11 +228,23 @@ func (c *Controller) writeBundled() error {
 // sync applies what changed in the folder and deletes what left it.
 func (c *Controller) sync(ctx context.Context) error {
 	if c.state == nil {
-		state, err := c.loadState(ctx)
+		state, err := c.store.load(ctx)
 		if err != nil {
 			return err
 		}
 		c.state = state
+		c.legacy = map[string][]Ref{}
+		for name, st := range state {
+			if st.Format < stateFormat {
+				// Written by a kubling that did not mark objects: apply the
+				// file again so its objects get their marks.
+				c.legacy[name] = st.Objects
+				c.reapply[name] = true
+			}
+		}
+		if len(c.legacy) > 0 {
+			c.cfg.Log.Info("Manifests state from an earlier kubling: its files are applied again to mark their objects", "files", len(c.legacy))
+		}
 	}
 	state := c.state
 	entries, err := os.ReadDir(c.cfg.Dir)
@@ -189,18 +252,23 @@ func (c *Controller) sync(ctx context.Context) error {
 		return fmt.Errorf("read %s: %w", c.cfg.Dir, err)
 	}
 	present := map[string]bool{}
+	for _, e := range entries {
+		if name := e.Name(); !e.IsDir() && Manifest(name) && !c.skip[name] {
+			present[name] = true
+		}
+	}
+	applied := map[string]bool{}
 	changed := false
 	for _, e := range entries {
 		name := e.Name()
-		if e.IsDir() || !Manifest(name) || c.skip[name] {
+		if !present[name] {
 			continue
 		}
-		present[name] = true
 		if !validKey.MatchString(name) {
 			c.warn(name, "FileNameNotSupported", fmt.Errorf("use only letters, digits, '-', '_' and '.' in manifest file names"))
 			continue
 		}
-		content, err := os.ReadFile(filepath.Join(c.cfg.Dir, name))
+		content, err := os.ReadFile(c.path(name))
 		if err != nil {
 			c.warn(name, "ReadFailed", err)
 			continue
@@ -209,47 +277,93 @@ func (c *Controller) sync(ctx context.Context) error {
 		previous := c.seen[name]
 		c.seen[name] = hash
 		old, known := state[name]
-		if known && old.Hash == hash {
+		if known && old.Hash == hash && !c.reapply[name] {
 			continue
 		}
 		if c.settle && previous != hash {
 			continue // changed since the last look: wait until it settles
 		}
-		if c.failed[name] == hash && time.Since(c.lastTry[name]) < retryFailed {
+		if c.failed[name] == hash && c.now().Sub(c.lastTry[name]) < retryFailed {
 			continue
 		}
-		next, ok := c.applyFile(ctx, name, content, old.Objects, claimedElsewhere(state, name))
-		state[name] = next
+		objs, err := Decode(content)
+		if err != nil {
+			c.warn(name, "ParseFailed", err)
+			c.failed[name], c.lastTry[name] = hash, c.now()
+			continue
+		}
+		if len(objs) == 0 {
+			// Empty, or comments only: most likely caught while being
+			// rewritten. Pruning everything now would take the objects
+			// away until it is written again; only removing the file does.
+			if c.empty[name] != hash {
+				c.empty[name] = hash
+				c.cfg.Log.Info("Manifest has no objects: nothing is applied or pruned until it has some, or is removed", "file", c.path(name), "kept", len(old.Objects))
+			}
+			continue
+		}
+		delete(c.empty, name)
+		if !known {
+			old.Format = stateFormat
+		}
+		next, ok := c.applyFile(ctx, name, objs, hash, old, claimedElsewhere(state, name, present))
+		delete(c.reapply, name)
+		applied[name] = true
 		changed = true
 		if ok {
 			delete(c.failed, name)
+			delete(c.lastTry, name)
 		} else {
 			// Remember the objects, not the hash: the file is tried again.
-			c.failed[name], c.lastTry[name] = hash, time.Now()
+			c.failed[name], c.lastTry[name] = hash, c.now()
 			next.Hash = ""
-			state[name] = next
+		}
+		state[name] = next
+	}
+	for _, m := range []map[string]string{c.seen, c.empty, c.failed} {
+		for name := range m {
+			if !present[name] {
+				delete(m, name)
+			}
 		}
 	}
-	for name := range c.seen {
+	for name := range c.reapply {
 		if !present[name] {
-			delete(c.seen, name)
+			delete(c.reapply, name)
 		}
 	}
+	// Objects that left a file and could not be deleted at once.
+	for name, st := range state {
+		if !present[name] || applied[name] || len(st.Prune) == 0 {
+			continue
+		}
+		left, _ := c.deleteAll(ctx, name, st.Prune, claimedElsewhere(state, name, present))
+		if len(left) != len(st.Prune) {
+			st.Prune = left
+			state[name] = st
+			changed = true
+		}
+	}
+	// Removed files take their objects with them.
 	for name, st := range state {
 		if present[name] {
 			continue
 		}
-		remaining := c.deleteAll(ctx, name, st.Objects, claimedElsewhere(state, name))
-		if len(remaining) == 0 {
+		refs := union(st.Objects, st.Prune)
+		remaining, deleted := c.deleteAll(ctx, name, refs, claimedElsewhere(state, name, present))
+		switch {
+		case len(remaining) == 0:
 			delete(state, name)
-			c.cfg.Log.Info("Manifest removed; its objects are deleted", "file", name, "objects", len(st.Objects))
-		} else {
-			state[name] = FileState{Objects: remaining}
+			delete(c.legacy, name)
+			c.cfg.Log.Info("Manifest removed; its objects are deleted", "file", name, "objects", len(refs), "deleted", deleted)
+			changed = true
+		case len(remaining) != len(refs) || len(st.Prune) > 0:
+			state[name] = FileState{Objects: remaining, Format: st.Format}
+			changed = true
 		}
-		changed = true
 	}
 	if changed {
-		if err := c.saveState(ctx, state); err != nil {
+		if err := c.store.save(ctx, state); err != nil {
 			c.state = nil
 			return err
 		}
@@ -258,66 +372,180 @@ func (c *Controller) sync(ctx context.Context) error {
 }
 
 // applyFile applies a file's objects and prunes those that left it. It
-// returns the new state and whether everything went through. Errors name
+// returns the new state and whether every object went through (a prune
+// that fails does not count: it is retried with back-off). Errors name
 // the file and the object, go to the log and to an event, and never stop
 // the other objects.
-func (c *Controller) applyFile(ctx context.Context, name string, content []byte, old []Ref, claimed func(Ref) bool) (FileState, bool) {
-	objs, err := Decode(content)
-	if err != nil {
-		c.warn(name, "ParseFailed", err)
-		return FileState{Objects: old}, false
-	}
+func (c *Controller) applyFile(ctx context.Context, name string, objs []*unstructured.Unstructured, hash string, old FileState, claimed func(Ref) string) (FileState, bool) {
 	ok := true
 	var current []Ref
 	for _, obj := range objs {
-		ref, err := c.applier.Apply(ctx, obj)
-		current = append(current, ref)
-		if err != nil {
+		ref, act, err := c.applyObject(ctx, name, obj)
+		switch {
+		case err != nil:
 			c.warn(name, "ApplyFailed", fmt.Errorf("%s: %w", ref, err))
 			ok = false
+		case act == actSkip:
+			c.warn(name, "ObjectNotOwned", fmt.Errorf("%s exists and was not created by kubling: it is left as it is, and kubling never deletes it "+
+				"(to hand it to kubling, label it %s=%s and annotate it %s=%s)", ref, ManagedByLabel, ManagedByValue, ManifestFileAnnotation, name))
+			continue
+		case act == actAdopt:
+			c.cfg.Log.Info("Object from an earlier kubling marked as kubling's", "file", name, "object", ref.String())
 		}
+		current = append(current, ref)
+		delete(c.retries, ref.key())
 	}
 	if !ok {
 		// Prune only after a clean apply: a failed one may have named an
 		// object differently (its namespace not yet defaulted, say).
 		c.cfg.Log.Info("Manifest applied in part; nothing pruned", "file", name, "objects", len(objs))
-		return FileState{Hash: Hash(content), Objects: union(current, old)}, false
+		return FileState{Hash: hash, Objects: union(current, old.Objects), Prune: old.Prune, Format: old.Format}, false
 	}
-	pruned := Pruned(old, current)
-	left := c.deleteAll(ctx, name, pruned, claimed)
-	if len(left) > 0 {
-		ok = false
-		current = append(current, left...)
-	}
-	c.cfg.Log.Info("Manifest applied", "file", name, "objects", len(objs), "pruned", len(pruned)-len(left), "ok", ok)
-	return FileState{Hash: Hash(content), Objects: current}, ok
+	pruned := Pruned(union(old.Objects, old.Prune), current)
+	left, deleted := c.deleteAll(ctx, name, pruned, claimed)
+	delete(c.legacy, name)
+	c.cfg.Log.Info("Manifest applied", "file", name, "objects", len(objs), "owned", len(current), "pruned", deleted, "pending", len(left))
+	return FileState{Hash: hash, Objects: current, Prune: left, Format: stateFormat}, true
 }
 
-// deleteAll deletes refs — except those another file declares — and
-// returns those that could not be deleted.
-func (c *Controller) deleteAll(ctx context.Context, name string, refs []Ref, claimed func(Ref) bool) []Ref {
+// applyObject applies one object of file, unless it is someone else's
+// (actSkip, no error): see decideApply.
+func (c *Controller) applyObject(ctx context.Context, file string, obj *unstructured.Unstructured) (Ref, applyAction, error) {
+	ref, err := c.api.resolve(ctx, obj)
+	if err != nil {
+		return ref, actCreate, err
+	}
+	live, err := c.api.get(ctx, ref)
+	if err != nil {
+		return ref, actCreate, fmt.Errorf("look up: %w", err)
+	}
+	act := decideApply(live, slices.ContainsFunc(c.legacy[file], ref.sameObject))
+	if act == actSkip {
+		return ref, act, nil
+	}
+	setMarks(obj, file)
+	if act != actCreate {
+		_, err := c.api.apply(ctx, ref, obj, true)
+		return ref, act, err
+	}
+	// Not forced: should someone create the object between the look and
+	// this apply, their values are not overwritten (a conflict instead).
+	created, err := c.api.apply(ctx, ref, obj, false)
+	switch {
+	case apierrors.IsConflict(err):
+		return ref, actSkip, nil
+	case err != nil:
+		return ref, act, err
+	case !created:
+		// Someone else created it after the look: not kubling's.
+		if err := c.api.unmark(ctx, ref, file); err != nil {
+			return ref, act, fmt.Errorf("created by someone else meanwhile; removing kubling's marks: %w", err)
+		}
+		return ref, actSkip, nil
+	}
+	return ref, act, nil
+}
+
+// deleteAll deletes those of refs that kubling owns through file — except
+// those another present file declares — and returns the ones to try again
+// (failed, or waiting for their back-off) and how many it deleted.
+func (c *Controller) deleteAll(ctx context.Context, file string, refs []Ref, claimed func(Ref) string) ([]Ref, int) {
 	var left []Ref
+	deleted := 0
 	for _, ref := range refs {
-		if claimed(ref) {
+		key := ref.key()
+		if other := claimed(ref); other != "" {
+			// Apply the other file again, so the object's marks name a
+			// file that declares it.
+			c.reapply[other] = true
+			delete(c.retries, key)
 			continue
 		}
-		if err := c.applier.Delete(ctx, ref); err != nil {
-			c.warn(name, "DeleteFailed", fmt.Errorf("%s: %w", ref, err))
+		r := c.retries[key]
+		if r != nil && c.now().Before(r.next) {
 			left = append(left, ref)
+			continue
+		}
+		gone, err := c.deleteOwned(ctx, file, ref)
+		if err != nil {
+			c.deleteFailed(file, ref, err)
+			left = append(left, ref)
+			continue
+		}
+		if r != nil {
+			delete(c.retries, key)
+			c.cfg.Log.Info("Manifest object no longer fails to delete", "file", c.path(file), "object", ref.String())
+		}
+		if gone {
+			deleted++
 		}
 	}
-	return left
+	return left, deleted
 }
 
-// claimedElsewhere tells whether a file other than name declares an object.
-func claimedElsewhere(state map[string]FileState, name string) func(Ref) bool {
-	return func(r Ref) bool {
-		for other, st := range state {
-			if other != name && slices.ContainsFunc(st.Objects, r.sameObject) {
-				return true
+// deleteOwned deletes the object if its live marks say kubling made it
+// from file (true), and leaves it otherwise. The delete is conditional on
+// the UID and resourceVersion looked at, so an object replaced or
+// re-marked in between is not deleted.
+func (c *Controller) deleteOwned(ctx context.Context, file string, ref Ref) (bool, error) {
+	for attempt := 1; ; attempt++ {
+		live, err := c.api.get(ctx, ref)
+		if err != nil {
+			return false, fmt.Errorf("look up: %w", err)
+		}
+		if live == nil {
+			return false, nil
+		}
+		if !mayDelete(live, file) {
+			owner, marked := ownerFile(live)
+			c.cfg.Log.Info("Not deleted: the object does not carry kubling's marks for this file", "file", c.path(file), "object", ref.String(), "kubling", marked, "markedFile", owner)
+			return false, nil
+		}
+		err = c.api.deleteExact(ctx, ref, live.GetUID(), live.GetResourceVersion())
+		if err == nil {
+			return true, nil
+		}
+		if !apierrors.IsConflict(err) || attempt == 3 {
+			return false, fmt.Errorf("delete: %w", err)
+		}
+	}
+}
+
+// deleteFailed backs the object's next delete off and reports a failure
+// when it is new or its error changed: not at every try.
+func (c *Controller) deleteFailed(file string, ref Ref, err error) {
+	key := ref.key()
+	r := c.retries[key]
+	if r == nil {
+		r = &retry{}
+		c.retries[key] = r
+	}
+	r.delay = nextRetry(r.delay)
+	r.next = c.now().Add(r.delay)
+	if msg := err.Error(); msg != r.err {
+		r.err = msg
+		c.warn(file, "DeleteFailed", fmt.Errorf("%s: %w (tried again with back-off, at most %s apart)", ref, err, maxRetry))
+	}
+}
+
+// path is a file's path in the manifests folder, for the log.
+func (c *Controller) path(file string) string { return filepath.Join(c.cfg.Dir, file) }
+
+// claimedElsewhere returns, for an object, the present file other than
+// name that declares it ("" if none). A removed file declares nothing.
+func claimedElsewhere(state map[string]FileState, name string, present map[string]bool) func(Ref) string {
+	return func(r Ref) string {
+		others := make([]string, 0, len(state))
+		for other := range state {
+			others = append(others, other)
+		}
+		sort.Strings(others)
+		for _, other := range others {
+			if other != name && present[other] && slices.ContainsFunc(state[other].Objects, r.sameObject) {
+				return other
 			}
 		}
-		return false
+		return ""
 	}
 }
 
@@ -335,14 +563,23 @@ func union(a, b []Ref) []Ref {
 // warn logs a file's problem and records it as an event on the state
 // ConfigMap (`kubectl get events -n kube-system`).
 func (c *Controller) warn(file, reason string, err error) {
-	c.cfg.Log.Error(err, "Manifest problem", "file", filepath.Join(c.cfg.Dir, file), "reason", reason)
-	if c.stateObj != nil {
-		c.events.Eventf(c.stateObj, corev1.EventTypeWarning, reason, "%s: %v", file, err)
+	c.cfg.Log.Error(err, "Manifest problem", "file", c.path(file), "reason", reason)
+	if c.event != nil {
+		c.event(reason, fmt.Sprintf("%s: %v", file, err))
 	}
 }
 
-func (c *Controller) loadState(ctx context.Context) (map[string]FileState, error) {
-	cms := c.client.CoreV1().ConfigMaps(metav1.NamespaceSystem)
+// configMapStore keeps the state in kube-system/kubling-manifests, one key
+// per file. Anyone allowed to edit ConfigMaps in kube-system can edit it,
+// so it is only a hint: see FileState.
+type configMapStore struct {
+	client kubernetes.Interface
+	log    klog.Logger
+	obj    *corev1.ConfigMap // as last read or written; events go to it
+}
+
+func (s *configMapStore) load(ctx context.Context) (map[string]FileState, error) {
+	cms := s.client.CoreV1().ConfigMaps(metav1.NamespaceSystem)
 	cm, err := cms.Get(ctx, StateConfigMap, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		cm, err = cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: StateConfigMap, Namespace: metav1.NamespaceSystem}}, metav1.CreateOptions{FieldManager: FieldManager})
@@ -350,37 +587,34 @@ func (c *Controller) loadState(ctx context.Context) (map[string]FileState, error
 	if err != nil {
 		return nil, fmt.Errorf("manifests state: %w", err)
 	}
-	c.stateObj = cm
+	s.obj = cm
 	state := map[string]FileState{}
 	for name, raw := range cm.Data {
 		var st FileState
 		if err := json.Unmarshal([]byte(raw), &st); err != nil {
-			return nil, fmt.Errorf("manifests state for %s: %w", name, err)
+			// A hint only: an entry kubling cannot read is dropped.
+			s.log.Error(err, "Manifests state entry unreadable; ignored", "configmap", metav1.NamespaceSystem+"/"+StateConfigMap, "key", name)
+			continue
 		}
 		state[name] = st
 	}
 	return state, nil
 }
 
-func (c *Controller) saveState(ctx context.Context, state map[string]FileState) error {
-	cm := c.stateObj.DeepCopy()
+func (s *configMapStore) save(ctx context.Context, state map[string]FileState) error {
+	cm := s.obj.DeepCopy()
 	cm.Data = map[string]string{}
-	names := make([]string, 0, len(state))
-	for n := range state {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		raw, err := json.Marshal(state[n])
+	for n, st := range state {
+		raw, err := json.Marshal(st)
 		if err != nil {
-			return err
+			return fmt.Errorf("manifests state for %s: %w", n, err)
 		}
 		cm.Data[n] = string(raw)
 	}
-	updated, err := c.client.CoreV1().ConfigMaps(metav1.NamespaceSystem).Update(ctx, cm, metav1.UpdateOptions{FieldManager: FieldManager})
+	updated, err := s.client.CoreV1().ConfigMaps(metav1.NamespaceSystem).Update(ctx, cm, metav1.UpdateOptions{FieldManager: FieldManager})
 	if err != nil {
 		return fmt.Errorf("save manifests state: %w", err)
 	}
-	c.stateObj = updated
+	s.obj = updated
 	return nil
 }

@@ -3,7 +3,8 @@
 // add-ons (coredns, nfs-csi, nvidia-device-plugin), rendered there at
 // start, and any file a user drops in. Files are applied with server-side
 // apply, re-applied when they change, objects that leave a file are pruned,
-// and a removed file takes its objects with it.
+// and a removed file takes its objects with it — but only objects kubling
+// created and that still carry its ownership marks (owner.go).
 package manifests
 
 import (
@@ -86,6 +87,12 @@ func (r Ref) String() string {
 	return r.Kind + " " + r.Namespace + "/" + r.Name
 }
 
+// key identifies the object, whatever the version (see sameObject).
+func (r Ref) key() string {
+	gk := r.GroupVersionKind().GroupKind()
+	return gk.Kind + "." + gk.Group + "/" + r.Namespace + "/" + r.Name
+}
+
 // sameObject compares ignoring the version: moving an object from
 // v1beta1 to v1 in a file is not a removal.
 func (r Ref) sameObject(o Ref) bool {
@@ -147,10 +154,18 @@ func Hash(content []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// FileState is what the controller remembers of a file it applied.
+// FileState is what the controller remembers of a file it applied. It is
+// a hint of where to look, not a licence to delete: an object is deleted
+// only if the live object carries kubling's marks naming the file.
 type FileState struct {
 	Hash    string `json:"hash"`
 	Objects []Ref  `json:"objects"`
+	// Prune: objects that left the file and could not be deleted yet
+	// (retried with back-off).
+	Prune []Ref `json:"prune,omitempty"`
+	// Format 2 (stateFormat): the objects carry ownership marks. Entries
+	// from earlier versions have none.
+	Format int `json:"format,omitempty"`
 }
 
 // Pruned lists the objects of old that are not in current.

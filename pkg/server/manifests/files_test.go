@@ -86,9 +86,13 @@ func TestClaimedElsewhereAndUnion(t *testing.T) {
 		"coredns.yaml":    {Objects: []Ref{cm("a"), cm("b")}},
 		"my-coredns.yaml": {Objects: []Ref{cm("a")}},
 	}
-	claimed := claimedElsewhere(state, "coredns.yaml")
-	if !claimed(cm("a")) || claimed(cm("b")) {
+	claimed := claimedElsewhere(state, "coredns.yaml", map[string]bool{"coredns.yaml": true, "my-coredns.yaml": true})
+	if claimed(cm("a")) != "my-coredns.yaml" || claimed(cm("b")) != "" {
 		t.Fatal("claims wrong")
+	}
+	// A removed file declares nothing.
+	if claimedElsewhere(state, "coredns.yaml", map[string]bool{"coredns.yaml": true})(cm("a")) != "" {
+		t.Fatal("a removed file claims an object")
 	}
 	if got := union([]Ref{cm("a")}, []Ref{cm("a"), cm("c")}); len(got) != 2 || got[1].Name != "c" {
 		t.Fatalf("union %v", got)
