@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +22,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 )
 
@@ -105,35 +107,61 @@ func Decode(doc []byte) ([]*unstructured.Unstructured, error) {
 	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(doc), 4096)
 	var out []*unstructured.Unstructured
 	for i := 1; ; i++ {
-		raw := map[string]any{}
-		if err := dec.Decode(&raw); errors.Is(err, io.EOF) {
+		var js json.RawMessage
+		if err := dec.Decode(&js); errors.Is(err, io.EOF) {
 			return out, nil
 		} else if err != nil {
+			return nil, fmt.Errorf("document %d: %w", i, err)
+		}
+		if t := bytes.TrimSpace(js); len(t) == 0 || bytes.Equal(t, []byte("null")) {
+			continue // an empty document, or only comments
+		}
+		// Integers stay integers (int64), as the apiserver reads them: a
+		// plain map would make every number a float64 and lose digits.
+		raw := map[string]any{}
+		if err := utiljson.Unmarshal(js, &raw); err != nil {
 			return nil, fmt.Errorf("document %d: %w", i, err)
 		}
 		if len(raw) == 0 {
 			continue
 		}
-		obj := &unstructured.Unstructured{Object: raw}
-		if obj.IsList() {
-			list, err := obj.ToList()
-			if err != nil {
-				return nil, fmt.Errorf("document %d: %w", i, err)
-			}
-			for j := range list.Items {
-				item := list.Items[j]
-				if err := check(&item); err != nil {
-					return nil, fmt.Errorf("document %d, item %d: %w", i, j+1, err)
-				}
-				out = append(out, &item)
-			}
-			continue
+		objs, err := flatten(&unstructured.Unstructured{Object: raw}, 0)
+		if err != nil {
+			return nil, fmt.Errorf("document %d%w", i, err)
 		}
-		if err := check(obj); err != nil {
-			return nil, fmt.Errorf("document %d: %w", i, err)
-		}
-		out = append(out, obj)
+		out = append(out, objs...)
 	}
+}
+
+// maxListDepth bounds how deeply Lists may nest in one document.
+const maxListDepth = 4
+
+// flatten returns obj, or the items of a List kind (`kind: List`,
+// `ConfigMapList`…; nested Lists too). Only kinds named …List are lists:
+// a ConfigMap with a top-level `items` key is a ConfigMap.
+func flatten(obj *unstructured.Unstructured, depth int) ([]*unstructured.Unstructured, error) {
+	if !strings.HasSuffix(obj.GetKind(), "List") || !obj.IsList() {
+		if err := check(obj); err != nil {
+			return nil, fmt.Errorf(": %w", err)
+		}
+		return []*unstructured.Unstructured{obj}, nil
+	}
+	if depth >= maxListDepth {
+		return nil, fmt.Errorf(": Lists nested more than %d deep", maxListDepth)
+	}
+	list, err := obj.ToList()
+	if err != nil {
+		return nil, fmt.Errorf(": %w", err)
+	}
+	var out []*unstructured.Unstructured
+	for j := range list.Items {
+		items, err := flatten(&list.Items[j], depth+1)
+		if err != nil {
+			return nil, fmt.Errorf(", item %d%w", j+1, err)
+		}
+		out = append(out, items...)
+	}
+	return out, nil
 }
 
 func check(obj *unstructured.Unstructured) error {

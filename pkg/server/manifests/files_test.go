@@ -98,3 +98,45 @@ func TestClaimedElsewhereAndUnion(t *testing.T) {
 		t.Fatalf("union %v", got)
 	}
 }
+
+// TestDecodeListsAndNumbers: only …List kinds are unfolded (nested ones
+// too), and integers keep every digit (fuzzing found all three).
+func TestDecodeListsAndNumbers(t *testing.T) {
+	objs, err := Decode([]byte(`apiVersion: v1
+kind: ConfigMap
+metadata: {name: has-items}
+items: []
+---
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: List
+  items:
+  - {apiVersion: v1, kind: ConfigMap, metadata: {name: nested}}
+- apiVersion: apps/v1
+  kind: Deployment
+  metadata: {name: big}
+  spec: {progressDeadlineSeconds: 9007199254740993, replicas: 3}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, o := range objs {
+		names = append(names, o.GetKind()+"/"+o.GetName())
+	}
+	if strings.Join(names, " ") != "ConfigMap/has-items ConfigMap/nested Deployment/big" {
+		t.Fatalf("decoded %v", names)
+	}
+	if v := objs[2].Object["spec"].(map[string]any)["progressDeadlineSeconds"]; v != int64(9007199254740993) {
+		t.Errorf("big integer decoded as %T %v", v, v)
+	}
+	deep := "apiVersion: v1\nkind: List\nitems:\n"
+	for i := 0; i < maxListDepth; i++ {
+		deep += strings.Repeat("  ", i) + "- apiVersion: v1\n" + strings.Repeat("  ", i) + "  kind: List\n" + strings.Repeat("  ", i) + "  items:\n"
+	}
+	if _, err := Decode([]byte(deep + strings.Repeat("  ", maxListDepth) + "- {apiVersion: v1, kind: ConfigMap, metadata: {name: x}}\n")); err == nil || !strings.HasPrefix(err.Error(), "document 1, item 1") {
+		t.Errorf("Lists nested too deep: %v", err)
+	}
+}
