@@ -34,6 +34,7 @@ func newApp() *cli.App {
 			agentCommand(),
 			tokenCommand(),
 			secretsEncryptCommand(),
+			certificateCommand(),
 			checkConfigCommand(),
 			completionCommand(),
 			internalScriptCommand(),

@@ -71,7 +71,9 @@ func Run(ctx context.Context, c *config.Agent, log klog.Logger) (err error) {
 			err = errors.Join(err, stopErr)
 		}
 	}()
-	if err := runner.Start(ctx, readyTimeout, append([]component.Component{lb}, parts...)...); err != nil {
+	// The renewer joins again, for the same keys, before the certificates expire.
+	renewer := newCertRenewer(node, server, tok, log)
+	if err := runner.Start(ctx, readyTimeout, append(append([]component.Component{lb}, parts...), renewer)...); err != nil {
 		return err
 	}
 	log.Info("kubling agent is ready", "node", node.Name(), "server", server.String(), "duration", time.Since(begin).Round(time.Millisecond))

@@ -50,15 +50,10 @@ func checkSameCluster(l datadir.Layout, t token.Token) error {
 // the agent.
 func joinCluster(ctx context.Context, server *url.URL, t token.Token, node *Node, log klog.Logger) (*join.Cluster, error) {
 	l := node.layout
-	password, err := NodePassword(l)
+	req, err := joinRequest(node)
 	if err != nil {
 		return nil, err
 	}
-	csrs, err := certificateRequests(l, node.Name())
-	if err != nil {
-		return nil, err
-	}
-	req := join.Request{NodeName: node.Name(), NodePassword: password, Addresses: []string{node.IP()}, CSRs: csrs}
 	stored, storedErr := storedCluster(l)
 	id, secret := t.Bootstrap()
 	var resp *join.Response
@@ -101,6 +96,20 @@ func joinCluster(ctx context.Context, server *url.URL, t token.Token, node *Node
 		return stored, nil
 	}
 	return &resp.Cluster, nil
+}
+
+// joinRequest is what a node posts to join: its name, password, address
+// and a certificate request for each of its keys (made once, then kept).
+func joinRequest(node *Node) (join.Request, error) {
+	password, err := NodePassword(node.layout)
+	if err != nil {
+		return join.Request{}, err
+	}
+	csrs, err := certificateRequests(node.layout, node.Name())
+	if err != nil {
+		return join.Request{}, err
+	}
+	return join.Request{NodeName: node.Name(), NodePassword: password, Addresses: []string{node.IP()}, CSRs: csrs}, nil
 }
 
 // certificateRequests makes (once) a private key per node credential and

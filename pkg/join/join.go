@@ -41,6 +41,11 @@ const Group = "system:bootstrappers:kubling:join"
 // beyond it, fresh certificates would look not yet (or no longer) valid.
 const MaxClockSkew = 30 * time.Second
 
+// RenewBefore is when a leaf certificate is renewed: once less than this
+// is left of it. The server renews its own (pki.RenewBefore); an agent asks
+// again, for the keys it has, by the same join request.
+const RenewBefore = 90 * 24 * time.Hour
+
 // Credentials an agent asks for, by the base name of its files.
 const (
 	KubeletClient  = "client-kubelet"

@@ -153,6 +153,15 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 		}
 		watched = append(watched, parts...)
 	}
+	// Renew leaf certificates while running (shortly after start, then every
+	// 12 hours); the components reload the rewritten files themselves.
+	renewer := &certRenewer{c: c, l: l, sans: sans, url: apiURL, log: log}
+	if node != nil {
+		renewer.node, renewer.ip = node.Name(), net.ParseIP(node.IP())
+	}
+	if err := runner.Start(ctx, readyTimeout, renewer); err != nil {
+		return err
+	}
 
 	// 6. Hand the cluster to the user.
 	if err := writeUserKubeconfig(c, p, apiURL, log); err != nil {

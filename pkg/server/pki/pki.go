@@ -28,11 +28,12 @@ import (
 	"github.com/kubling/kubling/pkg/join"
 )
 
-// Certificate lifetimes. A leaf is renewed at start when less than
-// RenewBefore of it is left; CAs are never replaced automatically.
+// Certificate lifetimes. A leaf is renewed (at start, and while running:
+// Ensure and EnsureNode are called again) when less than RenewBefore of it
+// is left; CAs are never replaced automatically.
 const (
 	LeafValidity = 365 * 24 * time.Hour
-	RenewBefore  = 90 * 24 * time.Hour
+	RenewBefore  = join.RenewBefore
 )
 
 // File names under the TLS directory.
@@ -49,6 +50,9 @@ const (
 	APIServerKubelet  = "client-kube-apiserver" // the apiserver's client cert towards kubelets
 	AuthProxyClient   = "client-auth-proxy"
 )
+
+// CAs are the certificate authorities Ensure creates.
+var CAs = []string{ServerCA, ClientCA, RequestHeaderCA, KubeletCA}
 
 // SANs are the names a serving certificate must carry.
 type SANs struct {
@@ -86,7 +90,8 @@ type leaf struct {
 }
 
 // Ensure creates what is missing and renews what must be, and returns the
-// base names of the certificates it wrote.
+// base names of the certificates it wrote. It is called at every start and
+// then periodically while running; a renewed leaf keeps its key (writeLeaf).
 func Ensure(o Options) (PKI, []string, error) {
 	p := PKI{Dir: o.Dir}
 	now := time.Now
@@ -98,7 +103,7 @@ func Ensure(o Options) (PKI, []string, error) {
 	}
 	var written []string
 	cas := map[string]*authority{}
-	for _, name := range []string{ServerCA, ClientCA, RequestHeaderCA, KubeletCA} {
+	for _, name := range CAs {
 		ca, created, err := p.ensureCA(name, now())
 		if err != nil {
 			return p, written, err
@@ -227,16 +232,30 @@ func (p PKI) leafValid(l leaf, ca *authority, now time.Time) bool {
 	return true
 }
 
+// writeLeaf issues l. A readable key is kept and only the certificate is
+// rewritten (as kubeadm's `certs renew` does): running components reload
+// the cert and key files separately, and a new key would leave a moment
+// when the two do not match. A missing or unreadable key is replaced;
+// `kubling certificate rotate` (RemoveLeaves) is how keys are changed.
 func (p PKI) writeLeaf(l leaf, ca *authority, now time.Time) error {
+	key, err := keyutil.PrivateKeyFromFile(p.Key(l.name))
+	signer, isSigner := key.(crypto.Signer)
+	if err == nil && isSigner {
+		chain, err := sign(l, ca, signer.Public(), now)
+		if err != nil {
+			return err
+		}
+		return fileutil.WriteAtomic(p.Cert(l.name), chain, 0o644)
+	}
 	keyPEM, err := keyutil.MakeEllipticPrivateKeyPEM()
 	if err != nil {
 		return fmt.Errorf("generate %s key: %w", l.name, err)
 	}
-	key, err := parseKey(keyPEM)
+	newKey, err := parseKey(keyPEM)
 	if err != nil {
 		return err
 	}
-	chain, err := sign(l, ca, key.Public(), now)
+	chain, err := sign(l, ca, newKey.Public(), now)
 	if err != nil {
 		return err
 	}

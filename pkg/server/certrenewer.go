@@ -1,0 +1,109 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"k8s.io/klog/v2"
+
+	"github.com/kubling/kubling/pkg/component"
+	"github.com/kubling/kubling/pkg/config"
+	"github.com/kubling/kubling/pkg/datadir"
+	"github.com/kubling/kubling/pkg/server/pki"
+)
+
+// Renewal schedule: once shortly after start, then twice a day. A leaf is
+// renewed once less than pki.RenewBefore (90 days) of it is left.
+const (
+	renewFirst    = time.Minute
+	renewInterval = 12 * time.Hour
+)
+
+// certRenewer renews, while the server runs, the leaf certificates start
+// renews: the control plane's (pki.Ensure) and its own node's
+// (EnsureNode). Every component reads them from files and reloads them
+// itself (docs/server.md, "Certificates"); only the user's kubeconfig
+// embeds a copy, so it is written again.
+type certRenewer struct {
+	c    *config.Server
+	l    datadir.Layout
+	sans pki.SANs
+	node string // the server's node name, "" with --disable-agent
+	ip   net.IP
+	url  string
+	log  klog.Logger
+
+	cancel context.CancelFunc
+	done   sync.WaitGroup
+}
+
+var _ component.Component = (*certRenewer)(nil)
+
+func (r *certRenewer) Name() string { return "certificate-renewer" }
+
+func (r *certRenewer) Start(ctx context.Context) error {
+	ctx, r.cancel = context.WithCancel(ctx)
+	r.done.Add(1)
+	go func() {
+		defer r.done.Done()
+		t := time.NewTimer(renewFirst)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if err := r.renew(time.Now); err != nil {
+				r.log.Error(err, "Renew certificates; trying again later", "retryIn", renewInterval)
+			}
+			t.Reset(renewInterval)
+		}
+	}()
+	return nil
+}
+
+func (r *certRenewer) Ready(context.Context) error { return nil }
+
+func (r *certRenewer) Stop() error {
+	r.cancel()
+	r.done.Wait()
+	return nil
+}
+
+// renew renews what is due and logs what it wrote.
+func (r *certRenewer) renew(now func() time.Time) error {
+	// Ensure would create a missing CA; while running, that would sign
+	// leaves no running client trusts.
+	for _, ca := range pki.CAs {
+		if _, err := os.Stat(pki.PKI{Dir: r.l.ServerTLS()}.Cert(ca)); err != nil {
+			return fmt.Errorf("renew certificates: certificate authority: %w", err)
+		}
+	}
+	p, written, err := pki.Ensure(pki.Options{Dir: r.l.ServerTLS(), APIServerSAN: r.sans, Now: now})
+	if err != nil {
+		return err
+	}
+	if r.node != "" {
+		nodeWritten, err := p.EnsureNode(r.l.NodeTLS(), r.node, []net.IP{r.ip}, now)
+		written = append(written, nodeWritten...)
+		if err != nil {
+			return err
+		}
+	}
+	if len(written) == 0 {
+		return nil
+	}
+	if slices.Contains(written, pki.AdminClient) {
+		if err := writeUserKubeconfig(r.c, p, r.url, r.log); err != nil {
+			return err
+		}
+	}
+	r.log.Info("Renewed certificates; the running components reload them from disk, no restart needed", "certificates", written, "dir", p.Dir)
+	return nil
+}
