@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"sync"
 	"time"
 
 	certutil "k8s.io/client-go/util/cert"
@@ -33,47 +32,16 @@ type certRenewer struct {
 	server *url.URL
 	token  token.Token
 	log    klog.Logger
-
-	cancel context.CancelFunc
-	done   sync.WaitGroup
 }
 
-var _ component.Component = (*certRenewer)(nil)
-
-func newCertRenewer(node *Node, server *url.URL, t token.Token, log klog.Logger) *certRenewer {
-	return &certRenewer{node: node, server: server, token: t, log: log}
-}
-
-func (r *certRenewer) Name() string { return "certificate-renewer" }
-
-func (r *certRenewer) Start(ctx context.Context) error {
-	ctx, r.cancel = context.WithCancel(ctx)
-	r.done.Add(1)
-	go func() {
-		defer r.done.Done()
-		t := time.NewTimer(renewFirst)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			if err := r.renew(ctx, time.Now()); err != nil {
-				r.log.Error(err, "Renew node certificates; trying again later (a restart of the agent also renews them)", "retryIn", renewInterval)
-			}
-			t.Reset(renewInterval)
-		}
-	}()
-	return nil
-}
-
-func (r *certRenewer) Ready(context.Context) error { return nil }
-
-func (r *certRenewer) Stop() error {
-	r.cancel()
-	r.done.Wait()
-	return nil
+// newCertRenewer returns the renewal as a component on its schedule.
+func newCertRenewer(node *Node, server *url.URL, t token.Token, log klog.Logger) component.Component {
+	r := &certRenewer{node: node, server: server, token: t, log: log}
+	return component.NewPeriodic("certificate-renewer", renewFirst, renewInterval,
+		func(ctx context.Context) error { return r.renew(ctx, time.Now()) },
+		func(err error) {
+			log.Error(err, "Renew node certificates; trying again later (a restart of the agent also renews them)", "retryIn", renewInterval)
+		})
 }
 
 // renew joins again if a node certificate is due.

@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"slices"
-	"sync"
 	"time"
 
 	"k8s.io/klog/v2"
@@ -37,43 +36,13 @@ type certRenewer struct {
 	ip   net.IP
 	url  string
 	log  klog.Logger
-
-	cancel context.CancelFunc
-	done   sync.WaitGroup
 }
 
-var _ component.Component = (*certRenewer)(nil)
-
-func (r *certRenewer) Name() string { return "certificate-renewer" }
-
-func (r *certRenewer) Start(ctx context.Context) error {
-	ctx, r.cancel = context.WithCancel(ctx)
-	r.done.Add(1)
-	go func() {
-		defer r.done.Done()
-		t := time.NewTimer(renewFirst)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			if err := r.renew(time.Now); err != nil {
-				r.log.Error(err, "Renew certificates; trying again later", "retryIn", renewInterval)
-			}
-			t.Reset(renewInterval)
-		}
-	}()
-	return nil
-}
-
-func (r *certRenewer) Ready(context.Context) error { return nil }
-
-func (r *certRenewer) Stop() error {
-	r.cancel()
-	r.done.Wait()
-	return nil
+// component runs the renewal on its schedule.
+func (r *certRenewer) component() component.Component {
+	return component.NewPeriodic("certificate-renewer", renewFirst, renewInterval,
+		func(context.Context) error { return r.renew(time.Now) },
+		func(err error) { r.log.Error(err, "Renew certificates; trying again later", "retryIn", renewInterval) })
 }
 
 // renew renews what is due and logs what it wrote.

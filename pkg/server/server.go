@@ -159,7 +159,7 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 	if node != nil {
 		renewer.node, renewer.ip = node.Name(), net.ParseIP(node.IP())
 	}
-	if err := runner.Start(ctx, readyTimeout, renewer); err != nil {
+	if err := runner.Start(ctx, readyTimeout, renewer.component()); err != nil {
 		return err
 	}
 
