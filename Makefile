@@ -83,7 +83,8 @@ check-imports:
 FUZZTIME ?= 30s
 FUZZFLAGS ?=
 FUZZ_TARGETS := token:FuzzParse config:FuzzLoadFile config:FuzzConfigValue \
-	agent/containerd:FuzzRegistries server/manifests:FuzzDecode hostcheck:FuzzParseProcNetRoute
+	agent/containerd:FuzzRegistries server/manifests:FuzzDecode hostcheck:FuzzParseProcNetRoute \
+	server/nodejoin:FuzzDecodeRequest
 
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
