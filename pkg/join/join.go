@@ -58,9 +58,15 @@ const (
 // authorizer and NodeRestriction confine it to its own Node.
 var Credentials = []string{KubeletClient, KubeletServing, KubeProxy}
 
+// RetiredFlannel is flannel's own credential in earlier versions. An agent
+// of such a version still asks for it (and cannot start flannel without
+// it); the server signs it as the node itself (the kubelet's identity), so
+// old agents keep working without the retired shared identity's rights.
+const RetiredFlannel = "client-flannel"
+
 // Retired are credentials earlier versions issued, removed from a node's
 // TLS folder at start.
-var Retired = []string{"client-flannel"}
+var Retired = []string{RetiredFlannel}
 
 // Request is what an agent posts.
 type Request struct {

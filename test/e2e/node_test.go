@@ -280,7 +280,7 @@ data: {hash: eA==}
 // change its own Node only (Node authorizer, NodeRestriction); the old
 // shared flannel identity is gone. The running kubelet has anonymous access
 // off, webhook authorisation and no read-only port. Deleting a Node frees
-// its name (its password Secret goes).
+// its name (its password Secret is marked, and swept a day later).
 func checkNodeIdentity(t *testing.T, s *server, node string) {
 	t.Helper()
 	kubeletKubeconfig := filepath.Join(s.dataDir, "agent", "kubelet.kubeconfig")
@@ -340,10 +340,10 @@ func checkNodeIdentity(t *testing.T, s *server, node string) {
 	}
 
 	s.kubectl("delete", "node", "e2e-ghost")
-	eventually(t, 30*time.Second, "the deleted node's password Secret removed", func() string {
-		out, err := s.tryKubectl("get", "secret", "-n", "kube-system", "e2e-ghost.node-password.kubling")
-		if err == nil || !strings.Contains(out, "NotFound") {
-			return "still there: " + out
+	eventually(t, 30*time.Second, "the deleted node's name freed (its password Secret marked)", func() string {
+		out, err := s.tryKubectl("get", "secret", "-n", "kube-system", "e2e-ghost.node-password.kubling", "-o", `jsonpath={.metadata.annotations.kubling\.io/node-deleted-at}`)
+		if err != nil || out == "" {
+			return "not marked: " + out
 		}
 		return ""
 	})

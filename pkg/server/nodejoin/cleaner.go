@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -27,9 +28,9 @@ const (
 	sweepPeriod = time.Hour
 )
 
-// PasswordCleaner removes a node's password Secret when its Node is
-// deleted (deleting the node frees its name, as users expect), and sweeps
-// Secrets whose Node has been absent longer than OrphanGrace.
+// PasswordCleaner frees a node's name when its Node is deleted (as users
+// expect), by marking its password Secret, and sweeps Secrets whose Node
+// has been absent longer than OrphanGrace.
 type PasswordCleaner struct {
 	// Client makes the client, once the apiserver is up.
 	Client func() (kubernetes.Interface, error)
@@ -97,28 +98,33 @@ func (c *PasswordCleaner) Stop() error {
 	return nil
 }
 
-// nodeDeleted frees a deleted node's name, unless the node is back already.
+// nodeDeleted frees a deleted node's name: its password Secret is marked
+// (CheckNodePassword then lets another machine take the name while no such
+// Node exists) and removed at the next sweep. Deleting it at once would
+// lock the name's own machine out if its kubelet registers the Node again
+// before it joins (a Node without a stored password is nobody's to take).
 func (c *PasswordCleaner) nodeDeleted(ctx context.Context, node string) {
-	if _, exists, _ := c.nodes.GetStore().GetByKey(node); exists {
-		return
-	}
-	err := c.client.CoreV1().Secrets(metav1.NamespaceSystem).Delete(ctx, PasswordSecret(node), metav1.DeleteOptions{})
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, NodeDeletedAnnotation, c.now().UTC().Format(time.RFC3339))
+	_, err := c.client.CoreV1().Secrets(metav1.NamespaceSystem).Patch(ctx, PasswordSecret(node), types.MergePatchType, []byte(patch), metav1.PatchOptions{})
 	switch {
 	case err == nil:
 		c.Log.Info("Node deleted; its name is free again", "node", node)
 	case !apierrors.IsNotFound(err):
-		c.Log.Error(err, "Remove the password of a deleted node", "node", node)
+		c.Log.Error(err, "Free the name of a deleted node", "node", node)
 	}
 }
 
-// Sweep removes password Secrets whose Node does not exist and which are
-// older than OrphanGrace (nodes deleted while no server ran, machines that
-// joined and never registered).
-func (c *PasswordCleaner) Sweep(ctx context.Context) error {
-	now := time.Now
+func (c *PasswordCleaner) now() time.Time {
 	if c.Now != nil {
-		now = c.Now
+		return c.Now()
 	}
+	return time.Now()
+}
+
+// Sweep removes password Secrets whose Node does not exist, OrphanGrace
+// after their Node was deleted or, unmarked, after they were made (nodes
+// deleted while no server ran, machines that joined and never registered).
+func (c *PasswordCleaner) Sweep(ctx context.Context) error {
 	secrets := c.client.CoreV1().Secrets(metav1.NamespaceSystem)
 	list, err := secrets.List(ctx, metav1.ListOptions{LabelSelector: PasswordSecretLabel + "=true"})
 	if err != nil {
@@ -126,7 +132,11 @@ func (c *PasswordCleaner) Sweep(ctx context.Context) error {
 	}
 	for _, s := range list.Items {
 		node, ok := strings.CutSuffix(s.Name, PasswordSecret(""))
-		if !ok || now().Sub(s.CreationTimestamp.Time) < OrphanGrace {
+		since := s.CreationTimestamp.Time
+		if at, err := time.Parse(time.RFC3339, s.Annotations[NodeDeletedAnnotation]); err == nil {
+			since = at
+		}
+		if !ok || c.now().Sub(since) < OrphanGrace {
 			continue
 		}
 		if _, exists, _ := c.nodes.GetStore().GetByKey(node); exists {
@@ -142,7 +152,7 @@ func (c *PasswordCleaner) Sweep(ctx context.Context) error {
 			return fmt.Errorf("remove the password of node %s: %w", node, err)
 		}
 		if err == nil {
-			c.Log.Info("Removed the password of a node that has not existed for a day; its name is free again", "node", node)
+			c.Log.Info("Removed the password of a node absent for a day", "node", node)
 		}
 	}
 	return nil

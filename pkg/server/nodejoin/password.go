@@ -23,6 +23,12 @@ func (e NameTaken) Error() string {
 // PasswordSecretLabel marks the Secrets that hold node password hashes.
 const PasswordSecretLabel = "kubling.io/node-password"
 
+// NodeDeletedAnnotation on a password Secret records when its Node was
+// deleted: from then on the name is free for another machine whenever no
+// Node of that name exists, while the name's own machine (its kubelet may
+// register the Node again, e.g. after a power cut) keeps it.
+const NodeDeletedAnnotation = "kubling.io/node-deleted-at"
+
 // PasswordSecret names the Secret in kube-system that holds a node's
 // password hash.
 func PasswordSecret(node string) string { return node + ".node-password.kubling" }
@@ -30,9 +36,9 @@ func PasswordSecret(node string) string { return node + ".node-password.kubling"
 // CheckNodePassword ties a node name to the first machine that uses it: the
 // hash of its per-machine password is kept in a Secret. A stored hash is
 // always compared: another machine (another password) is refused for as long
-// as the Secret exists, whether or not its Node has registered yet; the
-// PasswordCleaner removes the Secret when the Node is deleted, which frees
-// the name. A Node that exists without a stored password (made by hand, or
+// as the Secret exists, whether or not its Node has registered yet, unless
+// the PasswordCleaner has marked the Node deleted and no Node of that name
+// exists now: deleting the Node frees the name. A Node that exists without a stored password (made by hand, or
 // before kubling kept them) is refused too. owner says the caller is the
 // name's rightful machine (the server's own node), whose password replaces
 // whatever is stored.
@@ -47,7 +53,14 @@ func CheckNodePassword(ctx context.Context, client kubernetes.Interface, node, p
 		return nil
 	}
 	if found && !owner {
-		return NameTaken{Node: node}
+		if _, deleted := s.Annotations[NodeDeletedAnnotation]; !deleted {
+			return NameTaken{Node: node}
+		}
+		if _, err := client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{}); err == nil {
+			return NameTaken{Node: node} // its machine registered it again
+		} else if !apierrors.IsNotFound(err) {
+			return fmt.Errorf("read node %s: %w", node, err)
+		}
 	}
 	if !found && !owner {
 		if _, err := client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{}); err == nil {
@@ -75,7 +88,8 @@ func CheckNodePassword(ctx context.Context, client kubernetes.Interface, node, p
 		}
 		return nil
 	}
-	// The owner takes over the stored password, unless it changed meanwhile.
+	// The owner, or a machine taking a deleted node's name, replaces the
+	// stored password, unless it changed meanwhile.
 	want.ResourceVersion = s.ResourceVersion
 	if _, err := secrets.Update(ctx, want, metav1.UpdateOptions{FieldManager: manifests.FieldManager}); apierrors.IsConflict(err) {
 		return NameTaken{Node: node}

@@ -156,7 +156,11 @@ func (s *Service) join(ctx context.Context, req join.Request, ips []net.IP) (*jo
 		return nil, http.StatusInternalServerError, err
 	}
 	resp := &join.Response{Certificates: map[string][]byte{}, Cluster: s.Cluster}
-	for _, cred := range join.Credentials {
+	creds := join.Credentials
+	if _, ok := req.CSRs[join.RetiredFlannel]; ok {
+		creds = append(slices.Clip(creds), join.RetiredFlannel) // an agent of an earlier version
+	}
+	for _, cred := range creds {
 		cert, err := s.PKI.SignNode(cred, req.NodeName, ips, req.CSRs[cred], time.Now())
 		if errors.Is(err, pki.ErrAuthority) {
 			s.Log.Error(err, "Sign node certificate", "node", req.NodeName)

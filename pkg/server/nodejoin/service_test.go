@@ -358,14 +358,95 @@ func TestPasswordCleaner(t *testing.T) {
 	if err := client.CoreV1().Nodes().Delete(ctx, "doomed", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	marked := func(node string) bool {
+		sec, err := client.CoreV1().Secrets(metav1.NamespaceSystem).Get(ctx, PasswordSecret(node), metav1.GetOptions{})
+		return err == nil && sec.Annotations[NodeDeletedAnnotation] != ""
+	}
 	deadline := time.Now().Add(10 * time.Second)
-	for exists("doomed") && time.Now().Before(deadline) {
+	for !marked("doomed") && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if exists("doomed") {
-		t.Error("a deleted node's password Secret is still there")
+	if !marked("doomed") || marked("live") {
+		t.Fatalf("after deleting node doomed: doomed marked %v, live marked %v", marked("doomed"), marked("live"))
 	}
-	if !exists("live") {
-		t.Error("a live node's password Secret was removed")
+	// A day after the deletion the sweep removes the Secret.
+	c.Now = func() time.Time { return now.Add(OrphanGrace + time.Minute) }
+	if err := c.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if exists("doomed") || !exists("live") {
+		t.Errorf("a day after: doomed's password exists %v (want false), live's %v (want true)", exists("doomed"), exists("live"))
+	}
+}
+
+// TestDeletedNodeFreesItsName: once a Node is deleted another machine may
+// take the name; if the name's own machine registers the Node again first
+// (its kubelet came back before it could join), it keeps the name.
+func TestDeletedNodeFreesItsName(t *testing.T) {
+	ctx := context.Background()
+	deleted := func(client *fake.Clientset) {
+		t.Helper()
+		sec, err := client.CoreV1().Secrets(metav1.NamespaceSystem).Get(ctx, PasswordSecret("n1"), metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sec.Annotations = map[string]string{NodeDeletedAnnotation: time.Now().UTC().Format(time.RFC3339)}
+		if _, err := client.CoreV1().Secrets(metav1.NamespaceSystem).Update(ctx, sec, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Deleted, gone: another machine takes the name.
+	s, client := testService(t)
+	if w := postJoin(t, s, request(t, "n1", password, "192.0.2.10")); w.Code != http.StatusOK {
+		t.Fatalf("first join: %d %s", w.Code, w.Body)
+	}
+	deleted(client)
+	if w := postJoin(t, s, request(t, "n1", other, "192.0.2.11")); w.Code != http.StatusOK {
+		t.Errorf("another machine after the node's deletion: %d %s", w.Code, w.Body)
+	}
+	if w := postJoin(t, s, request(t, "n1", password, "192.0.2.10")); w.Code != http.StatusConflict {
+		t.Errorf("the old machine after the name was taken: %d, want 409", w.Code)
+	}
+	// Deleted, then registered again by its own machine: it keeps the name.
+	s, client = testService(t)
+	if w := postJoin(t, s, request(t, "n1", password, "192.0.2.10")); w.Code != http.StatusOK {
+		t.Fatalf("first join: %d %s", w.Code, w.Body)
+	}
+	deleted(client)
+	if _, err := client.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if w := postJoin(t, s, request(t, "n1", other, "192.0.2.11")); w.Code != http.StatusConflict {
+		t.Errorf("another machine while the re-registered node exists: %d, want 409", w.Code)
+	}
+	if w := postJoin(t, s, request(t, "n1", password, "192.0.2.10")); w.Code != http.StatusOK {
+		t.Errorf("the name's own machine after its node came back: %d %s", w.Code, w.Body)
+	}
+}
+
+// TestJoinOldAgentGetsFlannelAsTheNode: an agent of an earlier version asks
+// for flannel's own credential too; it gets one, naming the node itself.
+func TestJoinOldAgentGetsFlannelAsTheNode(t *testing.T) {
+	s, _ := testService(t)
+	req := request(t, "n1", password, "192.0.2.10")
+	req.CSRs[join.RetiredFlannel] = req.CSRs[join.KubeProxy]
+	w := postJoin(t, s, req)
+	if w.Code != http.StatusOK {
+		t.Fatalf("status %d: %s", w.Code, w.Body)
+	}
+	var resp join.Response
+	if err := json.Unmarshal(w.Body.Bytes(), &resp); err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(resp.Certificates[join.RetiredFlannel])
+	if block == nil {
+		t.Fatal("no flannel certificate for an old agent")
+	}
+	c, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Subject.CommonName != "system:node:n1" || strings.Join(c.Subject.Organization, ",") != "system:nodes" {
+		t.Errorf("old agent's flannel certificate is %v, want the node's identity", c.Subject)
 	}
 }

@@ -334,7 +334,7 @@ func (p PKI) CABundle() ([]byte, error) {
 // certificate.
 func nodeLeaf(cred, nodeName string, ips []net.IP) (leaf, string, error) {
 	switch cred {
-	case join.KubeletClient:
+	case join.KubeletClient, join.RetiredFlannel:
 		return leaf{name: cred, cn: "system:node:" + nodeName, orgs: []string{"system:nodes"}, usage: x509.ExtKeyUsageClientAuth}, ClientCA, nil
 	case join.KubeletServing:
 		sans := SANs{DNSNames: []string{nodeName, "localhost"}, IPs: append([]net.IP{net.ParseIP("127.0.0.1")}, ips...)}
