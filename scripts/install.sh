@@ -280,7 +280,10 @@ install_links_and_scripts() {
 			info "$cmd exists at $(command -v "$cmd"); not linking it"
 		fi
 	done
-	"$BIN_DIR/kubling" internal-script killall >"$BIN_DIR/kubling-killall.sh"
+	{
+		killall_header
+		"$BIN_DIR/kubling" internal-script killall | sed 1d
+	} >"$BIN_DIR/kubling-killall.sh"
 	chmod 755 "$BIN_DIR/kubling-killall.sh"
 	{
 		uninstall_header
@@ -298,6 +301,17 @@ uninstall_header() {
 	echo "SERVICE_NAME=$(quote "$NAME")"
 	echo "SERVICE_SYSTEM=$(quote "$SYSTEM")"
 	echo "DATA_DIR=$(quote "$DATA_DIR")"
+}
+
+# killall_header: the installed kubling-killall.sh knows its installation:
+# the data dir it stops by default, and the service to stop first (else the
+# init system would start kubling again while killall cleans up).
+killall_header() {
+	echo "#!/bin/sh"
+	echo "# Written by kubling's install.sh: this installation's data dir and service."
+	echo "KILLALL_DATA_DIR=$(quote "$DATA_DIR")"
+	echo "KILLALL_SERVICE_NAME=$(quote "$NAME")"
+	echo "KILLALL_SERVICE_SYSTEM=$(quote "$SYSTEM")"
 }
 
 # --- the service ----------------------------------------------------------------

@@ -110,7 +110,10 @@ mounts_under() {
 	mount_points | P=$1 awk 'length($0) > length(ENVIRON["P"]) && substr($0, 1, length(ENVIRON["P"])) == ENVIRON["P"]' | sort -r
 }
 
-kubling_dirs "${KUBLING_DATA_DIR:-/var/lib/kubling}"
+# install.sh writes this installation's data dir and service (KILLALL_*)
+# above this script's text; KUBLING_DATA_DIR names another installation.
+KILLALL_DATA_DIR=${KILLALL_DATA_DIR:-/var/lib/kubling}
+kubling_dirs "${KUBLING_DATA_DIR:-$KILLALL_DATA_DIR}"
 problem=$(data_dir_problem "$DATA_DIR")
 if [ -n "$problem" ]; then
 	echo "kubling-killall.sh: $problem; nothing stopped" >&2
@@ -213,6 +216,26 @@ descendants() {
 	done
 }
 
+# host_kubling PID: PID is a `kubling server|agent` on this host, of any
+# data dir.
+host_kubling() {
+	on_this_host "$1" || return 1
+	tr '\0' '\n' 2>/dev/null <"/proc/$1/cmdline" | awk '
+		NR == 1 { n = split($0, p, "/"); if (p[n] != "kubling") exit 1; next }
+		NR == 2 { ok = ($0 == "server" || $0 == "agent"); exit }
+		END { exit !ok }'
+}
+
+# 0. The installation's service, so its init system does not start kubling
+# again while this script cleans up (only when stopping that installation).
+_installed=$(clean_path "$KILLALL_DATA_DIR")
+if [ -n "${KILLALL_SERVICE_NAME:-}" ] && [ "$_installed" = "$DATA_DIR" ]; then
+	case ${KILLALL_SERVICE_SYSTEM:-} in
+	systemd) command -v systemctl >/dev/null 2>&1 && systemctl stop "$KILLALL_SERVICE_NAME" 2>/dev/null ;;
+	openrc) command -v rc-service >/dev/null 2>&1 && rc-service "$KILLALL_SERVICE_NAME" stop >/dev/null 2>&1 ;;
+	esac
+fi
+
 # 1. kubling itself (server or agent), then containerd.
 pids=$(kubling_pids)
 for pid in $pids; do kill -TERM "$pid" 2>/dev/null; done
@@ -234,32 +257,47 @@ for pid in $(payload_pids 'containerd-shim*'); do
 done
 sleep 1
 
+# The host's pod network (cni0, flannel, pod netns, iptables rules) is one
+# for every kubling on this host: while another one runs, leave it.
+others=
+for _p in /proc/[0-9]*; do
+	host_kubling "${_p#/proc/}" && others="$others ${_p#/proc/}"
+done
+shared=/run/netns/cni-
+if [ -n "$others" ]; then
+	echo "kubling-killall.sh: another kubling runs on this host (pid$others, another data dir); leaving the host's pod network (cni0, flannel, pod netns, iptables rules) to it" >&2
+	shared=
+fi
+
 # 3. Mounts strictly below kubling's folders (never the folders themselves:
 # the data dir may be a disk of its own), deepest first; pod netns mounts.
-for prefix in "$RUN_DIR/" "$DATA_DIR/" "$REAL_DATA_DIR/" /run/netns/cni-; do
+for prefix in "$RUN_DIR/" "$DATA_DIR/" "$REAL_DATA_DIR/" $shared; do
 	mounts_under "$prefix" | while IFS= read -r m; do
 		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
 	done
 done
-rm -f /run/netns/cni-* 2>/dev/null
-
-# 4. Interfaces: pod veths (only those on kubling's bridge), the bridge,
-# flannel's devices.
-ip -o link show master cni0 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | while read -r v; do
-	ip link delete "$v" 2>/dev/null
-done
-for dev in cni0 flannel.1 flannel-wg kube-ipvs0; do ip link delete "$dev" 2>/dev/null; done
-
-# 5. iptables rules of kube-proxy, the kubelet, the CNI plugins and flannel,
-# in whichever backends hold any (nft and legacy); tables without them are
-# left untouched.
 status=0
-for cmd in iptables ip6tables iptables-legacy ip6tables-legacy iptables-nft ip6tables-nft; do
-	command -v "$cmd-save" >/dev/null 2>&1 || continue
-	rules=$("$cmd-save" 2>/dev/null) || continue
-	printf '%s\n' "$rules" | grep -q -E '(^:|-j |-A )(KUBE-|CNI-|FLANNEL-)' || continue
-	printf '%s\n' "$rules" | grep -v -E '(^:|-A |-j )(KUBE-|CNI-|FLANNEL-)|-m comment --comment "?(kube|CNI|flannel)' | "$cmd-restore" || status=1
-done
+if [ -z "$others" ]; then
+	rm -f /run/netns/cni-* 2>/dev/null
+
+	# 4. Interfaces: pod veths (only those on kubling's bridge), the bridge,
+	# flannel's devices.
+	ip -o link show master cni0 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | while read -r v; do
+		ip link delete "$v" 2>/dev/null
+	done
+	for dev in cni0 flannel.1 flannel-wg kube-ipvs0; do ip link delete "$dev" 2>/dev/null; done
+
+	# 5. iptables rules of kube-proxy, the kubelet, the CNI plugins and flannel,
+	# in whichever backends hold any (nft and legacy); tables without them are
+	# left untouched.
+	for cmd in iptables ip6tables iptables-legacy ip6tables-legacy iptables-nft ip6tables-nft; do
+		command -v "$cmd-save" >/dev/null 2>&1 || continue
+		rules=$("$cmd-save" 2>/dev/null) || continue
+		printf '%s\n' "$rules" | grep -q -E '(^:|-j |-A )(KUBE-|CNI-|FLANNEL-)' || continue
+		printf '%s\n' "$rules" | grep -v -E '(^:|-A |-j )(KUBE-|CNI-|FLANNEL-)|-m comment --comment "?(kube|CNI|flannel)' | "$cmd-restore" || status=1
+	done
+	rm -rf /run/flannel 2>/dev/null
+fi
 
 # 6. Runtime state (sockets, shim state) is recreated at start; never
 # deleted through a mount that is still there.
@@ -269,5 +307,4 @@ if [ -n "$(mounts_under "$RUN_DIR/")" ]; then
 else
 	rm -rf "$RUN_DIR" 2>/dev/null
 fi
-rm -rf /run/flannel 2>/dev/null
 exit $status

@@ -836,7 +836,12 @@ echo "mount-other $(grep -c "/other/agent/" /proc/self/mounts)"
 `
 	out := isolated(t, tmp, script)
 	got := lines(out)
-	want := map[string]string{"killall-rc": "0", "killall-out": "", "mount-own": "0", "mount-other": "1", "refuse-rc": "1",
+	// Other data dirs' kublings run on this host: the shared pod network is
+	// left to them, and killall says so (one line).
+	if o := got["killall-out"]; !strings.HasPrefix(o, "kubling-killall.sh: another kubling runs on this host (pid ") || !strings.HasSuffix(o, "leaving the host's pod network (cni0, flannel, pod netns, iptables rules) to it|") {
+		t.Errorf("killall-out: %q, want the one line about another kubling", o)
+	}
+	want := map[string]string{"killall-rc": "0", "mount-own": "0", "mount-other": "1", "refuse-rc": "1",
 		"refuse-out": "kubling-killall.sh: refusing the data dir /: / is a system folder (give kubling a folder of its own, such as /var/lib/kubling); nothing stopped|"}
 	for _, name := range []string{"own-flag", "own-eq", "own-env", "own-rel", "own-lock", "own-containerd", "own-shim", "own-shim-deleted",
 		"own-c1", "own-c2", "del-c1", "del-c2"} {
@@ -853,5 +858,43 @@ echo "mount-other $(grep -c "/other/agent/" /proc/self/mounts)"
 	}
 	if t.Failed() {
 		t.Logf("test script said:\n%s", out)
+	}
+}
+
+// TestInstalledKillallKnowsItsInstallation: the killall install.sh writes
+// stops its installation's data dir and service by default (under systemd
+// a stopped process would be started again while killall cleans up), and
+// neither for another data dir named by KUBLING_DATA_DIR.
+func TestInstalledKillallKnowsItsInstallation(t *testing.T) {
+	tmp := t.TempDir()
+	if err := os.WriteFile(filepath.Join(tmp, "body.sh"), []byte(Killall), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	script := shFuncs(t, readScript(t, "install.sh"), "quote", "killall_header") + `
+mkdir -p "$tmp/bin"
+printf '#!/bin/sh\necho "$*" >>"%s/calls"\n' "$tmp" >"$tmp/bin/systemctl"
+chmod 755 "$tmp/bin/systemctl"
+write() { DATA_DIR=$1 NAME=kubling-it SYSTEM=systemd; { killall_header; sed 1d "$tmp/body.sh"; } >"$tmp/k.sh"; }
+write "$tmp/it's data"
+PATH="$tmp/bin:$PATH" sh "$tmp/k.sh" >/dev/null 2>&1
+echo "own-rc $?"
+echo "own-calls $(tr '\n' '|' <"$tmp/calls" 2>/dev/null)"
+: >"$tmp/calls"
+KUBLING_DATA_DIR="$tmp/other" PATH="$tmp/bin:$PATH" sh "$tmp/k.sh" >/dev/null 2>&1
+echo "other-calls $(tr '\n' '|' <"$tmp/calls")"
+write /
+PATH="$tmp/bin:$PATH" sh "$tmp/k.sh" >"$tmp/out" 2>&1
+echo "root-rc $?"
+echo "root-out $(tr '\n' '|' <"$tmp/out")"
+`
+	got := lines(isolated(t, tmp, script))
+	want := map[string]string{
+		"own-rc": "0", "own-calls": "stop kubling-it|", "other-calls": "", "root-rc": "1",
+		"root-out": "kubling-killall.sh: refusing the data dir /: / is a system folder (give kubling a folder of its own, such as /var/lib/kubling); nothing stopped|",
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: %q, want %q", k, got[k], v)
+		}
 	}
 }
