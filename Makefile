@@ -13,14 +13,14 @@ BUILD_DATE := $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 
 # Upstream components report their version through component-base and
 # client-go; set them as kubernetes' own build does.
-LDFLAGS := -s -w \
+K8S_VERSION_LDFLAGS := -s -w $(foreach p,k8s.io/component-base/version k8s.io/client-go/pkg/version, \
+	-X $(p).gitVersion=$(K8S_VERSION) -X $(p).gitMajor=1 -X $(p).gitMinor=$(K8S_MINOR) \
+	-X $(p).gitTreeState=clean -X $(p).buildDate=$(BUILD_DATE))
+LDFLAGS := $(K8S_VERSION_LDFLAGS) \
 	-X github.com/kubling/kubling/pkg/version.Version=$(VERSION) \
-	-X github.com/kubling/kubling/pkg/version.GitCommit=$(COMMIT) \
-	$(foreach p,k8s.io/component-base/version k8s.io/client-go/pkg/version, \
-	  -X $(p).gitVersion=$(K8S_VERSION) -X $(p).gitMajor=1 -X $(p).gitMinor=$(K8S_MINOR) \
-	  -X $(p).gitTreeState=clean -X $(p).buildDate=$(BUILD_DATE))
+	-X github.com/kubling/kubling/pkg/version.GitCommit=$(COMMIT)
 
-.PHONY: build deps test-deps payload test test-unit check-imports fuzz test-e2e test-multinode bench bench-start bench-node bench-agent clean
+.PHONY: build deps test-deps payload test test-unit check-imports fuzz test-e2e test-multinode bench bench-start bench-node bench-agent conformance-build clean
 
 build: $(BIN)
 
@@ -135,6 +135,21 @@ test-multinode: $(BIN) $(TEST_IMAGES)/busybox.tar $(TEST_IMAGES)/coredns.tar | t
 		KUBLING_TEST_IMAGES=$(abspath $(TEST_IMAGES)) $(GO) test -tags e2e -count=1 -timeout 30m -v ./test/multinode/...; \
 		rc=$$?; test/multinode/docker.sh stop; exit $$rc
 test: test-unit test-e2e test-multinode
+
+# The upstream conformance suite (docs/conformance.md), from the same
+# k8s.io/kubernetes version kubling links (test/conformance/go.mod, same
+# staging replace block): e2e.test, ginkgo and agnhost, static, as upstream
+# builds them. Not part of `make test`: a cold build takes many minutes.
+CONFORMANCE := build/conformance
+conformance_go = cd test/conformance && CGO_ENABLED=0 GOFLAGS=-trimpath $(GO)
+
+conformance_k8s = $(shell cd test/conformance && $(GO) list -m -f '{{.Version}}' k8s.io/kubernetes)
+
+conformance-build:
+	@test "$(conformance_k8s)" = "$(K8S_VERSION)" || { echo "test/conformance/go.mod pins k8s.io/kubernetes $(conformance_k8s), kubling $(K8S_VERSION)" >&2; exit 1; }
+	mkdir -p $(CONFORMANCE)
+	$(conformance_go) test -c -ldflags '$(K8S_VERSION_LDFLAGS)' -o ../../$(CONFORMANCE)/e2e.test k8s.io/kubernetes/test/e2e
+	$(conformance_go) build -ldflags '-s -w' -o ../../$(CONFORMANCE)/ github.com/onsi/ginkgo/v2/ginkgo k8s.io/kubernetes/test/images/agnhost
 
 # Benchmarks print tables; figures go to docs/benchmarks.md.
 bench: bench-start bench-node bench-agent
