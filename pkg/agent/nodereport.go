@@ -62,13 +62,41 @@ func (n *nodeReport) condition(now metav1.Time) corev1.NodeCondition {
 	return c
 }
 
-// Ready patches the node once it exists.
+// Ready patches the node once it exists, then waits until it is Ready.
 func (n *nodeReport) Ready(ctx context.Context) error {
 	var gpu any // null removes the label
 	if n.gpu {
 		gpu = "true"
 	}
-	return patchNode(ctx, n.client, n.node, map[string]any{nvidia.Label: gpu}, []corev1.NodeCondition{n.condition(metav1.Now())})
+	if err := patchNode(ctx, n.client, n.node, map[string]any{nvidia.Label: gpu}, []corev1.NodeCondition{n.condition(metav1.Now())}); err != nil {
+		return err
+	}
+	return waitNodeReady(ctx, n.client, n.node)
+}
+
+// waitNodeReady waits until the kubelet reports the node Ready, so "ready"
+// in kubling's log means pods can start; the error names the kubelet's last
+// reason.
+func waitNodeReady(ctx context.Context, client kubernetes.Interface, node string) error {
+	last := "not registered"
+	err := wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		n, err := client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeReady {
+				last = fmt.Sprintf("Ready=%s %s: %s", c.Status, c.Reason, c.Message)
+				return c.Status == corev1.ConditionTrue, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		return fmt.Errorf("node %s not Ready (%s): %w", node, last, err)
+	}
+	return nil
 }
 
 // LabelNode sets (a value) or removes (nil) labels on a node, retrying while
