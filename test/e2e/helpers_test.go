@@ -141,18 +141,29 @@ func (s *server) tryKubectl(args ...string) (string, error) {
 	return strings.TrimSpace(string(out)), nil
 }
 
-// eventually retries check until it returns "" (success) or time runs out.
+// eventually retries check until it returns "" (success) or time runs out,
+// then fails the test at once.
 func eventually(t *testing.T, timeout time.Duration, what string, check func() string) {
+	t.Helper()
+	if !soon(t, timeout, what, check) {
+		t.FailNow()
+	}
+}
+
+// soon is eventually that fails the test but lets it go on, so that each
+// of several cases is seen to fail on its own; it says whether check passed.
+func soon(t *testing.T, timeout time.Duration, what string, check func() string) bool {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	last := ""
 	for time.Now().Before(deadline) {
 		if last = check(); last == "" {
-			return
+			return true
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	t.Fatalf("%s: not true after %s: %s", what, timeout, last)
+	t.Errorf("%s: not true after %s: %s", what, timeout, last)
+	return false
 }
 
 // run executes kubling with args and returns its exit code and output.

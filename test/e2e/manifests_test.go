@@ -456,21 +456,6 @@ spec:
 	s.stop()
 }
 
-// soon is eventually that fails the test but lets it go on, so that each
-// of several cases is seen to fail on its own.
-func soon(t *testing.T, timeout time.Duration, what string, check func() string) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for time.Now().Before(deadline) {
-		if last = check(); last == "" {
-			return
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-	t.Errorf("%s: not true after %s: %s", what, timeout, last)
-}
-
 func writeFile(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
