@@ -67,8 +67,10 @@ $(BIN): $(PAYLOAD) $(shell find cmd pkg manifests -name '*.go' -not -name '*_tes
 	CGO_ENABLED=1 $(GO) build -ldflags '$(LDFLAGS)' -o $@ ./cmd/kubling
 
 # Unit tests: fast, no root, no network. The payload is embedded, so it is built first.
+# Run as root (the README's `sudo make test`): tests that need root fail
+# rather than skip when it is not (KUBLING_TEST_AS_ROOT).
 test-unit: $(PAYLOAD) check-imports
-	$(GO) test ./...
+	KUBLING_TEST_AS_ROOT=1 $(GO) test ./...
 
 # Imports point downwards: the node, the settings and the join protocol never
 # depend on the control plane (docs/architecture.md).

@@ -240,9 +240,7 @@ func TestDataDirChecksAgree(t *testing.T) {
 // INSTALL_KUBLING_EXEC): one error line, exit 1, and nothing made (not even
 // the bin dir). A good data dir gets further (to the missing binary here).
 func TestInstallRefusesDangerousDataDirs(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("install.sh runs as root")
-	}
+	requireRoot(t, "install.sh refuses to run as another user")
 	for _, c := range []struct {
 		env  []string
 		want string // in the error line; "" for no data dir error
@@ -544,9 +542,7 @@ func uninstallScript(binDir, system, dataDir string) string {
 // even a broken script deletes nothing here) and killall is a stand-in that
 // leaves a mark: the script must stop with one line before any of them.
 func TestUninstallRefusesDangerousDataDirs(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("kubling-uninstall.sh runs as root")
-	}
+	requireRoot(t, "kubling-uninstall.sh refuses to run as another user")
 	tmp := t.TempDir()
 	if err := os.Symlink("/", filepath.Join(tmp, "to-root")); err != nil {
 		t.Fatal(err)
@@ -593,11 +589,9 @@ func TestUninstallRefusesDangerousDataDirs(t *testing.T) {
 // whose command line names tmp when the test ends.
 func isolated(t *testing.T, tmp, script string, args ...string) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (mount and network namespaces)")
-	}
+	requireRoot(t, "the test makes mount and network namespaces")
 	if _, err := exec.LookPath("unshare"); err != nil {
-		t.Skip("needs unshare")
+		t.Fatal("unshare is missing: install util-linux (scripts/deps.sh test does)")
 	}
 	t.Cleanup(func() { killMentioning(tmp) })
 	setup := `set -u
@@ -616,6 +610,22 @@ mkdir -p "$tmp/ovl" && mount -t tmpfs tmpfs "$tmp/ovl" && mkdir "$tmp/ovl/up" "$
 		t.Fatalf("test script: %v\n%s", err, out)
 	}
 	return string(out)
+}
+
+// requireRoot skips a test that needs root when run as another user (a
+// developer's plain `go test ./scripts/`), saying why and how to run it;
+// under `make test` (KUBLING_TEST_AS_ROOT=1, docs/testing.md) not being root
+// fails the test instead, so no check is skipped there.
+func requireRoot(t *testing.T, why string) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	msg := "needs root: " + why + "; run it as root (sudo go test ./scripts/, or sudo make test)"
+	if os.Getenv("KUBLING_TEST_AS_ROOT") == "1" {
+		t.Fatal(msg)
+	}
+	t.Skip("skipped: " + msg)
 }
 
 // killMentioning kills every process whose command line contains s.
