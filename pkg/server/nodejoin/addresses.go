@@ -20,7 +20,8 @@ func (e addressRefused) Error() string { return e.msg }
 // and port-forward, so a certificate naming another node's address, a
 // server's, or one in the cluster's own ranges would let its holder stand
 // in for them.
-func (s *Service) checkAddresses(ctx context.Context, client kubernetes.Interface, node string, ips []net.IP) error {
+// apiservers are the apiservers' host:port (the `kubernetes` endpoints).
+func (s *Service) checkAddresses(ctx context.Context, client kubernetes.Interface, node string, ips []net.IP, apiservers []string) error {
 	var cidrs []*net.IPNet
 	for _, c := range []string{s.Cluster.ServiceCIDR, s.Cluster.ClusterCIDR} {
 		if _, n, err := net.ParseCIDR(c); err == nil {
@@ -28,7 +29,7 @@ func (s *Service) checkAddresses(ctx context.Context, client kubernetes.Interfac
 		}
 	}
 	servers := append([]net.IP(nil), s.ServerIPs...)
-	for _, hp := range apiServerEndpoints(ctx, client) {
+	for _, hp := range apiservers {
 		if h, _, err := net.SplitHostPort(hp); err == nil {
 			if ip := net.ParseIP(h); ip != nil {
 				servers = append(servers, ip)

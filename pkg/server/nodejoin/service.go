@@ -142,7 +142,8 @@ func (s *Service) join(ctx context.Context, req join.Request, ips []net.IP) (*jo
 	if err != nil {
 		return nil, http.StatusInternalServerError, err
 	}
-	if err := s.checkAddresses(ctx, client, req.NodeName, ips); err != nil {
+	apiservers := apiServerEndpoints(ctx, client)
+	if err := s.checkAddresses(ctx, client, req.NodeName, ips, apiservers); err != nil {
 		var refused addressRefused
 		if errors.As(err, &refused) {
 			return nil, http.StatusBadRequest, err
@@ -173,21 +174,14 @@ func (s *Service) join(ctx context.Context, req join.Request, ips []net.IP) (*jo
 	if resp.ClientCA, err = os.ReadFile(s.PKI.Cert(pki.ClientCA)); err != nil {
 		return nil, http.StatusInternalServerError, err
 	}
-	resp.Cluster.Servers = APIServers(ctx, client)
+	for _, hp := range apiservers {
+		resp.Cluster.Servers = append(resp.Cluster.Servers, "https://"+hp)
+	}
 	return resp, http.StatusOK, nil
 }
 
-// APIServers lists the apiservers' addresses from the `kubernetes`
-// Service's endpoints (every server registers itself there).
-func APIServers(ctx context.Context, client kubernetes.Interface) []string {
-	var out []string
-	for _, hp := range apiServerEndpoints(ctx, client) {
-		out = append(out, "https://"+hp)
-	}
-	return out
-}
-
-// apiServerEndpoints lists host:port of every apiserver.
+// apiServerEndpoints lists host:port of every apiserver, from the
+// `kubernetes` Service's endpoints (every server registers itself there).
 func apiServerEndpoints(ctx context.Context, client kubernetes.Interface) []string {
 	slice, err := client.DiscoveryV1().EndpointSlices(metav1.NamespaceDefault).Get(ctx, "kubernetes", metav1.GetOptions{})
 	if err != nil {
