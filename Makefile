@@ -20,7 +20,7 @@ LDFLAGS := $(K8S_VERSION_LDFLAGS) \
 	-X github.com/kubling/kubling/pkg/version.Version=$(VERSION) \
 	-X github.com/kubling/kubling/pkg/version.GitCommit=$(COMMIT)
 
-.PHONY: build deps test-deps payload test test-unit check-imports fuzz test-e2e test-multinode bench bench-start bench-node bench-agent conformance-build clean
+.PHONY: build deps test-deps payload test test-unit check-imports fuzz test-e2e test-multinode bench bench-start bench-node bench-agent conformance-deps conformance-build conformance-images conformance conformance-multinode clean
 
 build: $(BIN)
 
@@ -71,6 +71,7 @@ $(BIN): $(PAYLOAD) $(shell find cmd pkg manifests -name '*.go' -not -name '*_tes
 # rather than skip when it is not (KUBLING_TEST_AS_ROOT).
 test-unit: $(PAYLOAD) check-imports
 	KUBLING_TEST_AS_ROOT=1 $(GO) test ./...
+	cd payload && $(GO) test ./cmd/...
 
 # Imports point downwards: the node, the settings and the join protocol never
 # depend on the control plane (docs/architecture.md).
@@ -152,6 +153,52 @@ conformance-build:
 	mkdir -p $(CONFORMANCE)
 	$(conformance_go) test -c -ldflags '$(K8S_VERSION_LDFLAGS)' -o ../../$(CONFORMANCE)/e2e.test k8s.io/kubernetes/test/e2e
 	$(conformance_go) build -ldflags '-s -w' -o ../../$(CONFORMANCE)/ github.com/onsi/ginkgo/v2/ginkgo k8s.io/kubernetes/test/images/agnhost
+	$(conformance_go) build -ldflags '-s -w' -o ../../$(CONFORMANCE)/nnp k8s.io/kubernetes/test/images/nonewprivs
+
+# The images the suite runs, under the names it asks for, packed from a
+# Debian root made with debootstrap (kept; delete it to remake it) and the
+# binaries above (test/conformance/images.sh says how each is made); and
+# CoreDNS, which a cluster with a registry would pull.
+$(CONFORMANCE)/rootfs: test/conformance/rootfs.sh | conformance-deps
+	test/conformance/rootfs.sh $@
+
+$(CONFORMANCE)/busybox: test/conformance/busybox.sh | conformance-deps
+	test/conformance/busybox.sh $@
+
+conformance-deps:
+	@scripts/deps.sh conformance
+
+conformance-images: conformance-build $(CONFORMANCE)/rootfs $(CONFORMANCE)/busybox $(PAYLOAD) $(TEST_IMAGES)/coredns.tar
+	MKIMAGE=build/payload/tools/mkimage ROOTFS=$(CONFORMANCE)/rootfs BIN=$(CONFORMANCE) BUSYBOX=$(CONFORMANCE)/busybox \
+		K8S_DIR=$$(cd test/conformance && $(GO) list -m -f '{{.Dir}}' k8s.io/kubernetes) \
+		test/conformance/images.sh $(CONFORMANCE)/images
+	cp $(TEST_IMAGES)/coredns.tar $(CONFORMANCE)/images/
+
+# The suite against `kubling server` with its node (root; ports 6443 and
+# 10250 free): CONFORMANCE_FOCUS / CONFORMANCE_SKIP narrow it,
+# CONFORMANCE_PASSES picks "parallel" and/or "serial". Results, junit and
+# logs in build/conformance/results/single; one line per pass "N passed, M
+# failed".
+conformance: $(BIN) conformance-images
+	rm -rf $(CONFORMANCE)/results/single
+	KUBLING_BIN=$(abspath $(BIN)) CONFORMANCE_DIR=$(abspath $(CONFORMANCE)) \
+		test/conformance/run.sh $(CONFORMANCE)/results/single
+
+# The same against one server and two agents in the multi-node harness's
+# containers, the suite's images in each node's airgap folder; results in
+# build/conformance/results/multinode.
+CONFORMANCE_NODE_IMAGE := kubling-conformance-node:latest
+conformance-multinode: $(BIN) $(TEST_IMAGES)/busybox.tar conformance-images | test-deps
+	rm -rf $(CONFORMANCE)/results/multinode && mkdir -p $(CONFORMANCE)/results/multinode
+	test/multinode/docker.sh start
+	test/multinode/docker.sh base-image $(BASE_IMAGE)
+	docker build -q --build-arg BASE=$(BASE_IMAGE) -f Dockerfile.test -t $(NODE_IMAGE) . >/dev/null
+	printf 'FROM %s\nCOPY *.tar /var/lib/kubling/agent/images/\n' $(NODE_IMAGE) | \
+		docker build -q -t $(CONFORMANCE_NODE_IMAGE) -f - $(CONFORMANCE)/images >/dev/null
+	KUBLING_NODE_IMAGE=$(CONFORMANCE_NODE_IMAGE) KUBLING_BIN=$(abspath $(BIN)) CONFORMANCE_DIR=$(abspath $(CONFORMANCE)) \
+		CONFORMANCE_RESULTS=$(abspath $(CONFORMANCE))/results/multinode \
+		$(GO) test -tags 'e2e conformance' -run '^TestConformance$$' -count=1 -timeout 12h -v ./test/multinode/; \
+		rc=$$?; test/multinode/docker.sh stop; exit $$rc
 
 # Benchmarks print tables; figures go to docs/benchmarks.md.
 bench: bench-start bench-node bench-agent

@@ -17,11 +17,15 @@ test="$build iptables iproute2 util-linux procps busybox-static ca-certificates 
 # docker.io                   multi-node e2e: nodes as containers
 # debootstrap, debian-archive-keyring
 #                             multi-node e2e: the node image's Debian base
+conformance="$test curl bzip2"
+# curl, bzip2                 make conformance: upstream BusyBox's source
+#                             from Debian's archive (test/conformance/busybox.sh)
 
 case "${1:-build}" in
 build) packages=$build ;;
 test) packages=$test ;;
-*) echo "usage: $0 build|test" >&2; exit 2 ;;
+conformance) packages=$conformance ;;
+*) echo "usage: $0 build|test|conformance" >&2; exit 2 ;;
 esac
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
