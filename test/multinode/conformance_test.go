@@ -29,14 +29,7 @@ func TestConformance(t *testing.T) {
 		}
 		teardown(t)
 	})
-	mustDocker(t, "network", "create", "--subnet", subnet, "--label", label, network)
-	runNode(t, image, "server", nil, "server")
-	waitFor(t, "the server to be ready", 3*time.Minute, func() error {
-		_, err := kubectl("get", "--raw", "/readyz")
-		return err
-	})
-	tok := strings.TrimSpace(mustDocker(t, "exec", container("server"), "cat", "/var/lib/kubling/server/token"))
-	serverURL := "https://" + nodes["server"] + ":6443"
+	serverURL, tok := startServer(t, image)
 	for _, agent := range []string{"agent1", "agent2"} {
 		runNode(t, image, agent, nil, "agent", "--server", serverURL, "--token", tok)
 	}

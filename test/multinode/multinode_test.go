@@ -98,16 +98,8 @@ func TestMultiNode(t *testing.T) {
 		}
 		teardown(t)
 	})
-	mustDocker(t, "network", "create", "--subnet", subnet, "--label", label, network)
-
 	// One server, then two agents: one with flags, one from the environment.
-	runNode(t, image, "server", nil, "server")
-	waitFor(t, "the server to be ready", 3*time.Minute, func() error {
-		_, err := kubectl("get", "--raw", "/readyz")
-		return err
-	})
-	tok := strings.TrimSpace(mustDocker(t, "exec", container("server"), "cat", "/var/lib/kubling/server/token"))
-	serverURL := "https://" + nodes["server"] + ":6443"
+	serverURL, tok := startServer(t, image)
 	// The log says how to join and where the token is, never the token.
 	secret := strings.SplitN(tok, "::", 2)[1]
 	if logs, _ := docker("logs", container("server")); !strings.Contains(logs, "kubling agent --server "+serverURL+" --token-file <a copy of /var/lib/kubling/server/token>") || strings.Contains(logs, secret) {
@@ -306,6 +298,20 @@ func bootstrapToken(t *testing.T, joinToken string) string {
 	}
 	id, secret := parsed.Bootstrap()
 	return id + "." + secret
+}
+
+// startServer creates the test network and runs the server node on it, and
+// returns its URL and join token once its apiserver is ready.
+func startServer(t *testing.T, image string) (serverURL, tok string) {
+	t.Helper()
+	mustDocker(t, "network", "create", "--subnet", subnet, "--label", label, network)
+	runNode(t, image, "server", nil, "server")
+	waitFor(t, "the server to be ready", 3*time.Minute, func() error {
+		_, err := kubectl("get", "--raw", "/readyz")
+		return err
+	})
+	tok = strings.TrimSpace(mustDocker(t, "exec", container("server"), "cat", "/var/lib/kubling/server/token"))
+	return "https://" + nodes["server"] + ":6443", tok
 }
 
 func container(name string) string { return "kubling-test-" + name }
