@@ -141,8 +141,9 @@ test: test-unit test-e2e test-multinode
 
 # The upstream conformance suite (docs/conformance.md), from the same
 # k8s.io/kubernetes version kubling links (test/conformance/go.mod, same
-# staging replace block): e2e.test, ginkgo and agnhost, static, as upstream
-# builds them. Not part of `make test`: a cold build takes many minutes.
+# staging replace block): e2e.test, ginkgo, agnhost, nnp and the aggregator
+# spec's sample-apiserver and etcd, static, as upstream builds them; and the
+# registry run.sh serves the images from (payload/cmd/registry). Not part of `make test`: a cold build takes many minutes.
 CONFORMANCE := build/conformance
 conformance_go = cd test/conformance && CGO_ENABLED=0 GOFLAGS=-trimpath $(GO)
 
@@ -154,6 +155,9 @@ conformance-build:
 	$(conformance_go) test -c -ldflags '$(K8S_VERSION_LDFLAGS)' -o ../../$(CONFORMANCE)/e2e.test k8s.io/kubernetes/test/e2e
 	$(conformance_go) build -ldflags '-s -w' -o ../../$(CONFORMANCE)/ github.com/onsi/ginkgo/v2/ginkgo k8s.io/kubernetes/test/images/agnhost
 	$(conformance_go) build -ldflags '-s -w' -o ../../$(CONFORMANCE)/nnp k8s.io/kubernetes/test/images/nonewprivs
+	$(conformance_go) build -ldflags '-s -w' -o ../../$(CONFORMANCE)/sample-apiserver k8s.io/sample-apiserver
+	$(conformance_go) build -ldflags '-s -w' -o ../../$(CONFORMANCE)/etcd go.etcd.io/etcd/server/v3
+	$(call payload_go,0) build -ldflags '-s -w' -o ../$(CONFORMANCE)/ ./cmd/registry
 
 # The images the suite runs, under the names it asks for, packed from a
 # Debian root made with debootstrap (kept; delete it to remake it) and the
@@ -188,15 +192,18 @@ conformance: $(BIN) conformance-images
 # containers, the suite's images in each node's airgap folder; results in
 # build/conformance/results/multinode.
 CONFORMANCE_NODE_IMAGE := kubling-conformance-node:latest
+# The harness network's gateway: the host, where run.sh serves the images for
+# forced pulls; every node mirrors registry.k8s.io to it.
+CONFORMANCE_REGISTRY := 172.30.99.1:5000
 conformance-multinode: $(BIN) $(TEST_IMAGES)/busybox.tar conformance-images | test-deps
 	rm -rf $(CONFORMANCE)/results/multinode && mkdir -p $(CONFORMANCE)/results/multinode
 	test/multinode/docker.sh start
 	test/multinode/docker.sh base-image $(BASE_IMAGE)
 	docker build -q --build-arg BASE=$(BASE_IMAGE) -f Dockerfile.test -t $(NODE_IMAGE) . >/dev/null
-	printf 'FROM %s\nCOPY *.tar /var/lib/kubling/agent/images/\n' $(NODE_IMAGE) | \
+	printf 'FROM %s\nCOPY *.tar /var/lib/kubling/agent/images/\nRUN mkdir -p /etc/kubling && printf "mirrors:\\n  registry.k8s.io:\\n    endpoint: [\\"http://%s\\"]\\n" >/etc/kubling/registries.yaml\n' $(NODE_IMAGE) $(CONFORMANCE_REGISTRY) | \
 		docker build -q -t $(CONFORMANCE_NODE_IMAGE) -f - $(CONFORMANCE)/images >/dev/null
 	KUBLING_NODE_IMAGE=$(CONFORMANCE_NODE_IMAGE) KUBLING_BIN=$(abspath $(BIN)) CONFORMANCE_DIR=$(abspath $(CONFORMANCE)) \
-		CONFORMANCE_RESULTS=$(abspath $(CONFORMANCE))/results/multinode \
+		CONFORMANCE_RESULTS=$(abspath $(CONFORMANCE))/results/multinode CONFORMANCE_REGISTRY=$(CONFORMANCE_REGISTRY) \
 		$(GO) test -tags 'e2e conformance' -run '^TestConformance$$' -count=1 -timeout 12h -v ./test/multinode/; \
 		rc=$$?; test/multinode/docker.sh stop; exit $$rc
 

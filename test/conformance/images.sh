@@ -9,9 +9,9 @@
 #   test/conformance/images.sh OUT_DIR
 #
 # Environment: MKIMAGE (the packer), ROOTFS (the Debian root), BIN (the
-# folder with agnhost and nnp), K8S_DIR (the kubernetes module's source, for
-# the files upstream adds to its images), BUSYBOX (upstream BusyBox, static:
-# busybox.sh).
+# folder with agnhost, nnp, sample-apiserver and etcd), K8S_DIR (the
+# kubernetes module's source, for the files upstream adds to its images),
+# BUSYBOX (upstream BusyBox, static: busybox.sh).
 set -eu
 out=${1:?usage: images.sh OUT_DIR}
 : "${MKIMAGE:?}" "${ROOTFS:?}" "${BIN:?}" "${K8S_DIR:?}" "${BUSYBOX:?}"
@@ -52,6 +52,14 @@ cp "$BIN/nnp" "$nnp/usr/local/bin/nnp"
 chown 0:0 "$nnp/usr/local/bin/nnp"
 chmod 4755 "$nnp/usr/local/bin/nnp"
 "$MKIMAGE" -name $e2e/nonewprivs:1.4 -rootfs "$ROOTFS" -rootfs "$nnp" -cmd nnp -out "$out/nonewprivs.tar"
+
+# The aggregator spec's pod: sample-apiserver beside etcd, both static
+# binaries built from the versions k8s.io/kubernetes requires, where
+# upstream's images keep them.
+"$MKIMAGE" -name $e2e/sample-apiserver:1.29.2 -rootfs "$ROOTFS" -file sample-apiserver="$BIN/sample-apiserver" \
+	-entrypoint /sample-apiserver -out "$out/sample-apiserver.tar"
+"$MKIMAGE" -name registry.k8s.io/etcd:3.7.0-0 -rootfs "$ROOTFS" -file usr/local/bin/etcd="$BIN/etcd" \
+	-cmd /usr/local/bin/etcd -out "$out/etcd.tar"
 
 # busybox: upstream's image is BusyBox alone, every applet linked in /bin,
 # with the folders and the few /etc files a root needs (specs write to

@@ -2,12 +2,15 @@
 
 // Package conformance pins what `make conformance-build` compiles: the
 // upstream conformance suite (k8s.io/kubernetes/test/e2e, built with
-// `go test -c`), ginkgo and agnhost. A dependency's tests are not part of
+// `go test -c`), ginkgo, agnhost, and the two servers the aggregator spec
+// runs (k8s.io/sample-apiserver and etcd, go.etcd.io/etcd/server/v3, at the
+// versions k8s.io/kubernetes requires). A dependency's tests are not part of
 // the module graph `go mod tidy` keeps, so the packages e2e_test.go imports
 // are listed here to keep their requirements and sums in this go.mod.
 package conformance
 
 import (
+	_ "go.etcd.io/etcd/server/v3"
 	_ "go.yaml.in/yaml/v2"
 	_ "k8s.io/kubernetes/test/conformance/testdata"
 	_ "k8s.io/kubernetes/test/e2e"
@@ -39,4 +42,5 @@ import (
 	_ "k8s.io/kubernetes/test/e2e/windows"
 	_ "k8s.io/kubernetes/test/fixtures"
 	_ "k8s.io/kubernetes/test/utils/ktesting/format"
+	_ "k8s.io/sample-apiserver"
 )
