@@ -143,7 +143,8 @@ test: test-unit test-e2e test-multinode
 # k8s.io/kubernetes version kubling links (test/conformance/go.mod, same
 # staging replace block): e2e.test, ginkgo, agnhost, nnp and the aggregator
 # spec's sample-apiserver and etcd, static, as upstream builds them; and the
-# registry run.sh serves the images from (payload/cmd/registry). Not part of `make test`: a cold build takes many minutes.
+# registry run.sh serves the images from (payload/cmd/registry). Not part of
+# `make test`: a cold build takes many minutes.
 CONFORMANCE := build/conformance
 conformance_go = cd test/conformance && CGO_ENABLED=0 GOFLAGS=-trimpath $(GO)
 
@@ -200,8 +201,8 @@ conformance-multinode: $(BIN) $(TEST_IMAGES)/busybox.tar conformance-images | te
 	test/multinode/docker.sh start
 	test/multinode/docker.sh base-image $(BASE_IMAGE)
 	docker build -q --build-arg BASE=$(BASE_IMAGE) -f Dockerfile.test -t $(NODE_IMAGE) . >/dev/null
-	printf 'FROM %s\nCOPY *.tar /var/lib/kubling/agent/images/\nRUN mkdir -p /etc/kubling && printf "mirrors:\\n  registry.k8s.io:\\n    endpoint: [\\"http://%s\\"]\\n" >/etc/kubling/registries.yaml\n' $(NODE_IMAGE) $(CONFORMANCE_REGISTRY) | \
-		docker build -q -t $(CONFORMANCE_NODE_IMAGE) -f - $(CONFORMANCE)/images >/dev/null
+	docker build -q --build-arg BASE=$(NODE_IMAGE) --build-arg REGISTRY=$(CONFORMANCE_REGISTRY) \
+		-f test/conformance/Dockerfile.node -t $(CONFORMANCE_NODE_IMAGE) $(CONFORMANCE)/images >/dev/null
 	KUBLING_NODE_IMAGE=$(CONFORMANCE_NODE_IMAGE) KUBLING_BIN=$(abspath $(BIN)) CONFORMANCE_DIR=$(abspath $(CONFORMANCE)) \
 		CONFORMANCE_RESULTS=$(abspath $(CONFORMANCE))/results/multinode CONFORMANCE_REGISTRY=$(CONFORMANCE_REGISTRY) \
 		$(GO) test -tags 'e2e conformance' -run '^TestConformance$$' -count=1 -timeout 12h -v ./test/multinode/; \

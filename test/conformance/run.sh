@@ -71,7 +71,7 @@ if [ -z "${KUBECONFIG:-}" ]; then
 	mkdir -p "$data/agent/images"
 	cp "$dir"/images/*.tar "$data/agent/images/"
 	start_registry 127.0.0.1:0
-	printf 'mirrors:\n  registry.k8s.io:\n    endpoint: ["http://%s"]\n' "$registry_addr" >"$data/registries.yaml"
+	printf 'mirrors: {registry.k8s.io: {endpoint: ["http://%s"]}}\n' "$registry_addr" >"$data/registries.yaml"
 	export KUBECONFIG=$data/kubeconfig.yaml
 	log "starting kubling server on $data (log: $results/server.log)"
 	"$KUBLING_BIN" server --data-dir "$data" --write-kubeconfig "$KUBECONFIG" \
