@@ -32,6 +32,7 @@ type certRenewer struct {
 	c    *config.Server
 	l    datadir.Layout
 	sans pki.SANs
+	etcd bool   // embedded etcd's certificates too
 	node string // the server's node name, "" with --disable-agent
 	ip   net.IP
 	url  string
@@ -49,12 +50,13 @@ func (r *certRenewer) component() component.Component {
 func (r *certRenewer) renew(now func() time.Time) error {
 	// Ensure would create a missing CA; while running, that would sign
 	// leaves no running client trusts.
-	for _, ca := range pki.CAs {
+	o := pki.Options{Dir: r.l.ServerTLS(), APIServerSAN: r.sans, Etcd: r.etcd, Now: now}
+	for _, ca := range o.Authorities() {
 		if _, err := os.Stat(pki.PKI{Dir: r.l.ServerTLS()}.Cert(ca)); err != nil {
 			return fmt.Errorf("renew certificates: certificate authority: %w", err)
 		}
 	}
-	p, written, err := pki.Ensure(pki.Options{Dir: r.l.ServerTLS(), APIServerSAN: r.sans, Now: now})
+	p, written, err := pki.Ensure(o)
 	if err != nil {
 		return err
 	}

@@ -73,6 +73,7 @@ var Services = map[string][]string{
 	"scheduler":          {SchedulerClient},
 	"kubelet":            {join.KubeletClient, join.KubeletServing},
 	"kube-proxy":         {join.KubeProxy},
+	"etcd":               {EtcdServer, EtcdPeer, EtcdClient},
 }
 
 // ServiceNames lists Services' keys, sorted.

@@ -49,10 +49,26 @@ const (
 	SchedulerClient   = "client-scheduler"
 	APIServerKubelet  = "client-kube-apiserver" // the apiserver's client cert towards kubelets
 	AuthProxyClient   = "client-auth-proxy"
+
+	// Embedded etcd's own authority and certificates (Options.Etcd): etcd
+	// trusts only EtcdCA, on its client and its peer listeners alike.
+	EtcdCA     = "etcd-ca"
+	EtcdServer = "serving-etcd" // etcd's client listener
+	EtcdPeer   = "peer-etcd"    // etcd's peer listener, and its client side towards other members
+	EtcdClient = "client-etcd"  // the apiserver's and kubling's client cert towards etcd
 )
 
-// CAs are the certificate authorities Ensure creates.
+// CAs are the certificate authorities Ensure creates; EtcdCA too with
+// Options.Etcd.
 var CAs = []string{ServerCA, ClientCA, RequestHeaderCA, KubeletCA}
+
+// Authorities are the certificate authorities a PKI made with o holds.
+func (o Options) Authorities() []string {
+	if o.Etcd {
+		return append(slices.Clone(CAs), EtcdCA)
+	}
+	return CAs
+}
 
 // SANs are the names a serving certificate must carry.
 type SANs struct {
@@ -64,6 +80,9 @@ type SANs struct {
 type Options struct {
 	Dir          string
 	APIServerSAN SANs
+	// Etcd adds embedded etcd's authority and certificates, named like the
+	// apiserver (APIServerSAN holds the host's addresses and names).
+	Etcd bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -80,12 +99,17 @@ func (p PKI) Key(name string) string { return filepath.Join(p.Dir, name+".key") 
 // ServiceAccountKeyFile is the path of the service account signing key.
 func (p PKI) ServiceAccountKeyFile() string { return filepath.Join(p.Dir, ServiceAccountKey) }
 
+var (
+	serverAuth = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+	clientAuth = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+)
+
 type leaf struct {
 	name  string
 	ca    string
 	cn    string
 	orgs  []string
-	usage x509.ExtKeyUsage
+	usage []x509.ExtKeyUsage
 	sans  SANs
 }
 
@@ -103,7 +127,7 @@ func Ensure(o Options) (PKI, []string, error) {
 	}
 	var written []string
 	cas := map[string]*authority{}
-	for _, name := range CAs {
+	for _, name := range o.Authorities() {
 		ca, created, err := p.ensureCA(name, now())
 		if err != nil {
 			return p, written, err
@@ -129,12 +153,22 @@ func Ensure(o Options) (PKI, []string, error) {
 	}
 
 	leaves := []leaf{
-		{name: APIServerServing, ca: ServerCA, cn: "kube-apiserver", usage: x509.ExtKeyUsageServerAuth, sans: o.APIServerSAN},
-		{name: AdminClient, ca: ClientCA, cn: "system:admin", orgs: []string{"system:masters"}, usage: x509.ExtKeyUsageClientAuth},
-		{name: ControllerClient, ca: ClientCA, cn: "system:kube-controller-manager", usage: x509.ExtKeyUsageClientAuth},
-		{name: SchedulerClient, ca: ClientCA, cn: "system:kube-scheduler", usage: x509.ExtKeyUsageClientAuth},
-		{name: APIServerKubelet, ca: ClientCA, cn: "system:kube-apiserver", orgs: []string{"system:masters"}, usage: x509.ExtKeyUsageClientAuth},
-		{name: AuthProxyClient, ca: RequestHeaderCA, cn: "system:auth-proxy", usage: x509.ExtKeyUsageClientAuth},
+		{name: APIServerServing, ca: ServerCA, cn: "kube-apiserver", usage: serverAuth, sans: o.APIServerSAN},
+		{name: AdminClient, ca: ClientCA, cn: "system:admin", orgs: []string{"system:masters"}, usage: clientAuth},
+		{name: ControllerClient, ca: ClientCA, cn: "system:kube-controller-manager", usage: clientAuth},
+		{name: SchedulerClient, ca: ClientCA, cn: "system:kube-scheduler", usage: clientAuth},
+		{name: APIServerKubelet, ca: ClientCA, cn: "system:kube-apiserver", orgs: []string{"system:masters"}, usage: clientAuth},
+		{name: AuthProxyClient, ca: RequestHeaderCA, cn: "system:auth-proxy", usage: clientAuth},
+	}
+	if o.Etcd {
+		// etcd's peers dial each other with their peer certificate, so it
+		// serves and authenticates both ways.
+		both := []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
+		leaves = append(leaves,
+			leaf{name: EtcdServer, ca: EtcdCA, cn: "etcd-server", usage: both, sans: o.APIServerSAN},
+			leaf{name: EtcdPeer, ca: EtcdCA, cn: "etcd-peer", usage: both, sans: o.APIServerSAN},
+			leaf{name: EtcdClient, ca: EtcdCA, cn: "etcd-client", usage: clientAuth},
+		)
 	}
 	for _, l := range leaves {
 		if p.leafValid(l, cas[l.ca], now()) {
@@ -278,7 +312,7 @@ func sign(l leaf, ca *authority, pub crypto.PublicKey, now time.Time) ([]byte, e
 		NotBefore:    now.Add(-5 * time.Minute).UTC(),
 		NotAfter:     now.Add(LeafValidity).UTC(),
 		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		ExtKeyUsage:  []x509.ExtKeyUsage{l.usage},
+		ExtKeyUsage:  l.usage,
 		DNSNames:     l.sans.DNSNames,
 		IPAddresses:  l.sans.IPs,
 	}
@@ -335,14 +369,14 @@ func (p PKI) CABundle() ([]byte, error) {
 func nodeLeaf(cred, nodeName string, ips []net.IP) (leaf, string, error) {
 	switch cred {
 	case join.KubeletClient, join.RetiredFlannel:
-		return leaf{name: cred, cn: "system:node:" + nodeName, orgs: []string{"system:nodes"}, usage: x509.ExtKeyUsageClientAuth}, ClientCA, nil
+		return leaf{name: cred, cn: "system:node:" + nodeName, orgs: []string{"system:nodes"}, usage: clientAuth}, ClientCA, nil
 	case join.KubeletServing:
 		sans := SANs{DNSNames: []string{nodeName, "localhost"}, IPs: append([]net.IP{net.ParseIP("127.0.0.1")}, ips...)}
 		// Not the server CA: a node names itself in its serving certificate,
 		// and what it names must never pass for the apiserver.
-		return leaf{name: cred, cn: nodeName, usage: x509.ExtKeyUsageServerAuth, sans: sans}, KubeletCA, nil
+		return leaf{name: cred, cn: nodeName, usage: serverAuth, sans: sans}, KubeletCA, nil
 	case join.KubeProxy:
-		return leaf{name: cred, cn: "system:kube-proxy", usage: x509.ExtKeyUsageClientAuth}, ClientCA, nil
+		return leaf{name: cred, cn: "system:kube-proxy", usage: clientAuth}, ClientCA, nil
 	}
 	return leaf{}, "", fmt.Errorf("unknown node credential %q", cred)
 }

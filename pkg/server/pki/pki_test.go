@@ -265,3 +265,57 @@ func TestSignNode(t *testing.T) {
 		t.Fatal("unknown credential signed")
 	}
 }
+
+// TestEtcdCertificates: with Options.Etcd, an etcd CA of its own signs
+// etcd's serving, peer and client certificates; without it, none exist.
+func TestEtcdCertificates(t *testing.T) {
+	dir := t.TempDir()
+	o := opts(dir)
+	o.Etcd = true
+	p, written, err := Ensure(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(written) != 15 {
+		t.Fatalf("first start wrote %v, want 5 CAs, the SA key and 9 leaves", written)
+	}
+	ca := leafCert(t, p, EtcdCA)
+	for name, usages := range map[string][]x509.ExtKeyUsage{
+		EtcdServer: {x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		EtcdPeer:   {x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		EtcdClient: {x509.ExtKeyUsageClientAuth},
+	} {
+		c := leafCert(t, p, name)
+		if err := c.CheckSignatureFrom(ca); err != nil {
+			t.Errorf("%s not signed by the etcd CA: %v", name, err)
+		}
+		if !slices.Equal(c.ExtKeyUsage, usages) {
+			t.Errorf("%s usages %v, want %v", name, c.ExtKeyUsage, usages)
+		}
+		if err := c.CheckSignatureFrom(leafCert(t, p, ServerCA)); err == nil {
+			t.Errorf("%s is signed by the server CA", name)
+		}
+	}
+	if serving := leafCert(t, p, EtcdPeer); !slices.ContainsFunc(serving.IPAddresses, net.ParseIP("127.0.0.1").Equal) {
+		t.Errorf("peer certificate names %v", serving.IPAddresses)
+	}
+	// Rotated (kubling certificate rotate --service etcd): issued anew,
+	// by the same CA.
+	if _, err := RemoveLeaves([]string{dir}, []string{"etcd"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, written, err = Ensure(o); err != nil || len(written) != 3 {
+		t.Fatalf("after rotating etcd, Ensure wrote %v (%v), want its 3 leaves", written, err)
+	}
+	if err := leafCert(t, p, EtcdServer).CheckSignatureFrom(ca); err != nil {
+		t.Errorf("rotated etcd certificate not signed by the etcd CA: %v", err)
+	}
+
+	plain := t.TempDir()
+	if _, _, err := Ensure(opts(plain)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(PKI{Dir: plain}.Cert(EtcdCA)); err == nil {
+		t.Error("an etcd CA without Options.Etcd")
+	}
+}

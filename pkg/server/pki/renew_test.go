@@ -187,7 +187,7 @@ func TestRemoveLeaves(t *testing.T) {
 		t.Fatal(err)
 	}
 	before, nodeBefore := snapshot(t, dir), snapshot(t, nodeDir)
-	if _, err := RemoveLeaves([]string{dir}, []string{"etcd"}); err == nil {
+	if _, err := RemoveLeaves([]string{dir}, []string{"ldap"}); err == nil {
 		t.Fatal("unknown service accepted")
 	}
 
