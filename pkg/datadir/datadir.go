@@ -8,6 +8,8 @@
 //	    tls/                   cluster CAs and control-plane certificates
 //	    cred/                  kubeconfigs of the admin, scheduler and controller-manager
 //	    db/state.db            the SQLite datastore
+//	    db/etcd/               the embedded etcd member's data (--cluster-init)
+//	    db/snapshots/          datastore snapshots (kubling snapshot, the schedule)
 //	    kine.sock              kine's etcd API, for the apiserver
 //	    etc/                   apiserver configuration files (authentication, audit policy)
 //	    logs/audit.log         the apiserver's audit log
@@ -107,6 +109,12 @@ func (l Layout) EncryptionConfig() string {
 
 // SQLiteDB is the embedded datastore's database.
 func (l Layout) SQLiteDB() string { return filepath.Join(l.ServerDir(), "db", "state.db") }
+
+// EtcdDir is the embedded etcd member's data dir.
+func (l Layout) EtcdDir() string { return filepath.Join(l.ServerDir(), "db", "etcd") }
+
+// Snapshots is the default folder of datastore snapshots.
+func (l Layout) Snapshots() string { return filepath.Join(l.ServerDir(), "db", "snapshots") }
 
 // KineSocket is where kine serves the etcd API to the apiserver.
 func (l Layout) KineSocket() string { return filepath.Join(l.ServerDir(), "kine.sock") }

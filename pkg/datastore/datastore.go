@@ -8,6 +8,11 @@
 //     snapshots (Snapshotter).
 //   - sql.go: Postgres (postgres://) and MySQL (mysql://). kine serves a
 //     database on an external server; the endpoint is kine's DSN as given.
+//   - etcd.go: embedded etcd (--cluster-init, or a data dir that already
+//     holds an etcd member), in this process, with TLS from its own CA. It
+//     can take snapshots. migrate.go moves a SQLite database into it once.
+//   - etcdexternal.go: an etcd cluster elsewhere (https:// or http://
+//     endpoints, comma-separated), which the apiserver reaches directly.
 //
 // kine.go runs kine for all of them: the etcd API on a unix socket under the
 // data dir that only root, hence the apiserver, can reach.
@@ -22,8 +27,13 @@
 package datastore
 
 import (
+	"errors"
 	"fmt"
+	"net/url"
+	"os"
 	"strings"
+
+	"k8s.io/klog/v2"
 
 	"github.com/kubling/kubling/pkg/component"
 	"github.com/kubling/kubling/pkg/datadir"
@@ -67,19 +77,108 @@ type Config struct {
 	// external server.
 	Endpoint string
 	// TLS are the files kine uses to reach an external SQL server (Postgres
-	// or MySQL). The embedded SQLite kind has no use for them.
+	// or MySQL), or the apiserver an external etcd. The embedded kinds have
+	// no use for them.
 	TLS TLSFiles
+	// ClusterInit asks for embedded etcd (--cluster-init).
+	ClusterInit bool
+	// Etcd is this server's member of embedded etcd.
+	Etcd EtcdMember
+	// Log is for what a kind does on its own (moving data, retrying).
+	Log klog.Logger
 }
 
-// New returns the datastore the configuration asks for. It starts nothing.
-func New(c Config) (Datastore, error) {
+// Kind names a datastore kind, in errors and in `kubling snapshot ls`.
+type Kind string
+
+const (
+	KindSQLite       Kind = "sqlite"
+	KindSQL          Kind = "sql"
+	KindEtcd         Kind = "etcd"
+	KindExternalEtcd Kind = "external-etcd"
+)
+
+// KindOf is the kind New picks for c, without checking c further.
+func KindOf(c Config) Kind {
 	scheme, _, _ := strings.Cut(c.Endpoint, "://")
 	switch {
+	case c.Endpoint == "" && (c.ClusterInit || etcdHasData(c.Layout.EtcdDir())):
+		return KindEtcd
 	case c.Endpoint == "", scheme == "sqlite":
-		return newSQLite(c), nil
+		return KindSQLite
 	case scheme == "postgres", scheme == "mysql":
-		return newSQL(c, scheme), nil
-	default:
-		return nil, fmt.Errorf("--datastore-endpoint: unsupported scheme %q (want sqlite://, postgres:// or mysql://)", scheme)
+		return KindSQL
+	case scheme == "https", scheme == "http":
+		return KindExternalEtcd
 	}
+	return ""
+}
+
+// New returns the datastore the configuration asks for. It starts nothing
+// and writes nothing; it refuses a configuration no kind can serve.
+func New(c Config) (Datastore, error) {
+	if c.Log.GetSink() == nil {
+		c.Log = klog.Background()
+	}
+	kind := KindOf(c)
+	if c.ClusterInit && c.Endpoint != "" {
+		return nil, fmt.Errorf("--cluster-init runs etcd inside kubling; it cannot be combined with --datastore-endpoint %s", redact(c.Endpoint))
+	}
+	if kind == KindSQLite && c.Endpoint != "" && etcdHasData(c.Layout.EtcdDir()) {
+		return nil, fmt.Errorf("--datastore-endpoint %s: this data dir's datastore is embedded etcd (%s); drop the flag to use it", redact(c.Endpoint), c.Layout.EtcdDir())
+	}
+	if c.Etcd.Reset && kind != KindEtcd {
+		return nil, errors.New("--cluster-reset: this data dir holds no embedded etcd member to reset (restore a snapshot with --cluster-reset-restore-path FILE)")
+	}
+	if err := c.TLS.check(); err != nil {
+		return nil, err
+	}
+	if kind != KindSQL && kind != KindExternalEtcd && c.TLS != (TLSFiles{}) {
+		return nil, errors.New("--datastore-cafile, --datastore-certfile and --datastore-keyfile are for an external datastore (--datastore-endpoint postgres://, mysql:// or https://)")
+	}
+	switch kind {
+	case KindEtcd:
+		return newEtcd(c), nil
+	case KindSQLite:
+		return newSQLite(c), nil
+	case KindSQL:
+		return newSQL(c, strings.SplitN(c.Endpoint, "://", 2)[0]), nil
+	case KindExternalEtcd:
+		return newExternalEtcd(c)
+	}
+	scheme, _, _ := strings.Cut(c.Endpoint, "://")
+	return nil, fmt.Errorf("--datastore-endpoint: unsupported scheme %q (want sqlite://, postgres://, mysql:// or https:// for etcd)", scheme)
+}
+
+// check refuses TLS files that cannot be read, naming the flag.
+func (t TLSFiles) check() error {
+	for flag, path := range map[string]string{"--datastore-cafile": t.CAFile, "--datastore-certfile": t.CertFile, "--datastore-keyfile": t.KeyFile} {
+		if path == "" {
+			continue
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return fmt.Errorf("%s: %w", flag, err)
+		}
+		f.Close()
+	}
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		return errors.New("--datastore-certfile and --datastore-keyfile go together")
+	}
+	return nil
+}
+
+// redact is an endpoint fit for errors and logs: without its password.
+func redact(endpoint string) string {
+	u, err := url.Parse(endpoint)
+	if err != nil || u.User == nil {
+		if i := strings.Index(endpoint, "@"); i >= 0 {
+			// A DSN url.Parse refuses (mysql's user:pass@tcp(host)/db).
+			if j := strings.Index(endpoint, "://"); j >= 0 && j < i {
+				return endpoint[:j+3] + "…" + endpoint[i:]
+			}
+		}
+		return endpoint
+	}
+	return u.Redacted()
 }

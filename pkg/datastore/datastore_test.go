@@ -26,7 +26,14 @@ func TestNewRejectsUnknownScheme(t *testing.T) {
 // handed to kine.
 func TestExternalSQL(t *testing.T) {
 	l := datadir.New(t.TempDir())
-	files := TLSFiles{CAFile: "/ca.crt", CertFile: "/client.crt", KeyFile: "/client.key"}
+	dir := t.TempDir()
+	files := TLSFiles{CAFile: filepath.Join(dir, "ca.crt"), CertFile: filepath.Join(dir, "client.crt"), KeyFile: filepath.Join(dir, "client.key")}
+	for _, f := range []string{files.CAFile, files.CertFile, files.KeyFile} {
+		// New checks that they can be read; kine reads what they hold.
+		if err := os.WriteFile(f, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, endpoint := range []string{"postgres://u:p@db.example:5432/kine", "mysql://u:p@tcp(db.example:3306)/kine"} {
 		store, err := New(Config{Layout: l, Endpoint: endpoint, TLS: files})
 		if err != nil {

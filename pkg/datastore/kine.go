@@ -91,6 +91,9 @@ func (k *kineServer) start(dsn string) error {
 func (k *kineServer) Ready(context.Context) error { return nil }
 
 func (k *kineServer) Stop() error {
+	if k.cancel == nil {
+		return nil // never started (sqlStore.Ready gave up)
+	}
 	k.cancel()
 	done := make(chan struct{})
 	go func() { k.wg.Wait(); close(done) }()

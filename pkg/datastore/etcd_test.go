@@ -1,0 +1,354 @@
+package datastore
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/kubling/kubling/pkg/datadir"
+	"github.com/kubling/kubling/pkg/server/pki"
+)
+
+// etcdConfig is a --cluster-init configuration on l with real certificates
+// from the server's PKI, on free ports (not 2379/2380, which a kubling on
+// this machine may hold).
+func etcdConfig(t *testing.T, l datadir.Layout) Config {
+	t.Helper()
+	sans := pki.SANs{DNSNames: []string{"localhost"}, IPs: []net.IP{net.ParseIP("127.0.0.1")}}
+	p, _, err := pki.Ensure(pki.Options{Dir: l.ServerTLS(), APIServerSAN: sans, Etcd: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Config{Layout: l, ClusterInit: true, Etcd: EtcdMember{
+		Name: "server-1", IP: "127.0.0.1", ClientPort: freePort(t), PeerPort: freePort(t),
+		TLS: EtcdTLS{
+			CAFile:     p.Cert(pki.EtcdCA),
+			ServerCert: p.Cert(pki.EtcdServer), ServerKey: p.Key(pki.EtcdServer),
+			PeerCert: p.Cert(pki.EtcdPeer), PeerKey: p.Key(pki.EtcdPeer),
+			ClientCert: p.Cert(pki.EtcdClient), ClientKey: p.Key(pki.EtcdClient),
+		},
+	}}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startStore starts the kind c asks for and returns it with a client as
+// the apiserver would have (over TLS for etcd), and a stop for both.
+func startStore(t *testing.T, c Config) (Datastore, *clientv3.Client, func()) {
+	t.Helper()
+	store, err := New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := store.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var client *clientv3.Client
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		if client != nil {
+			client.Close()
+		}
+		if err := store.Stop(); err != nil {
+			t.Error(err)
+		}
+	}
+	t.Cleanup(stop)
+	if err := store.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b := store.Backend()
+	cfg := clientv3.Config{Endpoints: b.Endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()}
+	if b.CAFile != "" {
+		if cfg.TLS, err = etcdClientTLS(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if client, err = clientv3.New(cfg); err != nil {
+		t.Fatal(err)
+	}
+	return store, client, stop
+}
+
+// TestEtcdKeepsDataAcrossRestarts runs real etcd in the test's process, as
+// kubling server --cluster-init does, and reaches it over mutual TLS.
+func TestEtcdKeepsDataAcrossRestarts(t *testing.T) {
+	l := datadir.New(t.TempDir())
+	c := etcdConfig(t, l)
+	store, client, stop := startStore(t, c)
+	if _, ok := store.(*etcdStore); !ok {
+		t.Fatalf("--cluster-init gave %T", store)
+	}
+	put(t, client, "value")
+	stop()
+	if !etcdHasData(l.EtcdDir()) {
+		t.Fatalf("no etcd data under %s", l.EtcdDir())
+	}
+	// The next start needs no --cluster-init: the data dir holds etcd.
+	c.ClusterInit = false
+	if KindOf(c) != KindEtcd {
+		t.Fatalf("KindOf a data dir with etcd = %q", KindOf(c))
+	}
+	_, client, _ = startStore(t, c)
+	if got := get(t, client); got != "value" {
+		t.Fatalf("after restart: got %q", got)
+	}
+}
+
+// TestEtcdRefusesClientsWithoutItsCertificate: the listener trusts only the
+// etcd CA.
+func TestEtcdRefusesClientsWithoutItsCertificate(t *testing.T) {
+	l := datadir.New(t.TempDir())
+	c := etcdConfig(t, l)
+	store, _, _ := startStore(t, c)
+	b := store.Backend()
+	b.CertFile, b.KeyFile = "", ""
+	tlsConfig, err := etcdClientTLS(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := clientv3.New(clientv3.Config{Endpoints: b.Endpoints, TLS: tlsConfig, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if _, err := client.Get(ctx, testKey); err == nil {
+		t.Fatal("a client without a certificate read from etcd")
+	}
+}
+
+// TestSQLiteMovesIntoEtcd: a server that ran on SQLite and starts with
+// --cluster-init finds every key in etcd, and the database kept aside.
+func TestSQLiteMovesIntoEtcd(t *testing.T) {
+	l := datadir.New(t.TempDir())
+	_, client, stop := startSQLite(t, l)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const n = 1234 // more than one page
+	for i := range n {
+		if _, err := client.Put(ctx, keyN(i), "v"+keyN(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lease, err := client.Grant(ctx, 3600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Put(ctx, "/registry/events/e1", "short-lived", clientv3.WithLease(lease.ID)); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+
+	_, client, stop = startStore(t, etcdConfig(t, l))
+	resp, err := client.Get(ctx, "/registry/test/", clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Kvs) != n {
+		t.Fatalf("etcd holds %d of the %d keys", len(resp.Kvs), n)
+	}
+	for _, kv := range resp.Kvs {
+		if string(kv.Value) != "v"+string(kv.Key) {
+			t.Fatalf("%s = %q", kv.Key, kv.Value)
+		}
+	}
+	if resp, err := client.Get(ctx, "/registry/events/e1"); err != nil || len(resp.Kvs) != 0 {
+		t.Errorf("a key with a lease was moved (%v, %v)", resp, err)
+	}
+	if fileExists(l.SQLiteDB()) || !fileExists(migratedName(l.SQLiteDB())) {
+		t.Errorf("the SQLite database was not kept aside as %s", migratedName(l.SQLiteDB()))
+	}
+	// Moved once: a key changed in etcd stays changed after a restart.
+	if _, err := client.Put(ctx, keyN(0), "changed"); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	_, client, _ = startStore(t, etcdConfig(t, l))
+	if resp, err := client.Get(ctx, keyN(0)); err != nil || len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != "changed" {
+		t.Fatalf("after restart %s = %v, %v; want changed", keyN(0), resp, err)
+	}
+}
+
+func keyN(i int) string { return fmt.Sprintf("/registry/test/%05d", i) }
+
+// TestSnapshotRoundTrip saves a snapshot of each embedded kind while it
+// serves, writes after it, restores it into the data dir and finds the
+// data as it was at the snapshot.
+func TestSnapshotRoundTrip(t *testing.T) {
+	for _, kind := range []Kind{KindSQLite, KindEtcd} {
+		t.Run(string(kind), func(t *testing.T) {
+			l := datadir.New(t.TempDir())
+			c := Config{Layout: l}
+			if kind == KindEtcd {
+				c = etcdConfig(t, l)
+			}
+			store, client, stop := startStore(t, c)
+			put(t, client, "before")
+			snap := filepath.Join(t.TempDir(), "snap")
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if err := store.(Snapshotter).Snapshot(ctx, snap); err != nil {
+				t.Fatal(err)
+			}
+			put(t, client, "after")
+			stop()
+
+			info, err := ReadSnapshotInfo(snap)
+			if err != nil || info.Kind != kind || info.Compressed {
+				t.Fatalf("ReadSnapshotInfo = %+v, %v; want %s", info, err, kind)
+			}
+			r, err := Restore(c, snap)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Kind != kind || len(r.Kept) == 0 {
+				t.Fatalf("Restore = %+v: want the former data kept", r)
+			}
+			for _, p := range r.Kept {
+				if !fileExists(p) {
+					t.Errorf("former data %s is gone", p)
+				}
+			}
+			c.ClusterInit = false
+			_, client, _ = startStore(t, c)
+			if got := get(t, client); got != "before" {
+				t.Fatalf("after restore: got %q, want before", got)
+			}
+		})
+	}
+}
+
+// TestRestoreRefusesBrokenSnapshots: nothing is touched for a truncated,
+// corrupted or foreign file.
+func TestRestoreRefusesBrokenSnapshots(t *testing.T) {
+	for _, kind := range []Kind{KindSQLite, KindEtcd} {
+		t.Run(string(kind), func(t *testing.T) {
+			l := datadir.New(t.TempDir())
+			c := Config{Layout: l}
+			if kind == KindEtcd {
+				c = etcdConfig(t, l)
+			}
+			store, client, stop := startStore(t, c)
+			for i := range 200 {
+				if _, err := client.Put(context.Background(), keyN(i), strings.Repeat("x", 1000)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			snap := filepath.Join(t.TempDir(), "snap")
+			if err := store.(Snapshotter).Snapshot(context.Background(), snap); err != nil {
+				t.Fatal(err)
+			}
+			stop()
+			whole, err := os.ReadFile(snap)
+			if err != nil {
+				t.Fatal(err)
+			}
+			flipped := append([]byte(nil), whole...)
+			flipped[len(flipped)/2] ^= 0xff
+			flipped[len(flipped)/2+4096] ^= 0xff
+			bad := map[string][]byte{
+				"truncated": whole[:len(whole)*2/3],
+				"foreign":   []byte("not a snapshot at all, just some text in a file"),
+			}
+			if kind == KindEtcd {
+				// Only etcd's snapshots carry a digest; SQLite has no
+				// checksum of its pages to catch flipped bytes in a
+				// value (docs/datastores.md).
+				bad["flipped"] = flipped
+			}
+			for name, content := range bad {
+				bad := filepath.Join(t.TempDir(), name)
+				if err := os.WriteFile(bad, content, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				before := tree(t, l.Root)
+				_, err := Restore(c, bad)
+				if err == nil {
+					t.Errorf("%s: restored", name)
+					continue
+				}
+				if strings.Contains(err.Error(), "\n") {
+					t.Errorf("%s: error is more than one line: %q", name, err)
+				}
+				if after := tree(t, l.Root); after != before {
+					t.Errorf("%s: the data dir changed:\n%s\nbecame\n%s", name, before, after)
+				}
+			}
+		})
+	}
+}
+
+// tree lists the files under dir with their sizes.
+func tree(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	err := filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		b.WriteString(p)
+		if !info.IsDir() {
+			fmt.Fprintf(&b, " %d", info.Size())
+		}
+		b.WriteString("\n")
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+func TestNewRejects(t *testing.T) {
+	l := datadir.New(t.TempDir())
+	missing := filepath.Join(t.TempDir(), "missing.crt")
+	for _, tc := range []struct {
+		name string
+		c    Config
+		want string
+	}{
+		{"cluster-init with endpoint", Config{Layout: l, ClusterInit: true, Endpoint: "postgres://u:secret@db/k"}, "--cluster-init runs etcd inside kubling"},
+		{"unknown scheme", Config{Layout: l, Endpoint: "redis://x"}, `unsupported scheme "redis"`},
+		{"bad cafile", Config{Layout: l, Endpoint: "https://10.0.0.1:2379", TLS: TLSFiles{CAFile: missing}}, "--datastore-cafile"},
+		{"cert without key", Config{Layout: l, Endpoint: "https://10.0.0.1:2379", TLS: TLSFiles{CertFile: "/etc/hostname"}}, "go together"},
+		{"tls on sqlite", Config{Layout: l, TLS: TLSFiles{CAFile: "/etc/hostname"}}, "are for an external datastore"},
+		{"reset without etcd", Config{Layout: l, Etcd: EtcdMember{Reset: true}}, "--cluster-reset: this data dir holds no embedded etcd member"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := New(tc.c)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "secret") {
+				t.Errorf("the error shows the password: %v", err)
+			}
+		})
+	}
+	if entries, _ := os.ReadDir(l.Root); len(entries) != 0 {
+		t.Errorf("New wrote into the data dir: %v", entries)
+	}
+}
