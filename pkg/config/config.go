@@ -43,9 +43,10 @@ type Server struct {
 	ServiceCIDR         string
 	ClusterDNS          string
 	ClusterDomain       string
-	DatastoreEndpoint   string
 	DisableAgent        bool
-	Disable             []string
+	Datastore
+	Snapshots
+	Disable []string
 	// SystemDefaultRegistry replaces the registry of bundled add-on images.
 	SystemDefaultRegistry string
 	// NFS StorageClass (nfs-csi add-on).
@@ -82,6 +83,12 @@ func (s *Server) Normalize() error {
 		}
 		*path = abs
 	}
+	if err := s.Datastore.normalize(); err != nil {
+		return err
+	}
+	if err := s.Snapshots.normalize(); err != nil {
+		return err
+	}
 	if s.ClusterDNS == "" && s.ServiceCIDR != "" {
 		p, err := netip.ParsePrefix(s.ServiceCIDR)
 		if err == nil {
@@ -94,7 +101,7 @@ func (s *Server) Normalize() error {
 // Validate checks the settings on their own; host checks (routes, ports,
 // permissions) live in pkg/hostcheck and run when the server starts.
 func (s *Server) Validate() error {
-	for _, check := range []func() error{s.validateAPI, s.validateNetworks, s.validateAddons} {
+	for _, check := range []func() error{s.validateAPI, s.validateNetworks, s.validateAddons, s.Datastore.validate, s.Snapshots.validate} {
 		if err := check(); err != nil {
 			return err
 		}

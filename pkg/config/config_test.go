@@ -16,6 +16,7 @@ func validServer() *Server {
 		FlannelBackend:      "vxlan",
 		NFSReclaimPolicy:    "Delete",
 		NFSDefaultClass:     "auto",
+		Snapshots:           Snapshots{Schedule: DefaultSnapshotSchedule, Retention: DefaultSnapshotRetention},
 	}
 }
 
@@ -64,6 +65,11 @@ func TestValidateRejects(t *testing.T) {
 		{"node ip", func(s *Server) { s.NodeIP = "10.0.0.300" }, "--node-ip"},
 		{"node label", func(s *Server) { s.NodeLabels = []string{"nolabel"} }, "--node-label"},
 		{"kubelet arg", func(s *Server) { s.KubeletArgs = []string{"max-pods"} }, "--kubelet-arg"},
+		{"restore without reset", func(s *Server) { s.Datastore.RestorePath = "/tmp/snap" }, "--cluster-reset-restore-path goes with --cluster-reset"},
+		{"reset external", func(s *Server) { s.Datastore.ClusterReset, s.Datastore.Endpoint = true, "postgres://db/k" }, "--cluster-reset is for the embedded datastores"},
+		{"snapshot cron", func(s *Server) { s.Snapshots.Schedule = "every noon" }, "--snapshot-schedule-cron \"every noon\""},
+		{"snapshot cron fields", func(s *Server) { s.Snapshots.Schedule = "0 61 * * *" }, "--snapshot-schedule-cron"},
+		{"snapshot retention", func(s *Server) { s.Snapshots.Retention = 0 }, "--snapshot-retention 0"},
 		{"component arg", func(s *Server) { s.KubeSchedulerArgs = []string{"v=2", "oops"} }, "--kube-scheduler-arg: component argument \"oops\""},
 	}
 	for _, c := range cases {

@@ -15,7 +15,7 @@ import (
 // no trace. Each failure is one line that names what is wrong. Unless
 // --disable-agent, it returns the server's node, checked against the host
 // as an agent's is.
-func preflight(c *config.Server) (*agent.Node, error) {
+func preflight(c *config.Server, datastorePorts []hostcheck.Port) (*agent.Node, error) {
 	if err := hostcheck.RequireRoot("server"); err != nil {
 		return nil, err
 	}
@@ -35,6 +35,7 @@ func preflight(c *config.Server) (*agent.Node, error) {
 		{Host: "127.0.0.1", Port: args.SchedulerPort, What: "the scheduler"},
 		{Host: "127.0.0.1", Port: args.ControllerManagerPort, What: "the controller-manager"},
 	}
+	ports = append(ports, datastorePorts...)
 	var node *agent.Node
 	if !c.DisableAgent {
 		ports = append(ports, agent.Ports()...)

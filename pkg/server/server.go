@@ -51,15 +51,21 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 	apiURL := "https://" + net.JoinHostPort(host, strconv.Itoa(c.HTTPSPort))
 
 	// 1. Check the flags and the host; nothing is written before this passes.
-	store, err := datastore.New(datastore.Config{Layout: l, Endpoint: c.DatastoreEndpoint})
+	storeConfig := datastoreConfig(c, l, log)
+	if c.Datastore.RestorePath != "" {
+		// --cluster-reset --cluster-reset-restore-path: restore, and stop.
+		return restoreSnapshot(storeConfig, c.Datastore.RestorePath, log)
+	}
+	store, err := datastore.New(storeConfig)
 	if err != nil {
 		return err
 	}
+	etcd := datastore.KindOf(storeConfig) == datastore.KindEtcd
 	cp := controlPlane(c, l, store.Backend())
 	if err := checkComponentFlags(cp); err != nil {
 		return err
 	}
-	node, err := preflight(c)
+	node, err := preflight(c, datastorePorts(storeConfig))
 	if err != nil {
 		return err
 	}
@@ -78,7 +84,7 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 	if err != nil {
 		return err
 	}
-	p, written, err := ensurePKI(c, l, sans, apiURL)
+	p, written, err := ensurePKI(c, l, sans, apiURL, etcd)
 	if err != nil {
 		return err
 	}
@@ -119,7 +125,7 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 	if err := runner.Start(ctx, readyTimeout, apiserver, scheduler, controllers); err != nil {
 		return err
 	}
-	watched := []component.Component{apiserver, scheduler, controllers}
+	watched := []component.Component{store, apiserver, scheduler, controllers}
 
 	// 4. What the cluster holds before nodes join (kubling's RBAC, the join
 	// token, the server node's name), the cleaner that frees a deleted
@@ -155,12 +161,22 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 	}
 	// Renew leaf certificates while running (shortly after start, then every
 	// 12 hours); the components reload the rewritten files themselves.
-	renewer := &certRenewer{c: c, l: l, sans: sans, url: apiURL, log: log}
+	renewer := &certRenewer{c: c, l: l, sans: sans, etcd: etcd, url: apiURL, log: log}
 	if node != nil {
 		renewer.node, renewer.ip = node.Name(), net.ParseIP(node.IP())
 	}
 	if err := runner.Start(ctx, readyTimeout, renewer.component()); err != nil {
 		return err
+	}
+	// Snapshot the embedded datastore on its schedule.
+	if s, ok := store.(datastore.Snapshotter); ok && !c.Snapshots.Disable {
+		schedule, err := snapshotSchedule(c, l, s, log)
+		if err != nil {
+			return err
+		}
+		if err := runner.Start(ctx, readyTimeout, schedule); err != nil {
+			return err
+		}
 	}
 
 	// 6. Hand the cluster to the user.
@@ -215,8 +231,8 @@ const (
 // ensurePKI creates (first start) or checks and renews (later starts) the
 // cluster's certificates, and writes the control plane's kubeconfigs and
 // the apiserver's configuration files.
-func ensurePKI(c *config.Server, l datadir.Layout, sans pki.SANs, apiURL string) (pki.PKI, []string, error) {
-	p, written, err := pki.Ensure(pki.Options{Dir: l.ServerTLS(), APIServerSAN: sans})
+func ensurePKI(c *config.Server, l datadir.Layout, sans pki.SANs, apiURL string, etcd bool) (pki.PKI, []string, error) {
+	p, written, err := pki.Ensure(pki.Options{Dir: l.ServerTLS(), APIServerSAN: sans, Etcd: etcd})
 	if err != nil {
 		return p, nil, fmt.Errorf("certificates: %w", err)
 	}
