@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"google.golang.org/grpc/grpclog"
 
 	"github.com/kubling/kubling/pkg/config"
 	"github.com/kubling/kubling/pkg/datadir"
@@ -85,6 +86,9 @@ func snapshotSaveCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			// gRPC's own log would print every failed dial to etcd; the
+			// error that matters comes back as one line.
+			grpclog.SetLoggerV2(grpclog.NewLoggerV2(io.Discard, io.Discard, io.Discard))
 			store, kind, err := server.OpenSnapshotter(l)
 			if err != nil {
 				return err
@@ -102,9 +106,6 @@ func snapshotSaveCommand() *cli.Command {
 			defer cancel()
 			f, err := snapshot.Save(ctx, store, dir, c.String("name"), node, c.Bool("compress"), time.Now())
 			if err != nil {
-				if kind == datastore.KindEtcd && errors.Is(err, context.DeadlineExceeded) {
-					return fmt.Errorf("%w (embedded etcd is snapshotted through the running server: is kubling server running?)", err)
-				}
 				return err
 			}
 			fmt.Printf("Saved %s (%s, %d bytes)\n", f.Path, describe(f.Info), f.Size)

@@ -318,12 +318,32 @@ func (s *etcdStore) Snapshot(ctx context.Context, path string) error {
 	if err != nil {
 		return err
 	}
+	// The snapshot's stream waits for the member however long ctx allows;
+	// a member that does not answer at once is not running.
+	if err := s.answers(ctx, cfg); err != nil {
+		return err
+	}
 	err = fileutil.Replace(path, func(tmp string) error {
 		_, err := snapshot.SaveWithVersion(ctx, zap.NewNop(), cfg, tmp)
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("snapshot etcd (%s) to %s: %w", s.localClientURL(), path, err)
+	}
+	return nil
+}
+
+// answers checks, within a few seconds, that the member serves.
+func (s *etcdStore) answers(ctx context.Context, cfg clientv3.Config) error {
+	client, err := clientv3.New(cfg)
+	if err != nil {
+		return fmt.Errorf("embedded etcd at %s: %w", s.localClientURL(), err)
+	}
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := client.Status(ctx, s.localClientURL()); err != nil {
+		return fmt.Errorf("embedded etcd at %s does not answer (is kubling server running? etcd snapshots are taken through it): %w", s.localClientURL(), err)
 	}
 	return nil
 }

@@ -78,6 +78,10 @@ func datastorePorts(c datastore.Config) []hostcheck.Port {
 // puts the snapshot in place of the data dir's datastore, with the server
 // stopped, and returns; the next plain start serves it.
 func restoreSnapshot(c datastore.Config, path string, log klog.Logger) error {
+	// A file that is no snapshot is refused before the data dir is made.
+	if _, err := datastore.ReadSnapshotInfo(path); err != nil {
+		return fmt.Errorf("--cluster-reset-restore-path: %w", err)
+	}
 	if err := hostcheck.RequireRoot("server"); err != nil {
 		return err
 	}
@@ -88,7 +92,7 @@ func restoreSnapshot(c datastore.Config, path string, log klog.Logger) error {
 	defer lock.Close()
 	r, err := datastore.Restore(c, path)
 	if err != nil {
-		return err
+		return fmt.Errorf("--cluster-reset-restore-path: %w", err)
 	}
 	log.Info("Restored the snapshot; start kubling server without --cluster-reset to serve it", "snapshot", path, "kind", r.Kind, "into", r.Into, "formerDataKeptAs", r.Kept)
 	return nil

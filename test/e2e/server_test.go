@@ -287,6 +287,13 @@ func TestBadInput(t *testing.T) {
 		{name: "bad component arg", args: []string{"--kube-apiserver-arg", "no-value"}, want: "want key=value"},
 		{name: "unknown component flag", args: []string{"--kube-controller-manager-arg", "no-such-flag=1"}, want: "unknown flag: --no-such-flag"},
 		{name: "unsupported datastore", args: []string{"--datastore-endpoint", "redis://localhost"}, want: "unsupported scheme"},
+		{name: "cluster-init with external datastore", args: []string{"--cluster-init", "--datastore-endpoint", "postgres://kubling:hunter2@127.0.0.1/kubling"}, want: "cannot be combined with --datastore-endpoint postgres://kubling:xxxxx@"},
+		{name: "unreadable datastore CA", args: []string{"--datastore-endpoint", "https://127.0.0.1:2379", "--datastore-cafile", "/nonexistent/ca.crt"}, want: "--datastore-cafile: open /nonexistent/ca.crt"},
+		{name: "external etcd with a path", args: []string{"--datastore-endpoint", "https://127.0.0.1:2379/kubling"}, want: "--datastore-endpoint"},
+		{name: "restore without reset", args: []string{"--cluster-reset-restore-path", "/etc/hostname"}, want: "goes with --cluster-reset"},
+		{name: "reset without etcd", args: []string{"--cluster-reset"}, want: "no embedded etcd member to reset"},
+		{name: "restore a file that is no snapshot", args: []string{"--cluster-reset", "--cluster-reset-restore-path", "/etc/hostname"}, want: "not a snapshot"},
+		{name: "bad snapshot schedule", args: []string{"--snapshot-schedule-cron", "0 25 * * *"}, want: "--snapshot-schedule-cron \"0 25 * * *\""},
 		{name: "unknown add-on", args: []string{"--disable", "traefik"}, want: "not a bundled add-on"},
 		{name: "stray argument", args: []string{"extra"}, want: "unexpected argument"},
 	}
