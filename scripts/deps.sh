@@ -8,7 +8,7 @@ build="gcc libc6-dev libseccomp-dev pkg-config make git"
 # gcc, libc6-dev              cgo (SQLite through kine; runc)
 # libseccomp-dev, pkg-config  runc, built static with seccomp, for the payload
 # make, git                   the build
-test="$build iptables iproute2 util-linux procps busybox-static ca-certificates docker.io debootstrap debian-archive-keyring"
+test="$build iptables iproute2 util-linux procps busybox-static ca-certificates docker.io debootstrap debian-archive-keyring postgresql mariadb-server etcd-server"
 # iptables                    kube-proxy and the CNI plugins at run time
 # iproute2, util-linux        e2e: host routes, interfaces, mounts
 # procps                      kubling-killall.sh (pgrep)
@@ -17,6 +17,9 @@ test="$build iptables iproute2 util-linux procps busybox-static ca-certificates 
 # docker.io                   multi-node e2e: nodes as containers
 # debootstrap, debian-archive-keyring
 #                             multi-node e2e: the node image's Debian base
+# postgresql, mariadb-server, etcd-server
+#                             e2e: external datastores, run by the tests as
+#                             local processes on loopback (not as services)
 conformance="$test curl bzip2"
 # curl, bzip2                 make conformance: upstream BusyBox's source
 #                             from Debian's archive (test/conformance/busybox.sh)

@@ -70,6 +70,13 @@ func newServer(t *testing.T) *server {
 // start runs the server and waits for its "ready" line.
 func (s *server) start(extra ...string) {
 	s.t.Helper()
+	s.startNoWait(extra...)
+	s.waitReady()
+}
+
+// startNoWait runs the server.
+func (s *server) startNoWait(extra ...string) {
+	s.t.Helper()
 	args := []string{"server", "--data-dir", s.dataDir, "--write-kubeconfig", s.kubeconfig}
 	if !s.agent {
 		args = append(args, "--disable-agent")
@@ -84,6 +91,11 @@ func (s *server) start(extra ...string) {
 	s.exited = make(chan struct{})
 	go func() { s.cmd.Wait(); close(s.exited) }()
 	s.t.Cleanup(s.kill)
+}
+
+// waitReady waits for the running server's "ready" line.
+func (s *server) waitReady() {
+	s.t.Helper()
 	deadline := time.After(3 * time.Minute)
 	for !strings.Contains(s.out.String(), "kubling is ready") {
 		select {
