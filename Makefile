@@ -20,7 +20,7 @@ LDFLAGS := $(K8S_VERSION_LDFLAGS) \
 	-X github.com/kubling/kubling/pkg/version.Version=$(VERSION) \
 	-X github.com/kubling/kubling/pkg/version.GitCommit=$(COMMIT)
 
-.PHONY: build deps test-deps payload test test-unit check-imports fuzz test-e2e test-multinode bench bench-start bench-node bench-agent conformance-deps conformance-build conformance-images conformance conformance-multinode clean
+.PHONY: build deps test-deps payload test test-unit check-imports fuzz test-e2e test-multinode bench bench-start bench-node bench-agent bench-datastore conformance-deps conformance-build conformance-images conformance conformance-multinode clean
 
 build: $(BIN)
 
@@ -219,5 +219,10 @@ bench-node: $(BIN) $(TEST_IMAGES)/busybox.tar $(TEST_IMAGES)/coredns.tar
 
 bench-agent: $(BIN) $(TEST_IMAGES)/busybox.tar $(TEST_IMAGES)/coredns.tar
 	KUBLING_BIN=$(abspath $(BIN)) KUBLING_TEST_IMAGES=$(abspath $(TEST_IMAGES)) $(GO) run ./test/bench/agent
+
+# SQLite, embedded etcd, PostgreSQL and MariaDB side by side (Debian's
+# servers, from deps.sh test).
+bench-datastore: $(BIN) | test-deps
+	KUBLING_BIN=$(abspath $(BIN)) $(GO) run ./test/bench/datastore
 clean:
 	rm -rf bin build $(PAYLOAD) $(dir $(PAYLOAD))payload.json
