@@ -36,17 +36,22 @@ func snapshotDirFlag() cli.Flag {
 	return &cli.StringFlag{Name: "snapshot-dir", Usage: "folder of snapshots (default: <data-dir>/server/db/snapshots)", EnvVars: env("snapshot-dir")}
 }
 
-// snapshotFolder is --snapshot-dir, absolute, or the data dir's folder.
-func snapshotFolder(c *cli.Context, l datadir.Layout) (string, error) {
+// snapshotPlace is the data dir (--data-dir) and the snapshot folder:
+// --snapshot-dir, absolute, or the data dir's own.
+func snapshotPlace(c *cli.Context) (datadir.Layout, string, error) {
+	l, err := dataDirLayout(c)
+	if err != nil {
+		return l, "", err
+	}
 	dir := c.String("snapshot-dir")
 	if dir == "" {
-		return l.Snapshots(), nil
+		return l, l.Snapshots(), nil
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
-		return "", fmt.Errorf("--snapshot-dir: %w", err)
+		return l, "", fmt.Errorf("--snapshot-dir: %w", err)
 	}
-	return abs, nil
+	return l, abs, nil
 }
 
 // snapshotNode is the node name snapshots are saved under: the host's name,
@@ -78,11 +83,7 @@ func snapshotSaveCommand() *cli.Command {
 			if err := hostcheck.RequireRoot("snapshot save"); err != nil {
 				return err
 			}
-			l, err := dataDirLayout(c)
-			if err != nil {
-				return err
-			}
-			dir, err := snapshotFolder(c, l)
+			l, dir, err := snapshotPlace(c)
 			if err != nil {
 				return err
 			}
@@ -125,11 +126,7 @@ func snapshotListCommand() *cli.Command {
 			if err := noArgs(c); err != nil {
 				return err
 			}
-			l, err := dataDirLayout(c)
-			if err != nil {
-				return err
-			}
-			dir, err := snapshotFolder(c, l)
+			_, dir, err := snapshotPlace(c)
 			if err != nil {
 				return err
 			}
@@ -171,11 +168,7 @@ func snapshotDeleteCommand() *cli.Command {
 			if c.NArg() == 0 {
 				return errors.New("name the snapshots to delete (kubling snapshot ls lists them)")
 			}
-			l, err := dataDirLayout(c)
-			if err != nil {
-				return err
-			}
-			dir, err := snapshotFolder(c, l)
+			_, dir, err := snapshotPlace(c)
 			if err != nil {
 				return err
 			}
@@ -204,11 +197,7 @@ func snapshotPruneCommand() *cli.Command {
 			if err := snapshot.CheckName(c.String("name")); err != nil {
 				return err
 			}
-			l, err := dataDirLayout(c)
-			if err != nil {
-				return err
-			}
-			dir, err := snapshotFolder(c, l)
+			_, dir, err := snapshotPlace(c)
 			if err != nil {
 				return err
 			}

@@ -80,47 +80,10 @@ func TestSQLiteDSN(t *testing.T) {
 
 const testKey = "/registry/test/key"
 
-// startSQLite starts the embedded SQLite kind on l and returns it, an etcd
-// client of it as the apiserver would have, and a stop that closes both.
-// Cleanup stops them if the test did not.
+// startSQLite starts the embedded SQLite kind on l (startStore).
 func startSQLite(t *testing.T, l datadir.Layout) (Datastore, *clientv3.Client, func()) {
 	t.Helper()
-	store, err := New(Config{Layout: l})
-	if err != nil {
-		t.Fatal(err)
-	}
-	before := store.Backend().Endpoints
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := store.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	var client *clientv3.Client
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		if client != nil {
-			client.Close()
-		}
-		if err := store.Stop(); err != nil {
-			t.Error(err)
-		}
-	}
-	t.Cleanup(stop)
-	if err := store.Ready(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if after := store.Backend().Endpoints; len(before) != 1 || !slices.Equal(before, after) {
-		t.Fatalf("Backend().Endpoints: %v after New, %v after Start", before, after)
-	}
-	client, err = clientv3.New(clientv3.Config{Endpoints: store.Backend().Endpoints, DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return store, client, stop
+	return startStore(t, Config{Layout: l})
 }
 
 func put(t *testing.T, c *clientv3.Client, value string) {

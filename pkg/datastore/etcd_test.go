@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -56,6 +57,7 @@ func startStore(t *testing.T, c Config) (Datastore, *clientv3.Client, func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	before := store.Backend().Endpoints
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := store.Start(ctx); err != nil {
@@ -80,6 +82,9 @@ func startStore(t *testing.T, c Config) (Datastore, *clientv3.Client, func()) {
 		t.Fatal(err)
 	}
 	b := store.Backend()
+	if len(before) != 1 || !slices.Equal(before, b.Endpoints) {
+		t.Fatalf("Backend().Endpoints: %v after New, %v after Start", before, b.Endpoints)
+	}
 	cfg := clientv3.Config{Endpoints: b.Endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()}
 	if b.CAFile != "" {
 		if cfg.TLS, err = etcdClientTLS(b); err != nil {
@@ -195,17 +200,24 @@ func TestSQLiteMovesIntoEtcd(t *testing.T) {
 
 func keyN(i int) string { return fmt.Sprintf("/registry/test/%05d", i) }
 
+// embedded is a fresh data dir and the configuration of an embedded kind
+// on it.
+func embedded(t *testing.T, kind Kind) (datadir.Layout, Config) {
+	t.Helper()
+	l := datadir.New(t.TempDir())
+	if kind == KindEtcd {
+		return l, etcdConfig(t, l)
+	}
+	return l, Config{Layout: l}
+}
+
 // TestSnapshotRoundTrip saves a snapshot of each embedded kind while it
 // serves, writes after it, restores it into the data dir and finds the
 // data as it was at the snapshot.
 func TestSnapshotRoundTrip(t *testing.T) {
 	for _, kind := range []Kind{KindSQLite, KindEtcd} {
 		t.Run(string(kind), func(t *testing.T) {
-			l := datadir.New(t.TempDir())
-			c := Config{Layout: l}
-			if kind == KindEtcd {
-				c = etcdConfig(t, l)
-			}
+			_, c := embedded(t, kind)
 			store, client, stop := startStore(t, c)
 			put(t, client, "before")
 			snap := filepath.Join(t.TempDir(), "snap")
@@ -247,11 +259,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 func TestRestoreRefusesBrokenSnapshots(t *testing.T) {
 	for _, kind := range []Kind{KindSQLite, KindEtcd} {
 		t.Run(string(kind), func(t *testing.T) {
-			l := datadir.New(t.TempDir())
-			c := Config{Layout: l}
-			if kind == KindEtcd {
-				c = etcdConfig(t, l)
-			}
+			l, c := embedded(t, kind)
 			store, client, stop := startStore(t, c)
 			for i := range 200 {
 				if _, err := client.Put(context.Background(), keyN(i), strings.Repeat("x", 1000)); err != nil {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -141,6 +142,20 @@ func Table(title string, rows [][2]string) {
 
 func Secs(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }
 func MB(kb int) string            { return fmt.Sprintf("%d MB", kb/1024) }
+
+// Stop ends a process with SIGTERM, and SIGKILL if it is still there a
+// minute later.
+func Stop(p *os.Process) {
+	p.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { p.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		p.Kill()
+		<-done
+	}
+}
 
 func Must(err error) {
 	if err != nil {

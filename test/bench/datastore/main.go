@@ -18,7 +18,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -121,7 +120,7 @@ func measure(bin, kind string, creates, workers, watches int, idle time.Duration
 	if err := cmd.Start(); err != nil {
 		benchutil.Fatal(err.Error())
 	}
-	defer stop(cmd.Process)
+	defer benchutil.Stop(cmd.Process)
 	client := readyClient(filepath.Join(dir, "data", "server", "cred", "admin.kubeconfig"))
 	ctx := context.Background()
 	if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bench"}}, metav1.CreateOptions{}); err != nil {
@@ -243,16 +242,4 @@ func readyClient(kubeconfig string) kubernetes.Interface {
 		return true
 	})
 	return client
-}
-
-func stop(p *os.Process) {
-	p.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { p.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(time.Minute):
-		p.Kill()
-		<-done
-	}
 }

@@ -16,11 +16,12 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/kubling/kubling/test/bench/benchutil"
 )
 
 func main() {
@@ -43,14 +44,14 @@ func main() {
 		}
 		d, p := start(bin, dir)
 		cold = append(cold, d)
-		stop(p)
+		benchutil.Stop(p)
 		d, p = start(bin, dir)
 		warm = append(warm, d)
 		if i == *runs-1 {
 			time.Sleep(*idle)
 			mem = memory(p.Pid)
 		}
-		stop(p)
+		benchutil.Stop(p)
 		os.RemoveAll(dir)
 	}
 	host, _ := os.Hostname()
@@ -108,18 +109,6 @@ func readyz(ctx context.Context, kubeconfig string) bool {
 	}
 	resp.Body.Close()
 	return resp.StatusCode == http.StatusOK
-}
-
-func stop(p *os.Process) {
-	p.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { p.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(time.Minute):
-		p.Kill()
-		<-done
-	}
 }
 
 // memory reads the Vm*/Rss* lines (kB) of a process's status.
