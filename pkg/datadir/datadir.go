@@ -15,6 +15,7 @@
 //	    logs/audit.log         the apiserver's audit log
 //	    manifests/             add-on manifests the manifests controller applies
 //	    token                  the durable join token
+//	    token.previous         tokens rotated out, until the next start reseals the cluster keys
 //	  agent/                   the node (server's node and agents alike)
 //	    tls/                   node certificates, keys and the cluster CAs
 //	    *.kubeconfig           kubeconfigs of the kubelet (flannel uses it too) and kube-proxy
@@ -85,6 +86,11 @@ func (l Layout) AdminKubeconfig() string { return l.ServerKubeconfig("admin") }
 
 // Token is the durable join token.
 func (l Layout) Token() string { return filepath.Join(l.ServerDir(), "token") }
+
+// PreviousTokens lists the tokens `kubling token rotate` replaced, one a
+// line, so that the next start can open the cluster keys sealed with the
+// last of them and seal them again with the new one.
+func (l Layout) PreviousTokens() string { return filepath.Join(l.ServerDir(), "token.previous") }
 
 // Manifests holds the bundled add-ons' files and any manifest a user adds.
 func (l Layout) Manifests() string { return filepath.Join(l.ServerDir(), "manifests") }

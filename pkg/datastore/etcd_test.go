@@ -360,3 +360,77 @@ func TestNewRejects(t *testing.T) {
 		t.Errorf("New wrote into the data dir: %v", entries)
 	}
 }
+
+// TestReadStopped reads kubling's own key from each embedded kind's files
+// with the datastore stopped, as a restore on a new machine does; a
+// deleted key reads as absent.
+func TestReadStopped(t *testing.T) {
+	for _, kind := range []Kind{KindSQLite, KindEtcd} {
+		t.Run(string(kind), func(t *testing.T) {
+			_, c := embedded(t, kind)
+			store, _, stop := startStore(t, c)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			for _, v := range []string{"first", "second"} {
+				if err := Put(ctx, store.Backend(), "/kubling/test", []byte(v)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := Put(ctx, store.Backend(), "/kubling/gone", []byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			client, err := Client(ctx, store.Backend())
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Deleted as the apiserver deletes (kine has no plain Delete).
+			resp, err := client.Get(ctx, "/kubling/gone")
+			if err != nil {
+				t.Fatal(err)
+			}
+			del, err := client.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision("/kubling/gone"), "=", resp.Kvs[0].ModRevision)).
+				Then(clientv3.OpDelete("/kubling/gone")).Else(clientv3.OpGet("/kubling/gone")).Commit()
+			if err != nil || !del.Succeeded {
+				t.Fatalf("delete: %v %v", del, err)
+			}
+			client.Close()
+			if v, ok, err := Get(ctx, store.Backend(), "/kubling/test"); err != nil || !ok || string(v) != "second" {
+				t.Fatalf("Get = %q, %v, %v", v, ok, err)
+			}
+			stop()
+			c.ClusterInit = false
+			if v, ok, err := ReadStopped(c, "/kubling/test"); err != nil || !ok || string(v) != "second" {
+				t.Errorf("ReadStopped = %q, %v, %v; want the latest value", v, ok, err)
+			}
+			if _, ok, err := ReadStopped(c, "/kubling/gone"); err != nil || ok {
+				t.Errorf("deleted key: found %v, %v", ok, err)
+			}
+			if _, ok, err := ReadStopped(c, "/kubling/never"); err != nil || ok {
+				t.Errorf("absent key: found %v, %v", ok, err)
+			}
+		})
+	}
+}
+
+// TestRestoreUndo: a restore taken back leaves the data dir as it was.
+func TestRestoreUndo(t *testing.T) {
+	_, c := embedded(t, KindSQLite)
+	store, client, stop := startStore(t, c)
+	put(t, client, "mine")
+	snap := filepath.Join(t.TempDir(), "snap")
+	if err := store.(Snapshotter).Snapshot(context.Background(), snap); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	before := tree(t, c.Layout.Root)
+	r, err := Restore(c, snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Undo(); err != nil {
+		t.Fatal(err)
+	}
+	if after := tree(t, c.Layout.Root); after != before {
+		t.Errorf("after Undo the data dir is\n%s\nnot\n%s", after, before)
+	}
+}

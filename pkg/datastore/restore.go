@@ -148,6 +148,24 @@ type Restored struct {
 	Into string
 	// Kept are the former data, moved aside (never deleted).
 	Kept []string
+	// from are Kept's original paths.
+	from []string
+}
+
+// Undo takes a restore back: the restored data goes and the former data
+// returns to its place. For a restore whose next step failed.
+func (r Restored) Undo() error {
+	if r.Into != "" {
+		if err := os.RemoveAll(r.Into); err != nil {
+			return err
+		}
+	}
+	for i, kept := range r.Kept {
+		if err := os.Rename(kept, r.from[i]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Restore makes the snapshot at path the data dir's datastore
@@ -194,7 +212,7 @@ func Restore(c Config, path string) (Restored, error) {
 		if err := os.Rename(p, p+stamp); err != nil {
 			return fmt.Errorf("move the former datastore aside: %w", err)
 		}
-		r.Kept = append(r.Kept, p+stamp)
+		r.Kept, r.from = append(r.Kept, p+stamp), append(r.from, p)
 		return nil
 	}
 	switch info.Kind {

@@ -2,8 +2,12 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	utilnet "k8s.io/apimachinery/pkg/util/net"
@@ -14,8 +18,10 @@ import (
 	"github.com/kubling/kubling/pkg/datadir"
 	"github.com/kubling/kubling/pkg/datastore"
 	"github.com/kubling/kubling/pkg/hostcheck"
+	"github.com/kubling/kubling/pkg/server/bootstrapdata"
 	"github.com/kubling/kubling/pkg/server/pki"
 	"github.com/kubling/kubling/pkg/snapshot"
+	"github.com/kubling/kubling/pkg/token"
 )
 
 // datastoreConfig is the datastore the flags ask for. This server's etcd
@@ -77,7 +83,7 @@ func datastorePorts(c datastore.Config) []hostcheck.Port {
 // restoreSnapshot is --cluster-reset --cluster-reset-restore-path: it
 // puts the snapshot in place of the data dir's datastore, with the server
 // stopped, and returns; the next plain start serves it.
-func restoreSnapshot(c datastore.Config, path string, log klog.Logger) error {
+func restoreSnapshot(c datastore.Config, path, givenToken string, log klog.Logger) error {
 	// A file that is no snapshot is refused before the data dir is made.
 	if _, err := datastore.ReadSnapshotInfo(path); err != nil {
 		return fmt.Errorf("--cluster-reset-restore-path: %w", err)
@@ -90,9 +96,26 @@ func restoreSnapshot(c datastore.Config, path string, log klog.Logger) error {
 		return err
 	}
 	defer lock.Close()
+	// On a new machine the cluster's keys come from the snapshot, opened
+	// with the token.
+	_, err = os.Stat(pki.PKI{Dir: c.Layout.ServerTLS()}.Cert(pki.ServerCA))
+	newMachine := errors.Is(err, os.ErrNotExist)
+	if newMachine && givenToken == "" {
+		return fmt.Errorf("--cluster-reset-restore-path: %s holds no cluster certificates; give the cluster's --token to take them from the snapshot", c.Layout.ServerTLS())
+	}
 	r, err := datastore.Restore(c, path)
 	if err != nil {
 		return fmt.Errorf("--cluster-reset-restore-path: %w", err)
+	}
+	if newMachine {
+		n, err := takeBootstrapData(c, givenToken)
+		if err != nil {
+			if undo := r.Undo(); undo != nil {
+				err = errors.Join(err, fmt.Errorf("undo the restore: %w", undo))
+			}
+			return fmt.Errorf("--cluster-reset-restore-path: %w", err)
+		}
+		log.Info("Took the cluster keys from the snapshot", "files", n, "dir", c.Layout.ServerTLS())
 	}
 	log.Info("Restored the snapshot; start kubling server without --cluster-reset to serve it", "snapshot", path, "kind", r.Kind, "into", r.Into, "formerDataKeptAs", r.Kept)
 	return nil
@@ -141,4 +164,121 @@ func snapshotDir(flag string, l datadir.Layout) string {
 		return flag
 	}
 	return l.Snapshots()
+}
+
+// errOtherCluster is a datastore whose cluster keys are another cluster's.
+var errOtherCluster = errors.New("this datastore belongs to another cluster")
+
+// newPaths are those of the server's files and folders a start writes that
+// are not there yet: what a first start that is refused takes back.
+func newPaths(l datadir.Layout) []string {
+	var out []string
+	for _, p := range []string{l.ServerTLS(), filepath.Dir(l.AdminKubeconfig()), l.Token(), filepath.Dir(l.AuthenticationConfig()), filepath.Dir(l.AuditLog())} {
+		if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// storeBootstrapData keeps the cluster's keys in the datastore, sealed with
+// the token's secret (pkg/server/bootstrapdata): written on the first
+// start, brought up to date later (a rotated encryption key). A datastore
+// whose keys do not open with this token, or whose CAs differ from this
+// data dir's, is another cluster's: the start stops there, before the
+// apiserver writes anything.
+func storeBootstrapData(ctx context.Context, b datastore.Backend, l datadir.Layout, secret string, log klog.Logger) error {
+	names := bootstrapdata.Names(l.ServerTLS(), l.EncryptionConfig())
+	local, err := bootstrapdata.Collect(l.ServerTLS(), names)
+	if err != nil {
+		return fmt.Errorf("cluster keys: %w", err)
+	}
+	blob, found, err := datastore.Get(ctx, b, bootstrapdata.Key)
+	if err != nil {
+		return err
+	}
+	if found {
+		stored, err := bootstrapdata.Open(blob, secret)
+		current := err == nil
+		// Sealed with a token since rotated (kubling token rotate)?
+		for _, previous := range previousSecrets(l) {
+			if !errors.Is(err, bootstrapdata.ErrWrongToken) {
+				break
+			}
+			stored, err = bootstrapdata.Open(blob, previous)
+		}
+		if err != nil {
+			return fmt.Errorf("%w: %w", errOtherCluster, err)
+		}
+		for _, ca := range (pki.Options{Etcd: true}).Authorities() {
+			name := filepath.Base(pki.PKI{Dir: l.ServerTLS()}.Cert(ca))
+			if have, ok := stored[name]; ok && local[name] != nil && string(have) != string(local[name]) {
+				return fmt.Errorf("%w: its %s differs from %s", errOtherCluster, name, filepath.Join(l.ServerTLS(), name))
+			}
+		}
+		if current && bootstrapdata.Same(stored, local) {
+			return nil
+		}
+	}
+	sealed, err := bootstrapdata.Seal(local, secret)
+	if err != nil {
+		return err
+	}
+	if err := datastore.Put(ctx, b, bootstrapdata.Key, sealed); err != nil {
+		return err
+	}
+	log.Info("Stored the cluster keys in the datastore, sealed with the token", "files", len(local))
+	// Sealed with the current token now: the rotated ones are not needed.
+	if err := os.Remove(l.PreviousTokens()); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// previousSecrets are the secrets of the tokens rotated out, newest first.
+func previousSecrets(l datadir.Layout) []string {
+	data, err := os.ReadFile(l.PreviousTokens())
+	if err != nil {
+		return nil
+	}
+	var secrets []string
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		if t, err := token.Parse(strings.TrimSpace(line)); err == nil {
+			secrets = append([]string{t.Secret}, secrets...)
+		}
+	}
+	return secrets
+}
+
+// takeBootstrapData gives a data dir without certificate authorities (a
+// new machine) the cluster's keys from a restored datastore, opened with
+// --token, and writes the token file.
+func takeBootstrapData(c datastore.Config, given string) (int, error) {
+	blob, found, err := datastore.ReadStopped(c, bootstrapdata.Key)
+	if err != nil {
+		return 0, err
+	}
+	if !found {
+		return 0, fmt.Errorf("the snapshot holds no cluster keys; copy %s from the machine it was taken on", c.Layout.ServerTLS())
+	}
+	t, err := token.Parse(given)
+	if err != nil {
+		return 0, fmt.Errorf("--token: %w", err)
+	}
+	files, err := bootstrapdata.Open(blob, t.Secret)
+	if err != nil {
+		return 0, err
+	}
+	if err := bootstrapdata.Write(c.Layout.ServerTLS(), files); err != nil {
+		return 0, fmt.Errorf("write the cluster keys: %w", err)
+	}
+	// The bundle agents pin, as the start computes it.
+	caPEM, err := pki.PKI{Dir: c.Layout.ServerTLS()}.CABundle()
+	if err != nil {
+		return 0, err
+	}
+	if _, err := token.Ensure(c.Layout.Token(), given, caPEM); err != nil {
+		return 0, err
+	}
+	return len(files), nil
 }

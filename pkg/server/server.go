@@ -54,7 +54,7 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 	storeConfig := datastoreConfig(c, l, log)
 	if c.Datastore.RestorePath != "" {
 		// --cluster-reset --cluster-reset-restore-path: restore, and stop.
-		return restoreSnapshot(storeConfig, c.Datastore.RestorePath, log)
+		return restoreSnapshot(storeConfig, c.Datastore.RestorePath, c.Token, log)
 	}
 	store, err := datastore.New(storeConfig)
 	if err != nil {
@@ -80,6 +80,7 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 
 	// 2. Certificates, kubeconfigs and the join token.
 	phase := time.Now()
+	created := newPaths(l)
 	sans, err := apiserverSANs(c, host)
 	if err != nil {
 		return err
@@ -107,6 +108,16 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 		}
 	}()
 	if err := runner.Start(ctx, readyTimeout, store); err != nil {
+		return err
+	}
+	if err := storeBootstrapData(ctx, store.Backend(), l, joinToken.Secret, log); err != nil {
+		if errors.Is(err, errOtherCluster) {
+			// A first start against another cluster's datastore leaves
+			// nothing behind.
+			for _, p := range created {
+				os.RemoveAll(p)
+			}
+		}
 		return err
 	}
 	// The running datastore's backend also names the TLS files, if any.

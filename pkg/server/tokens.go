@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -162,6 +163,11 @@ func (t *Tokens) Rotate(ctx context.Context) error {
 	if err := applyDurableToken(ctx, t.client, rotated); err != nil {
 		return err
 	}
+	// The cluster keys in the datastore stay sealed with the old secret
+	// until the server's next start reseals them (storeBootstrapData).
+	if err := appendLine(t.layout.PreviousTokens(), old.String()); err != nil {
+		return err
+	}
 	if err := fileutil.WriteAtomic(path, []byte(rotated.String()+"\n"), 0o600); err != nil {
 		return err
 	}
@@ -171,4 +177,21 @@ func (t *Tokens) Rotate(ctx context.Context) error {
 		return fmt.Errorf("delete the old token's bootstrap token %s: %w", oldID, err)
 	}
 	return nil
+}
+
+// appendLine adds line to the file at path (made 0600), synced.
+func appendLine(path, line string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(line + "\n"); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

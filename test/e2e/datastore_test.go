@@ -148,6 +148,35 @@ func TestDatastores(t *testing.T) {
 	want("etcd restore", map[string]bool{"after-etcd-restore": true})
 	s.stop()
 
+	// 5b. On a new machine (an empty data dir), the etcd snapshot and the
+	// token give the cluster back, its CA included; without the token, or
+	// with another cluster's, nothing is restored.
+	moved := newServer(t)
+	restoreInto := func(extra ...string) (int, string) {
+		return run(t, exec.Command(bin, append([]string{"server", "--data-dir", moved.dataDir, "--cluster-reset", "--cluster-reset-restore-path", etcdSnap}, extra...)...))
+	}
+	code, out = restoreInto()
+	expectOneLineError(t, code, out, "give the cluster's --token")
+	code, out = restoreInto("--token", "another-clusters-secret-0123456789")
+	expectOneLineError(t, code, out, "does not open the cluster keys")
+	if _, err := os.Stat(filepath.Join(moved.dataDir, "server", "db", "etcd")); err == nil {
+		t.Error("a refused restore left etcd data in the new data dir")
+	}
+	clusterToken := strings.TrimSpace(readFile(t, filepath.Join(s.dataDir, "server", "token")))
+	if code, out = restoreInto("--token", clusterToken); code != 0 || !strings.Contains(out, "Took the cluster keys from the snapshot") {
+		t.Fatalf("restore on a new machine: exit %d\n%s", code, out)
+	}
+	moved.start()
+	if got := moved.kubectl("get", "configmap", "before-etcd-snap", "-n", "e2e", "-o", "jsonpath={.data.k}"); got != "v-before-etcd-snap" {
+		t.Errorf("new machine: configmap = %q", got)
+	}
+	for _, f := range []string{"server-ca.crt", "client-ca.crt", "service.key", "encryption-config.yaml"} {
+		if readFile(t, filepath.Join(moved.dataDir, "server", "tls", f)) != readFile(t, filepath.Join(s.dataDir, "server", "tls", f)) {
+			t.Errorf("new machine: %s differs from the cluster's", f)
+		}
+	}
+	moved.stop()
+
 	// 6. --cluster-reset alone makes the lone member a cluster of one and
 	// serves its data.
 	s.start("--cluster-reset")

@@ -5,6 +5,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -56,6 +57,19 @@ func TestExternalDatastores(t *testing.T) {
 				t.Error("a SQLite database was made beside the external datastore")
 			}
 			s.stop()
+
+			// Another cluster's first start on this datastore: one line,
+			// nothing left in its data dir.
+			other := newServer(t)
+			code, out := run(t, exec.Command(bin, append([]string{"server", "--disable-agent", "--data-dir", other.dataDir, "--write-kubeconfig", other.kubeconfig}, ds.Flags...)...))
+			// The start had logged its progress; the error is its last line.
+			lines := strings.Split(strings.TrimSpace(out), "\n")
+			if code == 0 || !strings.Contains(lines[len(lines)-1], "this datastore belongs to another cluster") {
+				t.Errorf("another cluster's start: exit %d\n%s", code, out)
+			}
+			if left, _ := filepath.Glob(filepath.Join(other.dataDir, "server", "*")); len(left) > 0 {
+				t.Errorf("the refused start left %v", left)
+			}
 
 			// The datastore goes away; the server waits for it, logging
 			// each try, and serves once it is back.

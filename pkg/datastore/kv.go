@@ -1,0 +1,138 @@
+package datastore
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+)
+
+// Keys outside the apiserver's /registry prefix, for kubling's own use (the
+// sealed bootstrap data): read and written through the etcd API the
+// datastore serves, or read from an embedded datastore's files while it is
+// stopped.
+
+// Client is an etcd client of the running datastore at b.
+func Client(ctx context.Context, b Backend) (*clientv3.Client, error) {
+	cfg := clientv3.Config{Endpoints: b.Endpoints, DialTimeout: 5 * time.Second, Context: ctx, Logger: zap.NewNop()}
+	if b.CAFile != "" || b.CertFile != "" {
+		tlsConfig, err := etcdClientTLS(b)
+		if err != nil {
+			return nil, err
+		}
+		cfg.TLS = tlsConfig
+	}
+	client, err := clientv3.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("datastore client: %w", err)
+	}
+	return client, nil
+}
+
+// Get reads key from the running datastore; found is false when it is not
+// there.
+func Get(ctx context.Context, b Backend, key string) (value []byte, found bool, err error) {
+	client, err := Client(ctx, b)
+	if err != nil {
+		return nil, false, err
+	}
+	defer client.Close()
+	resp, err := client.Get(ctx, key)
+	if err != nil {
+		return nil, false, fmt.Errorf("read %s from the datastore: %w", key, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, false, nil
+	}
+	return resp.Kvs[0].Value, true, nil
+}
+
+// Put writes key into the running datastore.
+func Put(ctx context.Context, b Backend, key string, value []byte) error {
+	client, err := Client(ctx, b)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	if _, err := client.Put(ctx, key, string(value)); err != nil {
+		return fmt.Errorf("write %s to the datastore: %w", key, err)
+	}
+	return nil
+}
+
+// ReadStopped reads key from the data dir's embedded datastore while it is
+// not running (after a restore): kine's table in the SQLite database, or
+// the latest revision in the etcd member's bbolt database.
+func ReadStopped(c Config, key string) (value []byte, found bool, err error) {
+	switch KindOf(Config{Layout: c.Layout}) {
+	case KindEtcd:
+		return readEtcdDB(filepath.Join(c.Layout.EtcdDir(), "member", "snap", "db"), key)
+	case KindSQLite:
+		return readKineSQLite(c.Layout.SQLiteDB(), key)
+	}
+	return nil, false, errors.New("the data dir holds no embedded datastore")
+}
+
+func readKineSQLite(path, key string) ([]byte, bool, error) {
+	db := sql.OpenDB(&sqliteConnector{dsn: "file:" + path + "?mode=ro"})
+	defer db.Close()
+	var value []byte
+	var deleted int
+	err := db.QueryRow("SELECT value, deleted FROM kine WHERE name = ? ORDER BY id DESC LIMIT 1", key).Scan(&value, &deleted)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && deleted != 0) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("read %s from %s: %w", key, path, err)
+	}
+	return value, true, nil
+}
+
+// readEtcdDB finds key's latest revision in etcd's "key" bucket, whose
+// entries are keyed by revision, in order (a trailing 't' marks a
+// deletion).
+func readEtcdDB(path, key string) ([]byte, bool, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
+	if err != nil {
+		return nil, false, fmt.Errorf("open %s: %w", path, err)
+	}
+	defer db.Close()
+	var value []byte
+	var found bool
+	err = db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("key"))
+		if b == nil {
+			return fmt.Errorf("%s: not an etcd database", path)
+		}
+		return b.ForEach(func(rev, raw []byte) error {
+			var kv mvccpb.KeyValue
+			if err := proto.Unmarshal(raw, &kv); err != nil {
+				return err
+			}
+			if !bytes.Equal(kv.Key, []byte(key)) {
+				return nil
+			}
+			// Entries come in revision order: the last one counts. A
+			// deletion holds only the key.
+			found = !(len(rev) > 17 && rev[17] == 't')
+			value = append([]byte(nil), kv.Value...)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	if !found {
+		return nil, false, nil
+	}
+	return value, true, nil
+}
