@@ -73,7 +73,9 @@ func Run(ctx context.Context, c *config.Agent, log klog.Logger) (err error) {
 	}()
 	// The renewer joins again, for the same keys, before the certificates expire.
 	renewer := newCertRenewer(node, server, tok, log)
-	if err := runner.Start(ctx, readyTimeout, append(append([]component.Component{lb}, parts...), renewer)...); err != nil {
+	// The servers added or removed while running reach the load balancer.
+	watch := &serverWatch{lb: lb, joined: []string{server.Host}, kubeconfig: node.layout.NodeKubeconfig(kubeProxyComponent), log: log}
+	if err := runner.Start(ctx, readyTimeout, append(append([]component.Component{lb}, parts...), renewer, watch)...); err != nil {
 		return err
 	}
 	log.Info("kubling agent is ready", "node", node.Name(), "server", server.String(), "duration", time.Since(begin).Round(time.Millisecond))

@@ -108,6 +108,17 @@ func TestMultiNode(t *testing.T) {
 	runNode(t, image, "agent1", nil, "agent", "--server", serverURL, "--token", tok, "--node-label", "mn/role=worker")
 	runNode(t, image, "agent2", []string{"KUBLING_URL=" + serverURL, "KUBLING_TOKEN=" + tok}, "agent")
 	waitFor(t, "three Ready nodes", 3*time.Minute, func() error { return allReady(nil) })
+	// The agents' load balancers follow the kubernetes endpoints (the
+	// server's advertised address).
+	for _, agent := range []string{"agent1", "agent2"} {
+		waitFor(t, agent+" following the kubernetes endpoints", time.Minute, func() error {
+			logs, _ := docker("logs", container(agent))
+			if !strings.Contains(logs, "Load balancer follows the kubernetes endpoints") || !strings.Contains(logs, `endpoints=["`+strings.TrimPrefix(serverURL, "https://")+`"]`) {
+				return fmt.Errorf("no such line in its log")
+			}
+			return nil
+		})
+	}
 	if out, _ := kubectl("get", "node", "agent1", "-o", "jsonpath={.metadata.labels.mn/role}"); out != "worker" {
 		t.Errorf("agent1's --node-label: got %q", out)
 	}
