@@ -209,7 +209,7 @@ conformance-multinode: $(BIN) $(TEST_IMAGES)/busybox.tar conformance-images | te
 		rc=$$?; test/multinode/docker.sh stop; exit $$rc
 
 # Benchmarks print tables; figures go to docs/benchmarks.md.
-bench: bench-start bench-node bench-agent
+bench: bench-start bench-node bench-agent bench-datastore
 
 bench-start: $(BIN)
 	KUBLING_BIN=$(abspath $(BIN)) $(GO) run ./test/bench/start
