@@ -226,3 +226,21 @@ func Etcd(dir string, port int) (Datastore, error) {
 		return start("etcd", cmd, port)
 	}}, nil
 }
+
+// Init initialises the external datastore of kind (postgres, mariadb or
+// etcd) in dir, on a free loopback port.
+func Init(kind, dir string) (Datastore, error) {
+	port, err := FreePort()
+	if err != nil {
+		return Datastore{}, err
+	}
+	switch kind {
+	case "postgres":
+		return Postgres(dir, port)
+	case "mariadb":
+		return MariaDB(dir, port)
+	case "etcd":
+		return Etcd(dir, port)
+	}
+	return Datastore{}, fmt.Errorf("no external datastore %q", kind)
+}

@@ -32,17 +32,7 @@ func TestDurabilityUnderKill(t *testing.T) {
 			case "etcd":
 				flags = []string{"--cluster-init"}
 			case "postgres", "mariadb":
-				port, err := dbserver.FreePort()
-				if err != nil {
-					t.Fatal(err)
-				}
-				dir := filepath.Join(t.TempDir(), kind)
-				var ds dbserver.Datastore
-				if kind == "postgres" {
-					ds, err = dbserver.Postgres(dir, port)
-				} else {
-					ds, err = dbserver.MariaDB(dir, port)
-				}
+				ds, err := dbserver.Init(kind, filepath.Join(t.TempDir(), kind))
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -21,20 +21,7 @@ import (
 func TestExternalDatastores(t *testing.T) {
 	for _, kind := range []string{"postgres", "mariadb", "etcd"} {
 		t.Run(kind, func(t *testing.T) {
-			port, err := dbserver.FreePort()
-			if err != nil {
-				t.Fatal(err)
-			}
-			dir := filepath.Join(t.TempDir(), kind)
-			var ds dbserver.Datastore
-			switch kind {
-			case "postgres":
-				ds, err = dbserver.Postgres(dir, port)
-			case "mariadb":
-				ds, err = dbserver.MariaDB(dir, port)
-			case "etcd":
-				ds, err = dbserver.Etcd(dir, port)
-			}
+			ds, err := dbserver.Init(kind, filepath.Join(t.TempDir(), kind))
 			if err != nil {
 				t.Fatal(err)
 			}

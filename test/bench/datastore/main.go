@@ -91,16 +91,7 @@ func measure(bin, kind string, creates, workers, watches int, idle time.Duration
 	case "etcd":
 		flags = []string{"--cluster-init"}
 	case "postgres", "mariadb":
-		port, err := dbserver.FreePort()
-		if err != nil {
-			benchutil.Fatal(err.Error())
-		}
-		var ds dbserver.Datastore
-		if kind == "postgres" {
-			ds, err = dbserver.Postgres(filepath.Join(dir, kind), port)
-		} else {
-			ds, err = dbserver.MariaDB(filepath.Join(dir, kind), port)
-		}
+		ds, err := dbserver.Init(kind, filepath.Join(dir, kind))
 		if err != nil {
 			benchutil.Fatal(err.Error())
 		}
