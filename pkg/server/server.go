@@ -35,11 +35,17 @@ import (
 	"github.com/kubling/kubling/pkg/server/manifests"
 	"github.com/kubling/kubling/pkg/server/nodejoin"
 	"github.com/kubling/kubling/pkg/server/pki"
+	"github.com/kubling/kubling/pkg/server/snapshotfiles"
 	"github.com/kubling/kubling/pkg/token"
 )
 
 // readyTimeout bounds how long one component may take to become ready.
 const readyTimeout = 2 * time.Minute
+
+// snapshotListInterval is how often the SnapshotFile objects catch up with
+// the snapshot folder (a snapshot saved from the command line shows within
+// it).
+const snapshotListInterval = 30 * time.Second
 
 // Run starts the control plane and, unless --disable-agent, the node beside
 // it; logs "ready"; serves until ctx ends or a component fails; then stops
@@ -179,13 +185,19 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 	if err := runner.Start(ctx, readyTimeout, renewer.component()); err != nil {
 		return err
 	}
-	// Snapshot the embedded datastore on its schedule.
-	if s, ok := store.(datastore.Snapshotter); ok && !c.Snapshots.Disable {
-		schedule, err := snapshotSchedule(c, l, s, log)
-		if err != nil {
-			return err
+	// Snapshot the embedded datastore on its schedule, and list this
+	// server's snapshots in the cluster (SnapshotFile objects).
+	if s, ok := store.(datastore.Snapshotter); ok {
+		parts := []component.Component{(&snapshotfiles.Sync{Dir: snapshotDir(c.Snapshots.Dir, l), Node: c.NodeName,
+			Kubeconfig: l.AdminKubeconfig(), Applier: applier, Log: log}).Component(snapshotListInterval)}
+		if !c.Snapshots.Disable {
+			schedule, err := snapshotSchedule(c, l, s, log)
+			if err != nil {
+				return err
+			}
+			parts = append(parts, schedule)
 		}
-		if err := runner.Start(ctx, readyTimeout, schedule); err != nil {
+		if err := runner.Start(ctx, readyTimeout, parts...); err != nil {
 			return err
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -106,6 +107,15 @@ func TestDatastores(t *testing.T) {
 	if code != 0 || kinds[filepath.Base(sqliteSnap)] != "sqlite" || kinds[filepath.Base(etcdSnap)] != "etcd+zstd" {
 		t.Errorf("snapshot ls: exit %d\n%s", code, out)
 	}
+	// The cluster lists them too, as SnapshotFile objects of this node.
+	eventually(t, time.Minute, "SnapshotFile objects for both snapshots", func() string {
+		out, _ := s.tryKubectl("get", "snapshotfiles", "-o", `jsonpath={range .items[*]}{.metadata.name}={.spec.kind}{"\n"}{end}`)
+		objects := strings.Fields(out)
+		if !slices.Contains(objects, filepath.Base(sqliteSnap)+"=sqlite") || !slices.Contains(objects, filepath.Base(etcdSnap)+"=etcd+zstd") {
+			return "objects:\n" + out
+		}
+		return ""
+	})
 	s.stop()
 
 	// 3. A plain restart stays on etcd, without --cluster-init.
