@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/client/pkg/v3/transport"
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/snapshot"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
@@ -253,7 +252,7 @@ func (s *etcdStore) Ready(ctx context.Context) error {
 	if s.sqlite == "" {
 		return nil
 	}
-	client, err := s.client(ctx)
+	client, err := Client(ctx, s.Backend())
 	if err != nil {
 		return err
 	}
@@ -277,29 +276,6 @@ func (s *etcdStore) Stop() error {
 	return nil
 }
 
-// clientConfig is a client of this member's loopback listener.
-func (s *etcdStore) clientConfig() (clientv3.Config, error) {
-	tlsConfig, err := etcdClientTLS(s.Backend())
-	if err != nil {
-		return clientv3.Config{}, err
-	}
-	return clientv3.Config{
-		Endpoints:   []string{s.localClientURL()},
-		TLS:         tlsConfig,
-		DialTimeout: 5 * time.Second,
-		Logger:      zap.NewNop(),
-	}, nil
-}
-
-func (s *etcdStore) client(ctx context.Context) (*clientv3.Client, error) {
-	cfg, err := s.clientConfig()
-	if err != nil {
-		return nil, err
-	}
-	cfg.Context = ctx
-	return clientv3.New(cfg)
-}
-
 // etcdClientTLS is the TLS configuration of an etcd client with b's files.
 func etcdClientTLS(b Backend) (*tls.Config, error) {
 	info := transport.TLSInfo{CertFile: b.CertFile, KeyFile: b.KeyFile, TrustedCAFile: b.CAFile}
@@ -314,13 +290,13 @@ func etcdClientTLS(b Backend) (*tls.Config, error) {
 // (a running server, possibly in another process). The file carries
 // etcd's sha256 trailer, which restore checks.
 func (s *etcdStore) Snapshot(ctx context.Context, path string) error {
-	cfg, err := s.clientConfig()
+	cfg, err := clientConfig(s.Backend())
 	if err != nil {
 		return err
 	}
 	// The snapshot's stream waits for the member however long ctx allows;
 	// a member that does not answer at once is not running.
-	if err := s.answers(ctx, cfg); err != nil {
+	if err := s.answers(ctx); err != nil {
 		return err
 	}
 	err = fileutil.Replace(path, func(tmp string) error {
@@ -334,8 +310,8 @@ func (s *etcdStore) Snapshot(ctx context.Context, path string) error {
 }
 
 // answers checks, within a few seconds, that the member serves.
-func (s *etcdStore) answers(ctx context.Context, cfg clientv3.Config) error {
-	client, err := clientv3.New(cfg)
+func (s *etcdStore) answers(ctx context.Context) error {
+	client, err := Client(ctx, s.Backend())
 	if err != nil {
 		return fmt.Errorf("embedded etcd at %s: %w", s.localClientURL(), err)
 	}

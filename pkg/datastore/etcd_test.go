@@ -85,13 +85,7 @@ func startStore(t *testing.T, c Config) (Datastore, *clientv3.Client, func()) {
 	if len(before) != 1 || !slices.Equal(before, b.Endpoints) {
 		t.Fatalf("Backend().Endpoints: %v after New, %v after Start", before, b.Endpoints)
 	}
-	cfg := clientv3.Config{Endpoints: b.Endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()}
-	if b.CAFile != "" {
-		if cfg.TLS, err = etcdClientTLS(b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if client, err = clientv3.New(cfg); err != nil {
+	if client, err = Client(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
 	return store, client, stop

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/klog/v2"
 )
@@ -70,15 +68,7 @@ func (s *externalEtcd) Ready(ctx context.Context) error {
 
 // status asks every endpoint for its status; one answer is enough.
 func (s *externalEtcd) status(ctx context.Context) error {
-	cfg := clientv3.Config{Endpoints: s.endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop(), Context: ctx}
-	if strings.HasPrefix(s.endpoints[0], "https://") || s.tls.CertFile != "" {
-		t, err := etcdClientTLS(s.Backend())
-		if err != nil {
-			return err
-		}
-		cfg.TLS = t
-	}
-	client, err := clientv3.New(cfg)
+	client, err := Client(ctx, s.Backend())
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -21,16 +22,28 @@ import (
 // datastore serves, or read from an embedded datastore's files while it is
 // stopped.
 
-// Client is an etcd client of the running datastore at b.
-func Client(ctx context.Context, b Backend) (*clientv3.Client, error) {
-	cfg := clientv3.Config{Endpoints: b.Endpoints, DialTimeout: 5 * time.Second, Context: ctx, Logger: zap.NewNop()}
-	if b.CAFile != "" || b.CertFile != "" {
+// clientConfig is the configuration of an etcd client of b: over TLS with
+// b's files when it has any or its endpoints are https, else plain (kine's
+// unix socket). Every etcd client kubling makes starts from it.
+func clientConfig(b Backend) (clientv3.Config, error) {
+	cfg := clientv3.Config{Endpoints: b.Endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()}
+	if b.CAFile != "" || b.CertFile != "" || (len(b.Endpoints) > 0 && strings.HasPrefix(b.Endpoints[0], "https://")) {
 		tlsConfig, err := etcdClientTLS(b)
 		if err != nil {
-			return nil, err
+			return cfg, err
 		}
 		cfg.TLS = tlsConfig
 	}
+	return cfg, nil
+}
+
+// Client is an etcd client of the running datastore at b.
+func Client(ctx context.Context, b Backend) (*clientv3.Client, error) {
+	cfg, err := clientConfig(b)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Context = ctx
 	client, err := clientv3.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("datastore client: %w", err)

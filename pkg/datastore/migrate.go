@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"k8s.io/klog/v2"
@@ -35,7 +34,7 @@ func migrateSQLite(ctx context.Context, log klog.Logger, db, socketDir string, t
 		return err
 	}
 	defer k.Stop()
-	from, err := clientv3.New(clientv3.Config{Endpoints: k.backend.Endpoints, DialTimeout: 5 * time.Second, Context: ctx})
+	from, err := Client(ctx, k.backend)
 	if err != nil {
 		return err
 	}
