@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"k8s.io/klog/v2"
 
+	"github.com/kubling/kubling/pkg/datadir"
 	"github.com/kubling/kubling/pkg/fileutil"
 )
 
@@ -42,6 +44,9 @@ type EtcdMember struct {
 	// Reset starts this member as a one-member cluster on its own data
 	// (--cluster-reset), whatever members the data names.
 	Reset bool
+	// Join, when set, has a member without data join an existing cluster
+	// (a server started with --server).
+	Join *EtcdJoin
 	// ClientPort and PeerPort replace EtcdClientPort and EtcdPeerPort
 	// when set (tests that must not take the real ones).
 	ClientPort, PeerPort int
@@ -125,9 +130,16 @@ func (s *etcdStore) localClientURL() string {
 }
 
 // PeerURL is where other members reach this one.
-func (s *etcdStore) PeerURL() string {
-	return "https://" + net.JoinHostPort(s.member.IP, s.member.peerPort())
+func (s *etcdStore) PeerURL() string { return s.member.PeerURL() }
+
+// PeerURL is where other members reach this one.
+func (m EtcdMember) PeerURL() string {
+	return "https://" + net.JoinHostPort(m.IP, m.peerPort())
 }
+
+// HasEtcdData says whether the data dir holds an embedded etcd member's
+// data.
+func HasEtcdData(l datadir.Layout) bool { return etcdHasData(l.EtcdDir()) }
 
 // ClientURL is where other servers reach this member's client listener.
 func (s *etcdStore) ClientURL() string {
@@ -167,6 +179,10 @@ func (s *etcdStore) config() (*embed.Config, error) {
 	cfg.AdvertisePeerUrls = cfg.ListenPeerUrls
 	cfg.InitialCluster = s.member.Name + "=" + s.PeerURL()
 	cfg.ClusterState = embed.ClusterStateFlagNew
+	if s.member.Join != nil && !etcdHasData(s.dir) {
+		cfg.InitialCluster = s.member.Join.InitialCluster
+		cfg.ClusterState = embed.ClusterStateFlagExisting
+	}
 	cfg.ForceNewCluster = s.member.Reset
 	tlsInfo := func(cert, key string) transport.TLSInfo {
 		return transport.TLSInfo{CertFile: cert, KeyFile: key, TrustedCAFile: s.member.TLS.CAFile, ClientCertAuth: true}
@@ -249,6 +265,14 @@ func (s *etcdStore) Ready(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("embedded etcd has no leader yet: %w", ctx.Err())
 	}
+	if s.e.Server.IsLearner() {
+		// A new server's member (or one restarted before it was promoted):
+		// the apiserver cannot use a learner.
+		if err := promote(ctx, s.promoteThrough(), uint64(s.e.Server.MemberID())); err != nil {
+			return err
+		}
+		s.log.Info("Joined the etcd cluster as a voting member", "member", s.member.Name)
+	}
 	if s.sqlite == "" {
 		return nil
 	}
@@ -261,6 +285,24 @@ func (s *etcdStore) Ready(ctx context.Context) error {
 		return fmt.Errorf("move SQLite data into etcd: %w", err)
 	}
 	return nil
+}
+
+// promoteThrough reaches the cluster's voting members, which alone can
+// promote a learner.
+func (s *etcdStore) promoteThrough() Backend {
+	b := s.Backend()
+	b.Endpoints = nil
+	if s.member.Join != nil {
+		b.Endpoints = append(b.Endpoints, s.member.Join.ClientURLs...)
+	}
+	for _, m := range s.e.Server.Cluster().Members() {
+		if !m.IsLearner {
+			b.Endpoints = append(b.Endpoints, m.ClientURLs...)
+		}
+	}
+	slices.Sort(b.Endpoints)
+	b.Endpoints = slices.Compact(b.Endpoints)
+	return b
 }
 
 // Done and ExitErr report etcd stopping on its own (component.Exiter).

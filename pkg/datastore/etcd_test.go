@@ -2,6 +2,7 @@ package datastore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -426,5 +427,86 @@ func TestRestoreUndo(t *testing.T) {
 	}
 	if after := tree(t, c.Layout.Root); after != before {
 		t.Errorf("after Undo the data dir is\n%s\nnot\n%s", after, before)
+	}
+}
+
+// TestEtcdMemberJoinsAndLeaves: a second member is added as a learner
+// (AddLearner, as the server answering `kubling server --server` does),
+// starts with the cluster's members, is promoted by its own Ready, serves
+// the first member's data, and is removed again (RemoveMember, as a deleted
+// Node does).
+func TestEtcdMemberJoinsAndLeaves(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c1 := etcdConfig(t, datadir.New(t.TempDir()))
+	store1, client1, _ := startStore(t, c1)
+	put(t, client1, "before the join")
+
+	c2 := c1
+	c2.Layout = datadir.New(t.TempDir())
+	c2.Etcd.Name, c2.Etcd.ClientPort, c2.Etcd.PeerPort = "server-2", freePort(t), freePort(t)
+	j, err := AddLearner(ctx, store1.Backend(), "server-2", c2.Etcd.PeerURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Asked again (a join cut short), the same learner is handed back.
+	again, err := AddLearner(ctx, store1.Backend(), "server-2", c2.Etcd.PeerURL())
+	if err != nil || again.InitialCluster != j.InitialCluster {
+		t.Fatalf("second AddLearner: %+v %v, first %+v", again, err, j)
+	}
+	if _, err := AddLearner(ctx, store1.Backend(), "server-3", "https://127.0.0.1:1"); !errors.Is(err, ErrBusy) {
+		t.Fatalf("a join while another is under way: %v, want ErrBusy", err)
+	}
+	if _, err := AddLearner(ctx, store1.Backend(), "server-1", "https://127.0.0.1:2"); !errors.Is(err, ErrMemberExists) {
+		t.Fatalf("a join by a member's name: %v, want ErrMemberExists", err)
+	}
+	want := []string{"server-1=" + c1.Etcd.PeerURL(), "server-2=" + c2.Etcd.PeerURL()}
+	got := strings.Split(j.InitialCluster, ",")
+	slices.Sort(got)
+	if !slices.Equal(got, want) || len(j.ClientURLs) != 1 {
+		t.Fatalf("join: %+v, want initial cluster %s and one client URL", j, want)
+	}
+
+	c2.Etcd.Join = &j
+	store2, client2, _ := startStore(t, c2) // Ready promotes it
+	if names, err := MemberNames(ctx, store1.Backend()); err != nil || !slices.Equal(names, []string{"server-1", "server-2"}) && !slices.Equal(names, []string{"server-2", "server-1"}) {
+		t.Fatalf("MemberNames: %v %v", names, err)
+	}
+	list, err := client1.MemberList(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Members) != 2 || list.Members[0].IsLearner || list.Members[1].IsLearner {
+		t.Fatalf("members after the join: %v", list.Members)
+	}
+	if got := get(t, client2); got != "before the join" {
+		t.Fatalf("the new member serves %q", got)
+	}
+
+	// etcd refuses to remove a voting member until the others have been
+	// connected a while (5 s): "unhealthy cluster".
+	var removed bool
+	for try := 0; try < 30; try++ {
+		if removed, err = RemoveMember(ctx, store1.Backend(), "server-2"); err == nil || !strings.Contains(err.Error(), "unhealthy cluster") {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	if err != nil || !removed {
+		t.Fatalf("RemoveMember: %v %v", removed, err)
+	}
+	select {
+	case <-store2.(*etcdStore).Done():
+	case <-ctx.Done():
+		t.Fatal("the removed member still runs")
+	}
+	if list, err = client1.MemberList(ctx); err != nil || len(list.Members) != 1 {
+		t.Fatalf("members after the removal: %v %v", list, err)
+	}
+	if removed, err := RemoveMember(ctx, store1.Backend(), "server-2"); err != nil || removed {
+		t.Fatalf("removing a member no longer there: %v %v", removed, err)
+	}
+	if _, err := RemoveMember(ctx, store1.Backend(), "server-1"); !errors.Is(err, ErrLastMember) {
+		t.Fatalf("removing the last member: %v, want ErrLastMember", err)
 	}
 }
