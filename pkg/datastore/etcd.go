@@ -18,6 +18,7 @@ import (
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/klog/v2"
 
 	"github.com/kubling/kubling/pkg/datadir"
@@ -270,6 +271,12 @@ func (s *etcdStore) Ready(ctx context.Context) error {
 		// the apiserver cannot use a learner.
 		if err := promote(ctx, s.promoteThrough(), uint64(s.e.Server.MemberID())); err != nil {
 			return err
+		}
+		// Serving as a voter once this member has applied its promotion.
+		if err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(context.Context) (bool, error) {
+			return !s.e.Server.IsLearner(), nil
+		}); err != nil {
+			return fmt.Errorf("this etcd member was promoted but still acts as a learner: %w", err)
 		}
 		s.log.Info("Joined the etcd cluster as a voting member", "member", s.member.Name)
 	}

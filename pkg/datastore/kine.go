@@ -3,6 +3,8 @@ package datastore
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -63,6 +65,11 @@ func (k *kineServer) endpointConfig(dsn string) endpoint.Config {
 
 // start runs kine on dsn until Stop and returns once it serves.
 func (k *kineServer) start(dsn string) error {
+	// A new server on an external datastore starts it before anything
+	// else is in the data dir.
+	if err := os.MkdirAll(filepath.Dir(k.socket), 0o700); err != nil {
+		return fmt.Errorf("kine (%s): %w", k.driver, err)
+	}
 	// kine lives until Stop, not until the start-up context ends.
 	ctx, cancel := context.WithCancel(context.Background())
 	etcd, err := endpoint.Listen(ctx, k.endpointConfig(dsn))

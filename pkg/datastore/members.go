@@ -140,7 +140,6 @@ func RemoveMember(ctx context.Context, b Backend, name string) (bool, error) {
 	return true, nil
 }
 
-
 // MemberNames are the names of the etcd cluster's started members.
 func MemberNames(ctx context.Context, b Backend) ([]string, error) {
 	client, err := Client(ctx, b)
