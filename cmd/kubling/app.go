@@ -93,6 +93,7 @@ func serverCommand() *cli.Command {
 		&cli.StringFlag{Name: "datastore-cafile", Usage: "CA bundle that signs the external datastore's certificate", Destination: &c.Datastore.CAFile},
 		&cli.StringFlag{Name: "datastore-certfile", Usage: "client certificate for the external datastore", Destination: &c.Datastore.CertFile},
 		&cli.StringFlag{Name: "datastore-keyfile", Usage: "client key for the external datastore", Destination: &c.Datastore.KeyFile},
+		&cli.StringFlag{Name: "server", Aliases: []string{"s"}, Usage: "join the cluster of this server (https://<server>:6443) as another server, on embedded etcd; needs --token", Destination: &c.Datastore.JoinURL},
 		&cli.BoolFlag{Name: "cluster-init", Usage: "run embedded etcd instead of SQLite (a SQLite datastore already here moves into it once)", Destination: &c.Datastore.ClusterInit},
 		&cli.BoolFlag{Name: "cluster-reset", Usage: "make embedded etcd a one-member cluster on this server's data, after quorum loss; with --cluster-reset-restore-path, restore a snapshot and exit", Destination: &c.Datastore.ClusterReset},
 		&cli.StringFlag{Name: "cluster-reset-restore-path", Usage: "snapshot file (SQLite or etcd, from kubling snapshot save) to restore into the data dir, with --cluster-reset", Destination: &c.Datastore.RestorePath},

@@ -3,6 +3,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/kubling/kubling/manifests"
 	"github.com/kubling/kubling/pkg/datadir"
+	"github.com/kubling/kubling/pkg/join"
 	"github.com/kubling/kubling/pkg/token"
 )
 
@@ -128,6 +130,9 @@ func (s *Server) validateAPI() error {
 			return fmt.Errorf("--token: the secret must be at least %d characters (leave --token out and kubling makes one; an existing cluster keeps its token without it)", MinTokenSecret)
 		}
 	}
+	if err := s.validateJoin(); err != nil {
+		return err
+	}
 	if _, err := s.KubeconfigMode(); err != nil {
 		return err
 	}
@@ -142,6 +147,29 @@ func (s *Server) validateAPI() error {
 	}
 	if s.AdvertiseAddress != "" && net.ParseIP(s.AdvertiseAddress) == nil {
 		return fmt.Errorf("--advertise-address %q: not an IP address", s.AdvertiseAddress)
+	}
+	return nil
+}
+
+// validateJoin checks --server (joining another server's cluster) against
+// the flags it needs and those it excludes.
+func (s *Server) validateJoin() error {
+	if s.JoinURL == "" {
+		return nil
+	}
+	if _, err := join.ServerURL(s.JoinURL); err != nil {
+		return err
+	}
+	switch {
+	case s.Token == "":
+		return errors.New("--server joins this server to a cluster: give the cluster's --token (the full token in the first server's <data-dir>/server/token)")
+	case s.Endpoint != "":
+		return errors.New("--server joins a cluster on embedded etcd; servers on an external datastore share it directly: give the same --datastore-endpoint and --token, without --server")
+	case s.ClusterInit:
+		return errors.New("--server joins an existing cluster and --cluster-init starts a new one: give one or the other")
+	}
+	if t, _ := token.Parse(s.Token); t.CAHash == "" {
+		return errors.New("--server needs the full token (KL1<CA hash>::<secret>, from the first server's <data-dir>/server/token), not a bare secret: the hash is how this server checks the cluster it joins")
 	}
 	return nil
 }

@@ -70,6 +70,17 @@ func TestValidateRejects(t *testing.T) {
 		{"snapshot cron", func(s *Server) { s.Snapshots.Schedule = "every noon" }, "--snapshot-schedule-cron \"every noon\""},
 		{"snapshot cron fields", func(s *Server) { s.Snapshots.Schedule = "0 61 * * *" }, "--snapshot-schedule-cron"},
 		{"snapshot retention", func(s *Server) { s.Snapshots.Retention = 0 }, "--snapshot-retention 0"},
+		{"server without token", func(s *Server) { s.Datastore.JoinURL = "https://10.0.0.1:6443" }, "--server joins this server to a cluster: give the cluster's --token"},
+		{"server url", func(s *Server) {
+			s.Datastore.JoinURL, s.Token = "10.0.0.1:6443", "KL1"+strings.Repeat("ab", 32)+"::abcdef.0123456789abcdef"
+		}, "--server \"10.0.0.1:6443\": want https://<host>:<port>"},
+		{"server with external datastore", func(s *Server) {
+			s.Datastore.JoinURL, s.Token, s.Datastore.Endpoint = "https://10.0.0.1:6443", "KL1"+strings.Repeat("ab", 32)+"::abcdef.0123456789abcdef", "postgres://db/k"
+		}, "give the same --datastore-endpoint and --token, without --server"},
+		{"server with cluster-init", func(s *Server) {
+			s.Datastore.JoinURL, s.Token, s.Datastore.ClusterInit = "https://10.0.0.1:6443", "KL1"+strings.Repeat("ab", 32)+"::abcdef.0123456789abcdef", true
+		}, "--server joins an existing cluster and --cluster-init starts a new one"},
+		{"server with bare secret", func(s *Server) { s.Datastore.JoinURL, s.Token = "https://10.0.0.1:6443", "0123456789abcdef0123" }, "--server needs the full token"},
 		{"component arg", func(s *Server) { s.KubeSchedulerArgs = []string{"v=2", "oops"} }, "--kube-scheduler-arg: component argument \"oops\""},
 	}
 	for _, c := range cases {

@@ -19,6 +19,9 @@ type Datastore struct {
 	CAFile, CertFile, KeyFile string
 	// ClusterInit runs embedded etcd (--cluster-init).
 	ClusterInit bool
+	// JoinURL is another server of the cluster this one joins, on
+	// embedded etcd (--server).
+	JoinURL string
 	// ClusterReset makes embedded etcd a one-member cluster on this
 	// server's data (--cluster-reset); with RestorePath, it restores that
 	// snapshot into the data dir instead, and exits.

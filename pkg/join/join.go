@@ -29,8 +29,9 @@ import (
 
 // Paths the server serves on the apiserver's port.
 const (
-	CACertsPath = "/cacerts"
-	JoinPath    = "/v1-kubling/join"
+	CACertsPath    = "/cacerts"
+	JoinPath       = "/v1-kubling/join"
+	ServerJoinPath = "/v1-kubling/server-join"
 )
 
 // Group is the extra group of every join token's bootstrap identity; RBAC
@@ -99,6 +100,38 @@ type Cluster struct {
 	FlannelBackend string `json:"flannelBackend"`
 	// Servers are the apiserver URLs the agent's load balancer spreads over.
 	Servers []string `json:"servers"`
+}
+
+// ServerRequest is what a joining server (`kubling server --server URL
+// --token T`) posts, authenticated with the server token.
+type ServerRequest struct {
+	NodeName string `json:"nodeName"`
+	// EtcdPeerURL is where the new server's etcd member will listen for
+	// its peers.
+	EtcdPeerURL string `json:"etcdPeerURL"`
+	// Cluster are the new server's settings, which must be the cluster's.
+	Cluster Cluster `json:"cluster"`
+}
+
+// ServerResponse hands a joining server what the cluster's servers share.
+type ServerResponse struct {
+	// BootstrapData are the cluster's keys (CAs, service-account key,
+	// encryption configuration), sealed with the server token's secret
+	// (pkg/server/bootstrapdata): only a holder of the token opens them.
+	BootstrapData []byte  `json:"bootstrapData"`
+	Cluster       Cluster `json:"cluster"`
+	// Etcd is the embedded etcd cluster the new server's member was added
+	// to, as a learner.
+	Etcd EtcdCluster `json:"etcd"`
+}
+
+// EtcdCluster describes an etcd cluster to a member joining it.
+type EtcdCluster struct {
+	// InitialCluster is etcd's --initial-cluster: name=peerURL for every
+	// member, the new one included.
+	InitialCluster string `json:"initialCluster"`
+	// ClientURLs are the existing members' client URLs.
+	ClientURLs []string `json:"clientURLs"`
 }
 
 // ErrorBody is the JSON of an error answer.
@@ -198,37 +231,9 @@ func FetchCA(ctx context.Context, server *url.URL, t token.Token, now func() tim
 // Post sends the join request over TLS verified by ca, authenticated with
 // the bootstrap token ("id.secret").
 func Post(ctx context.Context, server *url.URL, ca []byte, bootstrapToken string, r Request) (*Response, error) {
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(ca)
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
-		Proxy:           http.ProxyFromEnvironment,
-	}}
-	body, err := json.Marshal(r)
-	if err != nil {
-		return nil, err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, server.String()+JoinPath, bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+bootstrapToken)
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("cannot reach the server %s: %w", server, unwrapURLError(err))
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	if err != nil {
-		return nil, fmt.Errorf("read join answer: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, statusError(server, JoinPath, resp.StatusCode, data)
-	}
 	out := &Response{}
-	if err := json.Unmarshal(data, out); err != nil {
-		return nil, fmt.Errorf("join answer from %s: %w", server, err)
+	if err := post(ctx, server, JoinPath, ca, bootstrapToken, r, out); err != nil {
+		return nil, err
 	}
 	for _, cred := range Credentials {
 		if len(out.Certificates[cred]) == 0 {
@@ -236,6 +241,54 @@ func Post(ctx context.Context, server *url.URL, ca []byte, bootstrapToken string
 		}
 	}
 	return out, nil
+}
+
+// PostServer sends a server's join request (see Post).
+func PostServer(ctx context.Context, server *url.URL, ca []byte, bootstrapToken string, r ServerRequest) (*ServerResponse, error) {
+	out := &ServerResponse{}
+	if err := post(ctx, server, ServerJoinPath, ca, bootstrapToken, r, out); err != nil {
+		return nil, err
+	}
+	if len(out.BootstrapData) == 0 || out.Etcd.InitialCluster == "" || len(out.Etcd.ClientURLs) == 0 {
+		return nil, fmt.Errorf("server join answer from %s lacks the cluster keys or its etcd members", server)
+	}
+	return out, nil
+}
+
+// post sends in as JSON to path and decodes the answer into out.
+func post(ctx context.Context, server *url.URL, path string, ca []byte, bootstrapToken string, in, out any) error {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+		Proxy:           http.ProxyFromEnvironment,
+	}}
+	body, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, server.String()+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+bootstrapToken)
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach the server %s: %w", server, unwrapURLError(err))
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return fmt.Errorf("read the answer to %s: %w", path, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return statusError(server, path, resp.StatusCode, data)
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("answer to %s from %s: %w", path, server, err)
+	}
+	return nil
 }
 
 // statusError turns an HTTP error answer into one line; 4xx answers are

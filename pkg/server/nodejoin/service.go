@@ -46,6 +46,12 @@ type Service struct {
 	// with; called once, on the first join (the apiserver is up by then).
 	Client func() (kubernetes.Interface, error)
 	Log    klog.Logger
+	// ServerTokenID is the id of the server token's bootstrap token: only
+	// that token joins servers.
+	ServerTokenID string
+	// JoinServer adds a server to the cluster's datastore and answers with
+	// what the servers share (pkg/server); nil takes no servers.
+	JoinServer func(ctx context.Context, req join.ServerRequest) (*join.ServerResponse, int, error)
 
 	once      sync.Once
 	client    kubernetes.Interface
@@ -55,8 +61,9 @@ type Service struct {
 // Handlers are the join endpoints, by path.
 func (s *Service) Handlers() map[string]http.Handler {
 	return map[string]http.Handler{
-		join.CACertsPath: http.HandlerFunc(s.serveCA),
-		join.JoinPath:    http.HandlerFunc(s.serveJoin),
+		join.CACertsPath:    http.HandlerFunc(s.serveCA),
+		join.JoinPath:       http.HandlerFunc(s.serveJoin),
+		join.ServerJoinPath: http.HandlerFunc(s.serveServerJoin),
 	}
 }
 
