@@ -33,7 +33,7 @@ func datastoreConfig(c *config.Server, l datadir.Layout, log klog.Logger) datast
 		Layout:      l,
 		Endpoint:    d.Endpoint,
 		TLS:         datastore.TLSFiles{CAFile: d.CAFile, CertFile: d.CertFile, KeyFile: d.KeyFile},
-		ClusterInit: d.ClusterInit,
+		ClusterInit: d.ClusterInit || d.JoinURL != "", // a joining server runs an etcd member
 		Etcd:        datastore.EtcdMember{Name: c.NodeName, IP: memberIP(c), TLS: EtcdTLS(l), Reset: d.ClusterReset},
 		Log:         log,
 	}
@@ -173,7 +173,7 @@ var errOtherCluster = errors.New("this datastore belongs to another cluster")
 // are not there yet: what a first start that is refused takes back.
 func newPaths(l datadir.Layout) []string {
 	var out []string
-	for _, p := range []string{l.ServerTLS(), filepath.Dir(l.AdminKubeconfig()), l.Token(), filepath.Dir(l.AuthenticationConfig()), filepath.Dir(l.AuditLog())} {
+	for _, p := range []string{l.ServerDir(), l.ServerTLS(), filepath.Dir(l.AdminKubeconfig()), l.Token(), filepath.Dir(l.AuthenticationConfig()), filepath.Dir(l.AuditLog()), l.KineSocket()} {
 		if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
 			out = append(out, p)
 		}
@@ -261,6 +261,37 @@ func takeBootstrapData(c datastore.Config, given string) (int, error) {
 	if !found {
 		return 0, fmt.Errorf("the snapshot holds no cluster keys; copy %s from the machine it was taken on", c.Layout.ServerTLS())
 	}
+	return writeBootstrapData(c.Layout, blob, given)
+}
+
+// adoptBootstrapData gives a new server on an external datastore that
+// already serves a cluster that cluster's keys, opened with --token; a
+// data dir with certificate authorities, or a datastore without keys (the
+// first server), is left as it is.
+func adoptBootstrapData(ctx context.Context, b datastore.Backend, l datadir.Layout, given string, log klog.Logger) error {
+	if _, err := os.Stat(pki.PKI{Dir: l.ServerTLS()}.Cert(pki.ServerCA)); !errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	blob, found, err := datastore.Get(ctx, b, bootstrapdata.Key)
+	if err != nil || !found {
+		return err
+	}
+	if given == "" {
+		return fmt.Errorf("%w: it serves a cluster already; give that cluster's --token (its first server's <data-dir>/server/token) to join it", errOtherCluster)
+	}
+	n, err := writeBootstrapData(l, blob, given)
+	if errors.Is(err, bootstrapdata.ErrWrongToken) {
+		return fmt.Errorf("%w: %w", errOtherCluster, err)
+	} else if err != nil {
+		return err
+	}
+	log.Info("Took the cluster keys from the datastore, opened with the token", "files", n, "dir", l.ServerTLS())
+	return nil
+}
+
+// writeBootstrapData opens the sealed keys with the token given and
+// writes them, and the token file.
+func writeBootstrapData(l datadir.Layout, blob []byte, given string) (int, error) {
 	t, err := token.Parse(given)
 	if err != nil {
 		return 0, fmt.Errorf("--token: %w", err)
@@ -269,15 +300,15 @@ func takeBootstrapData(c datastore.Config, given string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := bootstrapdata.Write(c.Layout.ServerTLS(), files); err != nil {
+	if err := bootstrapdata.Write(l.ServerTLS(), files); err != nil {
 		return 0, fmt.Errorf("write the cluster keys: %w", err)
 	}
 	// The bundle agents pin, as the start computes it.
-	caPEM, err := pki.PKI{Dir: c.Layout.ServerTLS()}.CABundle()
+	caPEM, err := pki.PKI{Dir: l.ServerTLS()}.CABundle()
 	if err != nil {
 		return 0, err
 	}
-	if _, err := token.Ensure(c.Layout.Token(), given, caPEM); err != nil {
+	if _, err := token.Ensure(l.Token(), given, caPEM); err != nil {
 		return 0, err
 	}
 	return len(files), nil

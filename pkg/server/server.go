@@ -32,6 +32,7 @@ import (
 	"github.com/kubling/kubling/pkg/kubeconfig"
 	"github.com/kubling/kubling/pkg/server/args"
 	"github.com/kubling/kubling/pkg/server/encryption"
+	"github.com/kubling/kubling/pkg/server/leader"
 	"github.com/kubling/kubling/pkg/server/manifests"
 	"github.com/kubling/kubling/pkg/server/nodejoin"
 	"github.com/kubling/kubling/pkg/server/pki"
@@ -66,7 +67,8 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 	if err != nil {
 		return err
 	}
-	etcd := datastore.KindOf(storeConfig) == datastore.KindEtcd
+	kind := datastore.KindOf(storeConfig)
+	etcd := kind == datastore.KindEtcd
 	cp := controlPlane(c, l, store.Backend())
 	if err := checkComponentFlags(cp); err != nil {
 		return err
@@ -84,9 +86,40 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 	}
 	defer lock.Close()
 
-	// 2. Certificates, kubeconfigs and the join token.
+	runner := component.NewRunner(log)
+	defer func() {
+		if stopErr := runner.Stop(); stopErr != nil {
+			err = errors.Join(err, stopErr)
+		}
+	}()
+
+	// 2. A new server takes the cluster's keys: one joining another's
+	// cluster (--server) from that server, with its etcd members; one on an
+	// external datastore from the datastore, which needs none of kubling's
+	// certificates and so starts first. Then certificates, kubeconfigs and
+	// the join token.
 	phase := time.Now()
 	created := newPaths(l)
+	if kind == datastore.KindSQL || kind == datastore.KindExternalEtcd {
+		if err := runner.Start(ctx, readyTimeout, store); err != nil {
+			return err
+		}
+		if err := adoptBootstrapData(ctx, store.Backend(), l, c.Token, log); err != nil {
+			removeAll(created)
+			return err
+		}
+	}
+	if c.JoinURL != "" && !datastore.HasEtcdData(l) {
+		member, err := joinServers(ctx, c, l, storeConfig.Etcd, log)
+		if err != nil {
+			removeAll(created)
+			return err
+		}
+		storeConfig.Etcd.Join = member
+		if store, err = datastore.New(storeConfig); err != nil {
+			return err
+		}
+	}
 	sans, err := apiserverSANs(c, host)
 	if err != nil {
 		return err
@@ -105,24 +138,17 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 	}
 	log.Info("Certificates ready", "dir", p.Dir, "written", len(written), "duration", time.Since(phase).Round(time.Millisecond))
 
-	// 3. Control-plane components, in order: datastore, apiserver,
-	// scheduler, controller-manager.
-	runner := component.NewRunner(log)
-	defer func() {
-		if stopErr := runner.Stop(); stopErr != nil {
-			err = errors.Join(err, stopErr)
+	// 3. The embedded datastore, then the apiserver.
+	if kind == datastore.KindSQLite || kind == datastore.KindEtcd {
+		if err := runner.Start(ctx, readyTimeout, store); err != nil {
+			return err
 		}
-	}()
-	if err := runner.Start(ctx, readyTimeout, store); err != nil {
-		return err
 	}
 	if err := storeBootstrapData(ctx, store.Backend(), l, joinToken.Secret, log); err != nil {
 		if errors.Is(err, errOtherCluster) {
 			// A first start against another cluster's datastore leaves
 			// nothing behind.
-			for _, p := range created {
-				os.RemoveAll(p)
-			}
+			removeAll(created)
 		}
 		return err
 	}
@@ -134,19 +160,22 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 	log.V(1).Info("Component arguments", "apiserver", apiArgs, "scheduler", schedArgs, "controller-manager", cmArgs)
 	cluster := join.Cluster{ClusterCIDR: c.ClusterCIDR, ServiceCIDR: c.ServiceCIDR, ClusterDNS: c.ClusterDNS, ClusterDomain: c.ClusterDomain, FlannelBackend: c.FlannelBackend}
 	newAdminClient := func() (kubernetes.Interface, error) { return kubeconfig.NewClient(l.AdminKubeconfig()) }
-	joins := &nodejoin.Service{PKI: p, Cluster: cluster, ServerIPs: sans.IPs, Client: newAdminClient, Log: log}
+	tokenID, _ := joinToken.Bootstrap()
+	servers := &serverJoins{backend: store.Backend(), kind: kind, cluster: cluster}
+	joins := &nodejoin.Service{PKI: p, Cluster: cluster, ServerIPs: sans.IPs, Client: newAdminClient, Log: log,
+		ServerTokenID: tokenID, JoinServer: servers.join}
 	encryption.UseReloadInterval() // a rotated key is picked up in seconds
 	apiserver := newAPIServer(apiArgs, host, c.HTTPSPort, p, joins.Handlers())
-	scheduler := newScheduler(schedArgs)
-	controllers := newControllerManager(cmArgs)
-	if err := runner.Start(ctx, readyTimeout, apiserver, scheduler, controllers); err != nil {
+	if err := runner.Start(ctx, readyTimeout, apiserver); err != nil {
 		return err
 	}
-	watched := []component.Component{store, apiserver, scheduler, controllers}
+	watched := []component.Component{store, apiserver}
 
 	// 4. What the cluster holds before nodes join (kubling's RBAC, the join
-	// token, the server node's name), the cleaner that frees a deleted
-	// node's name, then the add-ons.
+	// token, the server node's name); then what runs once per cluster: the
+	// scheduler, the controller-manager, the cleaner that frees a deleted
+	// node's name, the add-ons. Where more than one server can share the
+	// datastore, those run on the elected leader only.
 	applier, err := manifests.NewApplier(l.AdminKubeconfig())
 	if err != nil {
 		return err
@@ -155,14 +184,30 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 	if err != nil {
 		return err
 	}
+	if err := runner.Start(ctx, readyTimeout, bootstrap); err != nil {
+		return err
+	}
 	manifestsController, err := newManifestsController(ctx, c, l, applier, log)
 	if err != nil {
 		return err
 	}
-	passwords := &nodejoin.PasswordCleaner{Client: newAdminClient, Log: log}
-	if err := runner.Start(ctx, readyTimeout, bootstrap, passwords, manifestsController); err != nil {
+	perCluster := []component.Component{newScheduler(schedArgs), newControllerManager(cmArgs),
+		&nodejoin.PasswordCleaner{Client: newAdminClient, Log: log}, manifestsController}
+	if etcd {
+		perCluster = append(perCluster, &etcdMembers{backend: store.Backend(), client: newAdminClient, log: log})
+	}
+	if kind != datastore.KindSQLite {
+		client, err := newAdminClient()
+		if err != nil {
+			return err
+		}
+		perCluster = []component.Component{&leader.Elected{Identity: c.NodeName, Client: client,
+			Components: perCluster, ReadyTimeout: readyTimeout, Log: log}}
+	}
+	if err := runner.Start(ctx, readyTimeout, perCluster...); err != nil {
 		return err
 	}
+	watched = append(watched, perCluster...)
 
 	// 5. The server's own node, through the same code as an agent's, with
 	// certificates signed here.
@@ -214,6 +259,12 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 
 	// 7. Serve until asked to stop, or until a component dies.
 	return component.Serve(ctx, log, watched)
+}
+
+func removeAll(paths []string) {
+	for _, p := range paths {
+		os.RemoveAll(p)
+	}
 }
 
 // controlPlane gathers what the control-plane components' arguments are

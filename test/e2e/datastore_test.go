@@ -84,6 +84,16 @@ func TestDatastores(t *testing.T) {
 		t.Errorf("the SQLite database was not kept: %v", err)
 	}
 	want("after --cluster-init", map[string]bool{"before-sqlite-snap": true, "after-sqlite-snap": true})
+	// On etcd more servers may join: the scheduler, the controller-manager
+	// and kubling's controllers run under the control-plane Lease, held by
+	// this server (named after its node).
+	host, _ := os.Hostname()
+	if got := s.kubectl("get", "lease", "-n", "kube-system", "kubling-control-plane", "-o", "jsonpath={.spec.holderIdentity}"); got != strings.ToLower(host) {
+		t.Errorf("control-plane lease held by %q, want %q", got, strings.ToLower(host))
+	}
+	if !strings.Contains(s.out.String(), "Leading the control plane") {
+		t.Error("the server does not say it leads the control plane")
+	}
 	create("before-etcd-snap")
 	etcdSnap := save("etcd-snap", "--compress")
 	create("after-etcd-snap")

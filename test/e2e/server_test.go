@@ -294,6 +294,9 @@ func TestBadInput(t *testing.T) {
 		{name: "reset without etcd", args: []string{"--cluster-reset"}, want: "no embedded etcd member to reset"},
 		{name: "restore a file that is no snapshot", args: []string{"--cluster-reset", "--cluster-reset-restore-path", "/etc/hostname"}, want: "not a snapshot"},
 		{name: "bad snapshot schedule", args: []string{"--snapshot-schedule-cron", "0 25 * * *"}, want: "--snapshot-schedule-cron \"0 25 * * *\""},
+		{name: "server join without token", args: []string{"--server", "https://127.0.0.1:6443"}, want: "give the cluster's --token"},
+		{name: "server join with cluster-init", args: []string{"--server", "https://127.0.0.1:6443", "--cluster-init", "--token", "KL1" + strings.Repeat("0", 64) + "::abcdef.0123456789abcdef"}, want: "--cluster-init starts a new one"},
+		{name: "server join with external datastore", args: []string{"--server", "https://127.0.0.1:6443", "--datastore-endpoint", "postgres://kubling:hunter2@127.0.0.1/kubling", "--token", "KL1" + strings.Repeat("0", 64) + "::abcdef.0123456789abcdef"}, want: "without --server"},
 		{name: "unknown add-on", args: []string{"--disable", "traefik"}, want: "not a bundled add-on"},
 		{name: "stray argument", args: []string{"extra"}, want: "unexpected argument"},
 	}

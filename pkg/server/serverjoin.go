@@ -1,0 +1,157 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/klog/v2"
+
+	"github.com/kubling/kubling/pkg/config"
+	"github.com/kubling/kubling/pkg/datadir"
+	"github.com/kubling/kubling/pkg/datastore"
+	"github.com/kubling/kubling/pkg/join"
+	"github.com/kubling/kubling/pkg/server/bootstrapdata"
+	"github.com/kubling/kubling/pkg/server/pki"
+	"github.com/kubling/kubling/pkg/token"
+)
+
+// Servers joining servers (`kubling server --server URL --token T`), both
+// sides. The new server fetches the cluster CA and checks it against the
+// token's hash, as an agent does; then, with the server token, it asks to
+// join. The server it asks adds the new server's etcd member as a learner
+// and answers with the cluster's keys, still sealed with the token's secret
+// as the datastore keeps them (pkg/server/bootstrapdata), and the etcd
+// members to start with. The new server opens the keys with its token,
+// issues its own certificates from the cluster's CAs, starts its etcd
+// member, and has it promoted to a voting member once it has caught up.
+
+// joinTimeout bounds how long a joining server waits for the server it
+// joins through (retrying with back-off).
+const joinTimeout = 5 * time.Minute
+
+// serverJoins is the answering side.
+type serverJoins struct {
+	backend datastore.Backend
+	kind    datastore.Kind
+	cluster join.Cluster
+	// mu: one membership change at a time from this server.
+	mu sync.Mutex
+}
+
+func (j *serverJoins) join(ctx context.Context, req join.ServerRequest) (*join.ServerResponse, int, error) {
+	if j.kind != datastore.KindEtcd {
+		return nil, http.StatusConflict, fmt.Errorf("this cluster keeps its state in an external datastore (%s), not embedded etcd: start the new server with the same --datastore-endpoint and --token, without --server", j.kind)
+	}
+	if err := sameCluster(j.cluster, req.Cluster); err != nil {
+		return nil, http.StatusConflict, err
+	}
+	blob, found, err := datastore.Get(ctx, j.backend, bootstrapdata.Key)
+	if err != nil {
+		return nil, http.StatusInternalServerError, err
+	}
+	if !found {
+		return nil, http.StatusServiceUnavailable, errors.New("the cluster keys are not in the datastore yet")
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	member, err := datastore.AddLearner(ctx, j.backend, req.NodeName, req.EtcdPeerURL)
+	switch {
+	case errors.Is(err, datastore.ErrBusy):
+		return nil, http.StatusServiceUnavailable, err
+	case errors.Is(err, datastore.ErrMemberExists):
+		return nil, http.StatusConflict, err
+	case err != nil:
+		return nil, http.StatusInternalServerError, err
+	}
+	return &join.ServerResponse{BootstrapData: blob, Cluster: j.cluster,
+		Etcd: join.EtcdCluster{InitialCluster: member.InitialCluster, ClientURLs: member.ClientURLs}}, http.StatusOK, nil
+}
+
+// sameCluster refuses a joining server whose cluster settings differ from
+// the cluster's: its node and its controllers would disagree with the
+// others'.
+func sameCluster(have, asked join.Cluster) error {
+	for _, s := range []struct{ flag, have, asked string }{
+		{"--cluster-cidr", have.ClusterCIDR, asked.ClusterCIDR},
+		{"--service-cidr", have.ServiceCIDR, asked.ServiceCIDR},
+		{"--cluster-dns", have.ClusterDNS, asked.ClusterDNS},
+		{"--cluster-domain", have.ClusterDomain, asked.ClusterDomain},
+		{"--flannel-backend", have.FlannelBackend, asked.FlannelBackend},
+	} {
+		if s.have != s.asked {
+			return fmt.Errorf("%s %s differs from the cluster's %s: start the new server with the cluster's settings", s.flag, s.asked, s.have)
+		}
+	}
+	return nil
+}
+
+// joinServers is the joining side: it asks the server at --server to add
+// this one, writes the cluster's keys and the token file, and returns how
+// this server's etcd member joins.
+func joinServers(ctx context.Context, c *config.Server, l datadir.Layout, member datastore.EtcdMember, log klog.Logger) (*datastore.EtcdJoin, error) {
+	server, err := join.ServerURL(c.JoinURL)
+	if err != nil {
+		return nil, err
+	}
+	t, err := token.Parse(c.Token)
+	if err != nil {
+		return nil, fmt.Errorf("--token: %w", err)
+	}
+	id, secret := t.Bootstrap()
+	req := join.ServerRequest{NodeName: c.NodeName, EtcdPeerURL: member.PeerURL(), Cluster: join.Cluster{
+		ClusterCIDR: c.ClusterCIDR, ServiceCIDR: c.ServiceCIDR, ClusterDNS: c.ClusterDNS, ClusterDomain: c.ClusterDomain, FlannelBackend: c.FlannelBackend}}
+	ctx, cancel := context.WithTimeout(ctx, joinTimeout)
+	defer cancel()
+	var resp *join.ServerResponse
+	attempt, refusals := 0, 0
+	backoff := wait.Backoff{Duration: time.Second, Factor: 2, Jitter: 0.1, Steps: math.MaxInt32, Cap: 15 * time.Second}
+	err = wait.ExponentialBackoffWithContext(ctx, backoff, func(ctx context.Context) (bool, error) {
+		attempt++
+		ca, err := join.FetchCA(ctx, server, t, nil)
+		if err == nil {
+			if resp, err = join.PostServer(ctx, server, ca, id+"."+secret, req); err == nil {
+				return true, nil
+			}
+		}
+		if join.IsAuthRefusal(err) && refusals < 3 {
+			refusals++ // the server may have started a moment ago
+		} else if join.IsPermanent(err) {
+			return false, err
+		}
+		log.Info("Cannot join the cluster yet; retrying", "server", server.String(), "attempt", attempt, "err", err.Error())
+		return false, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("join %s as a server: %w", server, err)
+	}
+	files, err := bootstrapdata.Open(resp.BootstrapData, t.Secret)
+	if err != nil {
+		return nil, fmt.Errorf("open the cluster keys from %s: %w", server, err)
+	}
+	// A data dir that already has a CA (a join cut short) must have the
+	// cluster's.
+	p := pki.PKI{Dir: l.ServerTLS()}
+	if have, err := os.ReadFile(p.Cert(pki.ServerCA)); err == nil && string(have) != string(files[filepath.Base(p.Cert(pki.ServerCA))]) {
+		return nil, fmt.Errorf("%w: %s holds another cluster's CA; remove %s to join this one", errOtherCluster, l.ServerTLS(), l.ServerDir())
+	}
+	if err := bootstrapdata.Write(l.ServerTLS(), files); err != nil {
+		return nil, fmt.Errorf("write the cluster keys: %w", err)
+	}
+	caPEM, err := p.CABundle()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := token.Ensure(l.Token(), c.Token, caPEM); err != nil {
+		return nil, err
+	}
+	log.Info("Joined the cluster as a server; starting etcd as a learner", "server", server.String(), "etcdMembers", resp.Etcd.InitialCluster)
+	return &datastore.EtcdJoin{InitialCluster: resp.Etcd.InitialCluster, ClientURLs: resp.Etcd.ClientURLs}, nil
+}
