@@ -21,7 +21,8 @@
 #
 # Environment: KUBLING_BIN, CONFORMANCE_DIR (e2e.test, ginkgo, registry, images/),
 # CONFORMANCE_FOCUS / CONFORMANCE_SKIP (ginkgo --focus / --skip regular
-# expressions narrowing both passes), CONFORMANCE_PASSES ("parallel serial"), CONFORMANCE_PROCS (4).
+# expressions narrowing both passes), CONFORMANCE_PASSES ("parallel serial"), CONFORMANCE_PROCS (4),
+# CONFORMANCE_SERVER_ARGS (more `kubling server` flags, e.g. --cluster-init).
 set -euo pipefail
 results=${1:?usage: run.sh RESULTS_DIR}
 dir=${CONFORMANCE_DIR:?}
@@ -75,7 +76,7 @@ if [ -z "${KUBECONFIG:-}" ]; then
 	export KUBECONFIG=$data/kubeconfig.yaml
 	log "starting kubling server on $data (log: $results/server.log)"
 	"$KUBLING_BIN" server --data-dir "$data" --write-kubeconfig "$KUBECONFIG" \
-		--private-registry "$data/registries.yaml" >"$results/server.log" 2>&1 &
+		--private-registry "$data/registries.yaml" ${CONFORMANCE_SERVER_ARGS:-} >"$results/server.log" 2>&1 &
 	server_pid=$!
 	for _ in $(seq 600); do
 		grep -q 'kubling is ready' "$results/server.log" && break

@@ -139,7 +139,12 @@ func asUser(name, dir string, cmd *exec.Cmd) (*exec.Cmd, error) {
 
 // Postgres initialises a PostgreSQL cluster in dir (made, must not exist)
 // with user kubling, served on port.
-func Postgres(dir string, port int) (Datastore, error) {
+func Postgres(dir string, port int) (Datastore, error) { return PostgresOn(dir, "127.0.0.1", port, "") }
+
+// PostgresOn is Postgres served on host too (and loopback), taking clients
+// from the CIDR clients as well (the multi-node test's containers); the
+// endpoint names host.
+func PostgresOn(dir, host string, port int, clients string) (Datastore, error) {
 	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
 	if len(bins) == 0 {
 		return Datastore{}, errors.New("PostgreSQL is not installed (scripts/deps.sh test installs Debian's postgresql)")
@@ -160,9 +165,23 @@ func Postgres(dir string, port int) (Datastore, error) {
 	if out, err := initdb.CombinedOutput(); err != nil {
 		return Datastore{}, fmt.Errorf("initdb: %v\n%s", err, out)
 	}
-	endpoint := fmt.Sprintf("postgres://kubling:%s@127.0.0.1:%d/kubling?sslmode=disable", Password, port)
+	listen := "127.0.0.1"
+	if clients != "" {
+		hba, err := os.OpenFile(filepath.Join(data, "pg_hba.conf"), os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			return Datastore{}, err
+		}
+		_, err = fmt.Fprintf(hba, "host all all %s scram-sha-256\n", clients)
+		if err := errors.Join(err, hba.Close()); err != nil {
+			return Datastore{}, err
+		}
+	}
+	if host != listen {
+		listen += "," + host
+	}
+	endpoint := fmt.Sprintf("postgres://kubling:%s@%s/kubling?sslmode=disable", Password, net.JoinHostPort(host, strconv.Itoa(port)))
 	return Datastore{Kind: "postgres", Endpoint: endpoint, Flags: []string{"--datastore-endpoint", endpoint}, Start: func() (*Server, error) {
-		cmd, err := asUser("postgres", dir, exec.Command(bin+"/postgres", "-D", data, "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-k", dir))
+		cmd, err := asUser("postgres", dir, exec.Command(bin+"/postgres", "-D", data, "-h", listen, "-p", strconv.Itoa(port), "-k", dir))
 		if err != nil {
 			return nil, err
 		}

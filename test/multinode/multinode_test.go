@@ -335,13 +335,21 @@ var execCommand = exec.Command
 func nodeFlags(name string) []string {
 	return []string{
 		"--name", container(name), "--hostname", name, "--label", label,
-		"--network", network, "--ip", nodes[name],
+		"--network", network, "--ip", address(name),
 		"--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE",
 		"--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined", "--security-opt", "systempaths=unconfined",
 		"--cgroupns", "host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
 		"--tmpfs", "/run:rw,exec,size=256m", "--tmpfs", "/tmp:rw,exec",
 		"--device", "/dev/kmsg",
 	}
+}
+
+// address is a node's address on the test network.
+func address(name string) string {
+	if ip, ok := nodes[name]; ok {
+		return ip
+	}
+	return haNodes[name]
 }
 
 func runNode(t *testing.T, image, name string, env []string, args ...string) {
@@ -574,7 +582,11 @@ func teardown(t *testing.T) {
 			t.Log(err)
 		}
 	}
-	for _, name := range []string{"server", "agent1", "agent2", "agent3", "iserver", "iagent"} {
+	names := []string{"server", "agent1", "agent2", "agent3", "iserver", "iagent", "ha-bad"}
+	for name := range haNodes {
+		names = append(names, name)
+	}
+	for _, name := range names {
 		roots, _ := filepath.Glob("/sys/fs/cgroup/*/kubling-" + name)
 		for _, root := range roots {
 			removeCgroupTree(t, root)
