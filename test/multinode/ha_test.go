@@ -23,28 +23,8 @@ var haNodes = map[string]string{
 	"ha-server4": "172.30.99.24", "ha-agent": "172.30.99.25",
 }
 
-const haWorkload = `apiVersion: v1
-kind: Namespace
-metadata: {name: ha}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, namespace: ha}
-spec:
-  replicas: 4
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      topologySpreadConstraints:
-      - {maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: DoNotSchedule, labelSelector: {matchLabels: {app: web}}}
-      containers:
-      - name: web
-        image: kubling.test/busybox:1
-        imagePullPolicy: Never
-        command: ["sh", "-c", "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www"]
-        readinessProbe: {httpGet: {path: /, port: 8080}, periodSeconds: 1}
-`
+// haWorkload is a web Deployment spread over the nodes, one pod each.
+var haWorkload = webWorkload("ha", 4)
 
 // TestHAServers: three servers on embedded etcd and an agent. One server
 // killed, the API answers through the other two, the agent's pods keep
@@ -52,20 +32,7 @@ spec:
 // server removed (its Node deleted removes its etcd member) and a new one
 // added: the cluster then survives losing another.
 func TestHAServers(t *testing.T) {
-	image := os.Getenv("KUBLING_NODE_IMAGE")
-	if image == "" {
-		t.Fatal("KUBLING_NODE_IMAGE is not set; run `make test-multinode`")
-	}
-	teardown(t)
-	t.Cleanup(func() {
-		if t.Failed() {
-			for name := range haNodes {
-				out, _ := docker("logs", "--tail", "60", container(name))
-				t.Logf("--- last log lines of %s:\n%s", name, out)
-			}
-		}
-		teardown(t)
-	})
+	image := setUp(t, "ha-server1", "ha-server2", "ha-server3", "ha-server4", "ha-agent")
 	mustDocker(t, "network", "create", "--subnet", subnet, "--label", label, network)
 	url := func(server string) string { return "https://" + haNodes[server] + ":6443" }
 
@@ -204,6 +171,27 @@ func TestHAServers(t *testing.T) {
 	}
 }
 
+// setUp clears the harness and has the named nodes' last log lines shown
+// should the test fail; it returns the node image.
+func setUp(t *testing.T, names ...string) string {
+	t.Helper()
+	image := os.Getenv("KUBLING_NODE_IMAGE")
+	if image == "" {
+		t.Fatal("KUBLING_NODE_IMAGE is not set; run `make test-multinode`")
+	}
+	teardown(t)
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, name := range names {
+				out, _ := docker("logs", "--tail", "60", container(name))
+				t.Logf("--- last log lines of %s:\n%s", name, out)
+			}
+		}
+		teardown(t)
+	})
+	return image
+}
+
 // waitServing waits for a server's apiserver to be ready.
 func waitServing(t *testing.T, server string, d time.Duration) {
 	t.Helper()
@@ -314,20 +302,7 @@ func podOn(t *testing.T, via, node string) string {
 // with the token, both serve the same objects, and when the leader is
 // killed the other takes over the scheduler and controllers.
 func TestHAExternalDatastore(t *testing.T) {
-	image := os.Getenv("KUBLING_NODE_IMAGE")
-	if image == "" {
-		t.Fatal("KUBLING_NODE_IMAGE is not set; run `make test-multinode`")
-	}
-	teardown(t)
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, name := range []string{"ha-server1", "ha-server2"} {
-				out, _ := docker("logs", "--tail", "60", container(name))
-				t.Logf("--- last log lines of %s:\n%s", name, out)
-			}
-		}
-		teardown(t)
-	})
+	image := setUp(t, "ha-server1", "ha-server2")
 	mustDocker(t, "network", "create", "--subnet", subnet, "--label", label, network)
 	port, err := dbserver.FreePort()
 	if err != nil {

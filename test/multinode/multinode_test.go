@@ -31,15 +31,19 @@ const (
 // Nodes: name → address on the test network.
 var nodes = map[string]string{"server": "172.30.99.10", "agent1": "172.30.99.11", "agent2": "172.30.99.12"}
 
-const workload = `apiVersion: v1
+// webWorkload is a namespace and a Deployment of web servers (busybox
+// httpd answering with the pod's name on 8080) spread evenly over the
+// nodes.
+func webWorkload(namespace string, replicas int) string {
+	return `apiVersion: v1
 kind: Namespace
-metadata: {name: mn}
+metadata: {name: ` + namespace + `}
 ---
 apiVersion: apps/v1
 kind: Deployment
-metadata: {name: web, namespace: mn}
+metadata: {name: web, namespace: ` + namespace + `}
 spec:
-  replicas: 6
+  replicas: ` + fmt.Sprint(replicas) + `
   selector: {matchLabels: {app: web}}
   template:
     metadata: {labels: {app: web}}
@@ -52,7 +56,12 @@ spec:
         imagePullPolicy: Never
         command: ["sh", "-c", "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www"]
         readinessProbe: {httpGet: {path: /, port: 8080}, periodSeconds: 1}
----
+`
+}
+
+// workload is TestMultiNode's: web pods, two Services and a client on
+// every node.
+var workload = webWorkload("mn", 6) + `---
 apiVersion: v1
 kind: Service
 metadata: {name: web, namespace: mn}
@@ -84,20 +93,7 @@ spec:
 `
 
 func TestMultiNode(t *testing.T) {
-	image := os.Getenv("KUBLING_NODE_IMAGE")
-	if image == "" {
-		t.Fatal("KUBLING_NODE_IMAGE is not set; run `make test-multinode`")
-	}
-	teardown(t)
-	t.Cleanup(func() {
-		if t.Failed() {
-			for name := range nodes {
-				out, _ := docker("logs", "--tail", "40", container(name))
-				t.Logf("--- last log lines of %s:\n%s", name, out)
-			}
-		}
-		teardown(t)
-	})
+	image := setUp(t, "server", "agent1", "agent2")
 	// One server, then two agents: one with flags, one from the environment.
 	serverURL, tok := startServer(t, image)
 	// The log says how to join and where the token is, never the token.

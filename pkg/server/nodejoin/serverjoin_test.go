@@ -1,7 +1,6 @@
 package nodejoin
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -10,19 +9,12 @@ import (
 	"testing"
 
 	"k8s.io/apiserver/pkg/authentication/user"
-	genericrequest "k8s.io/apiserver/pkg/endpoints/request"
 
 	"github.com/kubling/kubling/pkg/join"
 )
 
 func postServerJoin(s *Service, u user.Info, body []byte) *httptest.ResponseRecorder {
-	r := httptest.NewRequest(http.MethodPost, join.ServerJoinPath, bytes.NewReader(body))
-	if u != nil {
-		r = r.WithContext(genericrequest.WithUser(r.Context(), u))
-	}
-	w := httptest.NewRecorder()
-	s.Handlers()[join.ServerJoinPath].ServeHTTP(w, r)
-	return w
+	return postTo(s, join.ServerJoinPath, u, body)
 }
 
 // TestServerJoinTakesTheServerTokenOnly: an agent's join token (another

@@ -92,12 +92,17 @@ func request(t *testing.T, name, pw string, addrs ...string) join.Request {
 
 // post sends body to the join handler as the given user (nil: none).
 func post(s *Service, u user.Info, body []byte) *httptest.ResponseRecorder {
-	r := httptest.NewRequest(http.MethodPost, join.JoinPath, bytes.NewReader(body))
+	return postTo(s, join.JoinPath, u, body)
+}
+
+// postTo sends body to the handler of path as the given user (nil: none).
+func postTo(s *Service, path string, u user.Info, body []byte) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
 	if u != nil {
 		r = r.WithContext(genericrequest.WithUser(r.Context(), u))
 	}
 	w := httptest.NewRecorder()
-	s.Handlers()[join.JoinPath].ServeHTTP(w, r)
+	s.Handlers()[path].ServeHTTP(w, r)
 	return w
 }
 
