@@ -30,9 +30,10 @@ var haWorkload = webWorkload("ha", 4)
 // killed, the API answers through the other two, the agent's pods keep
 // serving and writes go on; the killed server comes back with them. A
 // server removed (its Node deleted removes its etcd member) and a new one
-// added: the cluster then survives losing another.
+// added: the cluster then survives losing another. After quorum loss the
+// survivor's --cluster-reset serves every write.
 func TestHAServers(t *testing.T) {
-	image := setUp(t, "ha-server1", "ha-server2", "ha-server3", "ha-server4", "ha-agent")
+	image := setUp(t, "ha-server1", "ha-server2", "ha-server3", "ha-server4", "ha-agent", "ha-reset")
 	mustDocker(t, "network", "create", "--subnet", subnet, "--label", label, network)
 	url := func(server string) string { return "https://" + haNodes[server] + ":6443" }
 
@@ -168,6 +169,23 @@ func TestHAServers(t *testing.T) {
 	})
 	if out, err := kubectlOn("ha-server1", "get", "configmap", "-n", "ha", "after-replace"); err != nil {
 		t.Errorf("ha-server1 does not see the write made through ha-server4: %v %s", err, out)
+	}
+
+	// Quorum lost (ha-server4 killed too: one of three members left): the
+	// lone survivor, started again with --cluster-reset on its data, serves
+	// as a one-member cluster with every write.
+	mustDocker(t, "kill", container("ha-server4"))
+	mustDocker(t, "stop", "-t", "30", container("ha-server1"))
+	flags := nodeFlags("ha-server1")
+	flags[1] = container("ha-reset") // same host name, address and data, another container
+	mustDocker(t, append(append(append([]string{"run", "-d"}, flags...), "--volumes-from", container("ha-server1"), image), "server", "--cluster-reset")...)
+	waitServing(t, "ha-reset", 3*time.Minute)
+	out, err := kubectlOn("ha-reset", "get", "configmap", "-n", "ha", "-o", "name")
+	if n := strings.Count(out, "configmap/outage-"); err != nil || n != 20 || !strings.Contains(out, "configmap/after-replace") {
+		t.Errorf("after --cluster-reset: %d of 20 outage writes, after-replace %v: %v", n, strings.Contains(out, "after-replace"), err)
+	}
+	if out, err := kubectlOn("ha-reset", "create", "configmap", "-n", "ha", "after-reset"); err != nil {
+		t.Errorf("a write after --cluster-reset: %v %s", err, out)
 	}
 }
 
