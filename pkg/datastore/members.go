@@ -10,6 +10,7 @@ import (
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // EtcdJoin is how a new server's member joins an existing embedded etcd
@@ -40,18 +41,13 @@ var ErrMemberExists = errors.New("already an etcd member")
 // learner added earlier at the same URL that never started (a join cut
 // short) is taken as it is.
 func AddLearner(ctx context.Context, b Backend, name, peerURL string) (EtcdJoin, error) {
-	client, err := Client(ctx, b)
+	client, list, err := members(ctx, b)
 	if err != nil {
 		return EtcdJoin{}, err
 	}
 	defer client.Close()
-	list, err := client.MemberList(ctx)
-	if err != nil {
-		return EtcdJoin{}, fmt.Errorf("list etcd members: %w", err)
-	}
-	members := list.Members
 	var added, busy bool
-	for _, m := range members {
+	for _, m := range list.Members {
 		switch {
 		case slices.Contains(m.PeerURLs, peerURL) && m.Name == "":
 			added = true // a join cut short
@@ -71,11 +67,11 @@ func AddLearner(ctx context.Context, b Backend, name, peerURL string) (EtcdJoin,
 		} else if err != nil {
 			return EtcdJoin{}, fmt.Errorf("add etcd member %s: %w", name, err)
 		}
-		members = resp.Members
+		list.Members = resp.Members
 	}
 	var j EtcdJoin
 	var initial []string
-	for _, m := range members {
+	for _, m := range list.Members {
 		n := m.Name
 		if n == "" {
 			n = name // the new member: it names itself when it starts
@@ -118,15 +114,11 @@ func promote(ctx context.Context, b Backend, id uint64) error {
 // RemoveMember removes the etcd member called name, if there is one; it
 // never removes the last member.
 func RemoveMember(ctx context.Context, b Backend, name string) (bool, error) {
-	client, err := Client(ctx, b)
+	client, list, err := members(ctx, b)
 	if err != nil {
 		return false, err
 	}
 	defer client.Close()
-	list, err := client.MemberList(ctx)
-	if err != nil {
-		return false, fmt.Errorf("list etcd members: %w", err)
-	}
 	i := slices.IndexFunc(list.Members, func(m *etcdserverpb.Member) bool { return m.Name == name })
 	if i < 0 {
 		return false, nil
@@ -142,15 +134,11 @@ func RemoveMember(ctx context.Context, b Backend, name string) (bool, error) {
 
 // MemberNames are the names of the etcd cluster's started members.
 func MemberNames(ctx context.Context, b Backend) ([]string, error) {
-	client, err := Client(ctx, b)
+	client, list, err := members(ctx, b)
 	if err != nil {
 		return nil, err
 	}
 	defer client.Close()
-	list, err := client.MemberList(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("list etcd members: %w", err)
-	}
 	var names []string
 	for _, m := range list.Members {
 		if m.Name != "" {
@@ -158,4 +146,19 @@ func MemberNames(ctx context.Context, b Backend) ([]string, error) {
 		}
 	}
 	return names, nil
+}
+
+// members opens a client on b and lists the etcd cluster's members; the
+// caller closes the client.
+func members(ctx context.Context, b Backend) (*clientv3.Client, *clientv3.MemberListResponse, error) {
+	client, err := Client(ctx, b)
+	if err != nil {
+		return nil, nil, err
+	}
+	list, err := client.MemberList(ctx)
+	if err != nil {
+		client.Close()
+		return nil, nil, fmt.Errorf("list etcd members: %w", err)
+	}
+	return client, list, nil
 }

@@ -300,11 +300,17 @@ func writeBootstrapData(l datadir.Layout, blob []byte, given string) (int, error
 	if err != nil {
 		return 0, err
 	}
+	// A data dir that has a CA already (a server join cut short) must have
+	// the cluster's.
+	p := pki.PKI{Dir: l.ServerTLS()}
+	if have, err := os.ReadFile(p.Cert(pki.ServerCA)); err == nil && string(have) != string(files[filepath.Base(p.Cert(pki.ServerCA))]) {
+		return 0, fmt.Errorf("%w: %s holds another cluster's CA; remove %s to join this one", errOtherCluster, l.ServerTLS(), l.ServerDir())
+	}
 	if err := bootstrapdata.Write(l.ServerTLS(), files); err != nil {
 		return 0, fmt.Errorf("write the cluster keys: %w", err)
 	}
 	// The bundle agents pin, as the start computes it.
-	caPEM, err := pki.PKI{Dir: l.ServerTLS()}.CABundle()
+	caPEM, err := p.CABundle()
 	if err != nil {
 		return 0, err
 	}

@@ -28,9 +28,10 @@ import (
 const EtcdMemberFinalizer = "kubling.io/etcd-member"
 
 // etcdMembers is the controller behind EtcdMemberFinalizer. It runs on the
-// leader only: it puts the finalizer on every Node named after an etcd
-// member, and, once such a Node is being deleted, removes the member and
-// then the finalizer. The last member is never removed.
+// leader only: it puts the finalizer on every server's Node (labelled
+// control-plane) named after an etcd member, and, once such a Node is
+// being deleted, removes the member and then the finalizer. The last
+// member is never removed.
 type etcdMembers struct {
 	backend datastore.Backend
 	client  func() (kubernetes.Interface, error)
@@ -110,7 +111,9 @@ func (m *etcdMembers) sync(ctx context.Context, name string) error {
 	}
 	has := slices.Contains(node.Finalizers, EtcdMemberFinalizer)
 	if node.DeletionTimestamp == nil {
-		if has {
+		// Only servers' Nodes (labelled by their own server) can be
+		// members: agents' Nodes, updated all the time, cost etcd nothing.
+		if _, server := node.Labels[controlPlaneLabel]; has || !server {
 			return nil
 		}
 		members, err := datastore.MemberNames(ctx, m.backend)

@@ -69,6 +69,9 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 	}
 	kind := datastore.KindOf(storeConfig)
 	etcd := kind == datastore.KindEtcd
+	// An external datastore needs none of kubling's certificates: it starts
+	// before them; an embedded one after.
+	external := kind == datastore.KindSQL || kind == datastore.KindExternalEtcd
 	cp := controlPlane(c, l, store.Backend())
 	if err := checkComponentFlags(cp); err != nil {
 		return err
@@ -100,7 +103,7 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 	// the join token.
 	phase := time.Now()
 	created := newPaths(l)
-	if kind == datastore.KindSQL || kind == datastore.KindExternalEtcd {
+	if external {
 		if err := runner.Start(ctx, readyTimeout, store); err != nil {
 			return err
 		}
@@ -139,7 +142,7 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 	log.Info("Certificates ready", "dir", p.Dir, "written", len(written), "duration", time.Since(phase).Round(time.Millisecond))
 
 	// 3. The embedded datastore, then the apiserver.
-	if kind == datastore.KindSQLite || kind == datastore.KindEtcd {
+	if !external {
 		if err := runner.Start(ctx, readyTimeout, store); err != nil {
 			return err
 		}

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -19,7 +17,6 @@ import (
 	"github.com/kubling/kubling/pkg/datastore"
 	"github.com/kubling/kubling/pkg/join"
 	"github.com/kubling/kubling/pkg/server/bootstrapdata"
-	"github.com/kubling/kubling/pkg/server/pki"
 	"github.com/kubling/kubling/pkg/token"
 )
 
@@ -132,25 +129,8 @@ func joinServers(ctx context.Context, c *config.Server, l datadir.Layout, member
 	if err != nil {
 		return nil, fmt.Errorf("join %s as a server: %w", server, err)
 	}
-	files, err := bootstrapdata.Open(resp.BootstrapData, t.Secret)
-	if err != nil {
-		return nil, fmt.Errorf("open the cluster keys from %s: %w", server, err)
-	}
-	// A data dir that already has a CA (a join cut short) must have the
-	// cluster's.
-	p := pki.PKI{Dir: l.ServerTLS()}
-	if have, err := os.ReadFile(p.Cert(pki.ServerCA)); err == nil && string(have) != string(files[filepath.Base(p.Cert(pki.ServerCA))]) {
-		return nil, fmt.Errorf("%w: %s holds another cluster's CA; remove %s to join this one", errOtherCluster, l.ServerTLS(), l.ServerDir())
-	}
-	if err := bootstrapdata.Write(l.ServerTLS(), files); err != nil {
-		return nil, fmt.Errorf("write the cluster keys: %w", err)
-	}
-	caPEM, err := p.CABundle()
-	if err != nil {
-		return nil, err
-	}
-	if _, err := token.Ensure(l.Token(), c.Token, caPEM); err != nil {
-		return nil, err
+	if _, err := writeBootstrapData(l, resp.BootstrapData, c.Token); err != nil {
+		return nil, fmt.Errorf("the cluster keys from %s: %w", server, err)
 	}
 	log.Info("Joined the cluster as a server; starting etcd as a learner", "server", server.String(), "etcdMembers", resp.Etcd.InitialCluster)
 	return &datastore.EtcdJoin{InitialCluster: resp.Etcd.InitialCluster, ClientURLs: resp.Etcd.ClientURLs}, nil

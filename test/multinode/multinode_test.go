@@ -475,31 +475,12 @@ func pods(selector string) ([]pod, error) {
 // allReady checks that the three nodes are Ready and, with since, that each
 // renewed its lease after that time (its kubelet reached the server again).
 func allReady(since *time.Time) error {
-	out, err := kubectl("get", "nodes", "-o", "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}")
-	if err != nil {
-		return err
-	}
-	ready := map[string]bool{}
-	for _, line := range strings.Fields(out) {
-		name, status, _ := strings.Cut(line, "=")
-		ready[name] = status == "True"
-	}
+	names := make([]string, 0, len(nodes))
 	for name := range nodes {
-		if !ready[name] {
-			return fmt.Errorf("nodes: %s", strings.Join(strings.Fields(out), " "))
-		}
-		if since != nil {
-			renew, err := kubectl("get", "lease", "-n", "kube-node-lease", name, "-o", "jsonpath={.spec.renewTime}")
-			if err != nil {
-				return err
-			}
-			at, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(renew))
-			if err != nil || !at.After(*since) {
-				return fmt.Errorf("node %s last renewed its lease at %q", name, renew)
-			}
-		}
+		names = append(names, name)
 	}
-	return nil
+	sort.Strings(names)
+	return nodesReady("server", names, since)
 }
 
 // containerIDs lists the running containers of the given nodes' kubelets.
