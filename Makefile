@@ -3,7 +3,24 @@ SHELL := /bin/bash
 # A rule that fails part-way must not leave a target that looks up to date.
 .DELETE_ON_ERROR:
 GO ?= go
-BIN := bin/kubling
+
+# The architecture to build for, as Go names it: amd64, arm64, or arm
+# (armv7, hard float); by default this machine's. A cross build uses
+# Debian's cross compiler for the cgo parts (SQLite, runc) and Debian's
+# packages of ARCH for what the payload bundles (`make release` sets up both).
+HOST_ARCH := $(shell $(GO) env GOHOSTARCH)
+ARCH ?= $(HOST_ARCH)
+triplet_amd64 := x86_64-linux-gnu
+triplet_arm64 := aarch64-linux-gnu
+triplet_arm := arm-linux-gnueabihf
+TRIPLET := $(triplet_$(ARCH))
+ifeq ($(TRIPLET),)
+$(error ARCH=$(ARCH): kubling builds for amd64, arm64 and arm)
+endif
+DEB_ARCH := $(if $(filter arm,$(ARCH)),armhf,$(ARCH))
+CROSS := $(if $(filter $(HOST_ARCH),$(ARCH)),,$(TRIPLET)-)
+TARGET_ENV := GOOS=linux GOARCH=$(ARCH) $(if $(filter arm,$(ARCH)),GOARM=7) CC=$(CROSS)gcc
+BIN := bin/kubling$(if $(CROSS),-$(ARCH))
 
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.0.0-dev)
 COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -20,7 +37,7 @@ LDFLAGS := $(K8S_VERSION_LDFLAGS) \
 	-X github.com/kubling/kubling/pkg/version.Version=$(VERSION) \
 	-X github.com/kubling/kubling/pkg/version.GitCommit=$(COMMIT)
 
-.PHONY: build deps test-deps payload test test-unit check-imports fuzz test-e2e test-multinode bench bench-start bench-node bench-agent bench-datastore conformance-deps conformance-build conformance-images conformance conformance-multinode clean
+.PHONY: build deps test-deps release-deps release release-arch test-arm payload test test-unit check-imports fuzz test-e2e test-multinode bench bench-start bench-node bench-agent bench-datastore conformance-deps conformance-build conformance-images conformance conformance-multinode clean
 
 build: $(BIN)
 
@@ -33,19 +50,37 @@ test-deps:
 	@scripts/deps.sh test
 
 # The payload: helper programs built from the pinned modules in payload/go.mod
-# (static, stripped) and the pause image, packed into the archive kubling
-# embeds. Tags and link flags follow each project's own release build.
-PAYLOAD_ROOT := build/payload/root
-PAYLOAD := pkg/agent/payload/assets/payload.tar.zst
-payload_go = cd payload && CGO_ENABLED=$(1) GOFLAGS=-trimpath $(GO)
+# (static, stripped), Debian's iptables with what it needs to run, and the
+# pause image, packed into the archive kubling embeds for ARCH
+# (pkg/agent/payload/assets/ARCH). Tags and link flags follow each project's
+# own release build. runc links the target's libseccomp statically from
+# Debian's package, unpacked beside the payload (nothing is installed).
+PAYLOAD_DIR := build/payload/$(ARCH)
+PAYLOAD_ROOT := $(PAYLOAD_DIR)/root
+PAYLOAD := pkg/agent/payload/assets/$(ARCH)/payload.tar.zst
+DEBIAN_ROOT := $(PAYLOAD_DIR)/debian
+payload_go = cd payload && $(TARGET_ENV) CGO_ENABLED=$(1) GOFLAGS=-trimpath $(GO)
 modver = $(shell cd payload && $(GO) list -m -f '{{.Version}}' $(1))
+# iptables for hosts without one (pkg/agent/iptables): Debian's packages for
+# ARCH, bundled with the libraries and the loader they need.
+IPTABLES_DEBS := iptables libxtables12 libip4tc2 libip6tc2 libnftnl11 libmnl0 libnetfilter-conntrack3 libnfnetlink0 libc6
 CNI_PLUGINS := $(addprefix github.com/containernetworking/plugins/plugins/,ipam/host-local main/bridge main/loopback meta/bandwidth meta/portmap)
+
+# Build tools that run here (this machine's architecture, whatever ARCH is).
+TOOLS := build/payload/tools
+TOOL_BINS := $(addprefix $(TOOLS)/,mkimage pack elfbundle)
+$(TOOL_BINS) &: payload/go.mod payload/go.sum $(shell find payload/cmd -name '*.go')
+	mkdir -p $(TOOLS)
+	cd payload && CGO_ENABLED=0 GOFLAGS=-trimpath $(GO) build -o ../$(TOOLS)/ ./cmd/mkimage ./cmd/pack ./cmd/elfbundle
 
 payload: $(PAYLOAD)
 
-$(PAYLOAD): payload/go.mod payload/go.sum $(shell find payload -name '*.go') | deps
-	rm -rf build/payload && mkdir -p $(PAYLOAD_ROOT)/bin $(PAYLOAD_ROOT)/images build/payload/tools
-	$(call payload_go,0) build -o ../build/payload/tools/ ./cmd/pause ./cmd/mkimage ./cmd/pack
+$(PAYLOAD): payload/go.mod payload/go.sum $(shell find payload -name '*.go') scripts/debian-root.sh $(TOOL_BINS) | deps
+	rm -rf $(PAYLOAD_DIR) && mkdir -p $(PAYLOAD_ROOT)/bin $(PAYLOAD_ROOT)/images
+	scripts/debian-root.sh $(DEB_ARCH) $(DEBIAN_ROOT) $(IPTABLES_DEBS) libseccomp-dev libseccomp2
+	$(TOOLS)/elfbundle -root $(DEBIAN_ROOT) -out $(PAYLOAD_ROOT)/iptables \
+		-program usr/sbin/xtables-nft-multi -program usr/sbin/xtables-legacy-multi -plugins 'usr/lib/*/xtables'
+	cp $(DEBIAN_ROOT).versions $(PAYLOAD_ROOT)/iptables/versions.txt
 	$(call payload_go,0) build -ldflags '-s -w -X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=$(call modver,github.com/containernetworking/plugins)' \
 		-o ../$(PAYLOAD_ROOT)/bin/ $(CNI_PLUGINS)
 	$(call payload_go,0) build -tags 'urfave_cli_no_docs no_grpc' \
@@ -54,17 +89,47 @@ $(PAYLOAD): payload/go.mod payload/go.sum $(shell find payload -name '*.go') | d
 	$(call payload_go,0) build -tags 'no_btrfs no_zfs no_devmapper urfave_cli_no_docs' \
 		-ldflags '-s -w -X github.com/containerd/containerd/v2/version.Version=$(call modver,github.com/containerd/containerd/v2)' \
 		-o ../$(PAYLOAD_ROOT)/bin/ github.com/containerd/containerd/v2/cmd/containerd github.com/containerd/containerd/v2/cmd/ctr
-	$(call payload_go,1) build -buildmode=pie -tags 'seccomp urfave_cli_no_docs netgo osusergo' \
+	PKG_CONFIG_SYSROOT_DIR=$(abspath $(DEBIAN_ROOT)) PKG_CONFIG_LIBDIR=$(abspath $(DEBIAN_ROOT))/usr/lib/$(TRIPLET)/pkgconfig \
+		$(call payload_go,1) build -buildmode=pie -tags 'seccomp urfave_cli_no_docs netgo osusergo' \
 		-ldflags '-s -w -X main.version=$(patsubst v%,%,$(call modver,github.com/opencontainers/runc)) -linkmode external -extldflags -static-pie' \
 		-o ../$(PAYLOAD_ROOT)/bin/ github.com/opencontainers/runc
 	$(call payload_go,0) build -ldflags '-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$(call modver,sigs.k8s.io/cri-tools)' \
 		-o ../$(PAYLOAD_ROOT)/bin/ sigs.k8s.io/cri-tools/cmd/crictl
-	build/payload/tools/mkimage -name registry.k8s.io/pause:3.10.2 -entrypoint /pause -user 65535:65535 \
-		-file pause=build/payload/tools/pause -out $(PAYLOAD_ROOT)/images/pause.tar
-	build/payload/tools/pack -dir $(PAYLOAD_ROOT) -out $(dir $(PAYLOAD))
+	$(call payload_go,0) build -ldflags '-s -w' -o ../$(PAYLOAD_DIR)/pause ./cmd/pause
+	$(TOOLS)/mkimage -arch $(ARCH) $(if $(filter arm,$(ARCH)),-variant v7) -name registry.k8s.io/pause:3.10.2 -entrypoint /pause -user 65535:65535 \
+		-file pause=$(PAYLOAD_DIR)/pause -out $(PAYLOAD_ROOT)/images/pause.tar
+	$(TOOLS)/pack -dir $(PAYLOAD_ROOT) -out $(dir $(PAYLOAD))
 
+# Static, so it runs on any Linux of its architecture (glibc, musl or
+# neither): Go's own resolver and user lookup, SQLite without extension loading.
 $(BIN): $(PAYLOAD) $(shell find cmd pkg manifests -name '*.go' -not -name '*_test.go') manifests/*.yaml go.mod go.sum | deps
-	CGO_ENABLED=1 $(GO) build -ldflags '$(LDFLAGS)' -o $@ ./cmd/kubling
+	$(TARGET_ENV) CGO_ENABLED=1 $(GO) build -tags 'netgo osusergo sqlite_omit_load_extension' \
+		-ldflags '$(LDFLAGS) -linkmode external -extldflags -static' -o $@ ./cmd/kubling
+
+# Releases: one gzip-compressed binary per architecture (gzip is on every
+# host, BusyBox's included, for install.sh to unpack) and sha256sum.txt,
+# in dist/. Each architecture is a build of its own (cold, about 18 minutes
+# here); the version comes from git.
+RELEASE_ARCHES := amd64 arm64 arm
+release-deps:
+	@scripts/deps.sh release
+
+release: | release-deps
+	rm -rf dist && mkdir -p dist
+	set -e; for a in $(RELEASE_ARCHES); do $(MAKE) --no-print-directory ARCH=$$a release-arch; done
+	cd dist && sha256sum kubling-*.gz >sha256sum.txt && cat sha256sum.txt
+
+release-arch: $(BIN)
+	gzip -9 -n -c $(BIN) >dist/kubling-$(ARCH).gz
+
+# The arm64 and armv7 builds, run here under qemu-user (docs/testing.md):
+# --version, check-config, every payload program's version, and a server
+# without its node reaching /readyz on SQLite. Not part of `make test`: the
+# cross builds take too long for CI.
+test-arm: | release-deps
+	set -e; for a in arm64 arm; do $(MAKE) --no-print-directory ARCH=$$a build; \
+		KUBLING_BIN=$(abspath bin)/kubling-$$a KUBLING_ARCH=$$a KUBLING_PAYLOAD_ROOT=$(abspath build/payload)/$$a/root \
+		$(GO) test -tags e2e -count=1 -timeout 30m -v ./test/emulated/; done
 
 # Unit tests: fast, no root, no network. The payload is embedded, so it is built first.
 # Run as root (the README's `sudo make test`): tests that need root fail
@@ -101,9 +166,9 @@ fuzz:
 TEST_IMAGES := build/test-images
 BUSYBOX_APPLETS := sh sleep cat echo hostname wget httpd nslookup ls mkdir timeout
 
-$(TEST_IMAGES)/busybox.tar: $(PAYLOAD) Makefile | test-deps
+$(TEST_IMAGES)/busybox.tar: $(TOOLS)/mkimage Makefile | test-deps
 	mkdir -p $(TEST_IMAGES)
-	build/payload/tools/mkimage -name kubling.test/busybox:1 -file bin/busybox=/bin/busybox \
+	$(TOOLS)/mkimage -name kubling.test/busybox:1 -file bin/busybox=/bin/busybox \
 		$(foreach a,$(BUSYBOX_APPLETS),-link bin/$(a)=busybox) -out $@
 
 # CoreDNS, built from its Go module at the version the bundled manifest names.
@@ -113,9 +178,9 @@ COREDNS_VERSION := $(lastword $(subst :, ,$(COREDNS_IMAGE)))
 build/tools/coredns: manifests/coredns.yaml
 	GOBIN=$(abspath build/tools) CGO_ENABLED=0 GOFLAGS=-trimpath $(GO) install -ldflags '-s -w' github.com/coredns/coredns@$(COREDNS_VERSION)
 
-$(TEST_IMAGES)/coredns.tar: build/tools/coredns $(PAYLOAD) manifests/coredns.yaml
+$(TEST_IMAGES)/coredns.tar: build/tools/coredns $(TOOLS)/mkimage manifests/coredns.yaml
 	mkdir -p $(TEST_IMAGES)
-	build/payload/tools/mkimage -name $(COREDNS_IMAGE) -entrypoint /coredns -file coredns=build/tools/coredns -out $@
+	$(TOOLS)/mkimage -name $(COREDNS_IMAGE) -entrypoint /coredns -file coredns=build/tools/coredns -out $@
 
 # End-to-end tests: root, real components, the built binary.
 test-e2e: $(BIN) $(TEST_IMAGES)/busybox.tar $(TEST_IMAGES)/coredns.tar | test-deps
@@ -125,14 +190,17 @@ test-e2e: $(BIN) $(TEST_IMAGES)/busybox.tar $(TEST_IMAGES)/coredns.tar | test-de
 # Multi-node end-to-end: a server and two agents as containers on a local
 # Docker engine (started here when none runs), from Dockerfile.test on a
 # Debian base made with debootstrap (cached as a Docker image).
-BASE_IMAGE := kubling-test-base:bookworm
+# The tag names what is in the image: a cached image of another content is
+# never taken for it. The node base has no iptables (kubling's own runs).
+BASE_IMAGE := kubling-test-base:bookworm-no-iptables
 NODE_IMAGE := kubling-test-node:latest
-# For the installer test: systemd as PID 1, and wget for downloads.
-SYSTEMD_IMAGE := kubling-test-systemd:bookworm
+# For the installer test: systemd as PID 1, wget for downloads, and the
+# host's iptables (kubling uses it where there is one).
+SYSTEMD_IMAGE := kubling-test-systemd:bookworm-iptables
 test-multinode: $(BIN) $(TEST_IMAGES)/busybox.tar $(TEST_IMAGES)/coredns.tar | test-deps
 	test/multinode/docker.sh start
 	test/multinode/docker.sh base-image $(BASE_IMAGE)
-	test/multinode/docker.sh base-image $(SYSTEMD_IMAGE) systemd,systemd-sysv,dbus,wget
+	test/multinode/docker.sh base-image $(SYSTEMD_IMAGE) systemd,systemd-sysv,dbus,wget,iptables
 	docker build -q --build-arg BASE=$(BASE_IMAGE) -f Dockerfile.test -t $(NODE_IMAGE) . >/dev/null
 	KUBLING_NODE_IMAGE=$(NODE_IMAGE) KUBLING_BASE_IMAGE=$(BASE_IMAGE) KUBLING_SYSTEMD_IMAGE=$(SYSTEMD_IMAGE) KUBLING_BIN=$(abspath $(BIN)) \
 		KUBLING_TEST_IMAGES=$(abspath $(TEST_IMAGES)) $(GO) test -tags e2e -count=1 -timeout 30m -v $(if $(MULTINODE_RUN),-run '$(MULTINODE_RUN)') ./test/multinode/...; \
@@ -173,8 +241,8 @@ $(CONFORMANCE)/busybox: test/conformance/busybox.sh | conformance-deps
 conformance-deps:
 	@scripts/deps.sh conformance
 
-conformance-images: conformance-build $(CONFORMANCE)/rootfs $(CONFORMANCE)/busybox $(PAYLOAD) $(TEST_IMAGES)/coredns.tar
-	MKIMAGE=build/payload/tools/mkimage ROOTFS=$(CONFORMANCE)/rootfs BIN=$(CONFORMANCE) BUSYBOX=$(CONFORMANCE)/busybox \
+conformance-images: conformance-build $(CONFORMANCE)/rootfs $(CONFORMANCE)/busybox $(TOOLS)/mkimage $(TEST_IMAGES)/coredns.tar
+	MKIMAGE=$(TOOLS)/mkimage ROOTFS=$(CONFORMANCE)/rootfs BIN=$(CONFORMANCE) BUSYBOX=$(CONFORMANCE)/busybox \
 		K8S_DIR=$$(cd test/conformance && $(GO) list -m -f '{{.Dir}}' k8s.io/kubernetes) \
 		test/conformance/images.sh $(CONFORMANCE)/images
 	cp $(TEST_IMAGES)/coredns.tar $(CONFORMANCE)/images/
@@ -225,4 +293,4 @@ bench-agent: $(BIN) $(TEST_IMAGES)/busybox.tar $(TEST_IMAGES)/coredns.tar
 bench-datastore: $(BIN) | test-deps
 	KUBLING_BIN=$(abspath $(BIN)) $(GO) run ./test/bench/datastore
 clean:
-	rm -rf bin build $(PAYLOAD) $(dir $(PAYLOAD))payload.json
+	rm -rf bin build dist pkg/agent/payload/assets/*/payload.*

@@ -226,12 +226,15 @@ download() { # URL FILE
 	fi
 }
 
+# arch: the release for this machine (uname -m): amd64, arm64, or arm
+# (armv7 with hard float, which armv8l reports when a 64-bit CPU runs a
+# 32-bit system).
 arch() {
 	case "$(uname -m)" in
 	x86_64 | amd64) echo amd64 ;;
 	aarch64 | arm64) echo arm64 ;;
-	armv7l | armv7*) echo arm ;;
-	*) fatal "unsupported architecture $(uname -m)" ;;
+	armv7l | armv7* | armv8l) echo arm ;;
+	*) fatal "unsupported architecture $(uname -m): kubling is released for x86_64, aarch64 and armv7 (armv7l, armv8l)" ;;
 	esac
 }
 
@@ -254,14 +257,19 @@ install_binary() {
 			download "$RELEASE_URL/channels/$channel" "$tmp/version" || fatal "cannot read channel $channel from $RELEASE_URL"
 			version=$(tr -d ' \n' <"$tmp/version")
 		fi
-		a=$(arch)
+		a=$(arch) || exit 1
+		artifact=kubling-$a.gz
+		command -v gzip >/dev/null 2>&1 || fatal "gzip is missing: the release is gzip-compressed"
 		info "downloading kubling $version ($a)"
-		download "$RELEASE_URL/download/$version/kubling-$a" "$tmp/kubling" || fatal "download of kubling $version failed"
-		download "$RELEASE_URL/download/$version/sha256sum-$a.txt" "$tmp/sums" || fatal "download of the checksum for $version failed"
-		want=$(awk -v f="kubling-$a" '$2 == f || $2 == "*"f {print $1}' "$tmp/sums")
-		got=$(sha256sum "$tmp/kubling" | cut -d' ' -f1)
-		[ -n "$want" ] && [ "$want" = "$got" ] || fatal "checksum mismatch for kubling-$a (want ${want:-none}, got $got)"
-		cp "$tmp/kubling" "$target.tmp"
+		download "$RELEASE_URL/download/$version/$artifact" "$tmp/$artifact" || fatal "download of $artifact ($version) failed"
+		download "$RELEASE_URL/download/$version/sha256sum.txt" "$tmp/sums" || fatal "download of the checksums of $version failed"
+		want=$(awk -v f="$artifact" '$2 == f || $2 == "*"f {print $1}' "$tmp/sums")
+		got=$(sha256sum "$tmp/$artifact" | cut -d' ' -f1)
+		[ -n "$want" ] && [ "$want" = "$got" ] || fatal "checksum mismatch for $artifact (want ${want:-none}, got $got)"
+		gzip -dc "$tmp/$artifact" >"$target.tmp" || {
+			rm -f "$target.tmp"
+			fatal "cannot decompress $artifact"
+		}
 	fi
 	chmod 755 "$target.tmp"
 	"$target.tmp" --version >/dev/null 2>&1 || {

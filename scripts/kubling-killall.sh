@@ -289,7 +289,9 @@ if [ -z "$others" ]; then
 
 	# 5. iptables rules of kube-proxy, the kubelet, the CNI plugins and flannel,
 	# in whichever backends hold any (nft and legacy); tables without them are
-	# left untouched.
+	# left untouched. On a host without iptables, kubling's bundled commands
+	# (written at its start, after the host's folders on PATH, as kubling has them).
+	PATH=$PATH:$DATA_DIR/agent/bin
 	for cmd in iptables ip6tables iptables-legacy ip6tables-legacy iptables-nft ip6tables-nft; do
 		command -v "$cmd-save" >/dev/null 2>&1 || continue
 		rules=$("$cmd-save" 2>/dev/null) || continue

@@ -2,6 +2,8 @@ package scripts
 
 import (
 	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
@@ -127,7 +129,7 @@ func shells(t *testing.T) map[string][]string {
 		return out
 	}
 	dir := t.TempDir()
-	for _, applet := range []string{"sh", "awk", "sed", "sort", "tr", "head", "cut", "realpath", "readlink", "sha256sum", "cat", "grep"} {
+	for _, applet := range []string{"sh", "awk", "sed", "sort", "tr", "head", "cut", "realpath", "readlink", "sha256sum", "cat", "grep", "gzip"} {
 		if err := os.Symlink(bb, filepath.Join(dir, applet)); err != nil {
 			t.Fatal(err)
 		}
@@ -905,6 +907,95 @@ echo "root-out $(tr '\n' '|' <"$tmp/out")"
 	for k, v := range want {
 		if got[k] != v {
 			t.Errorf("%s: %q, want %q", k, got[k], v)
+		}
+	}
+}
+
+// TestInstallPicksVerifiesAndRefuses runs install.sh's download step
+// (install_binary) against a local release folder, with uname -m faked:
+// each machine gets its architecture's artifact, checked against
+// sha256sum.txt and decompressed with gzip; a wrong sum, a missing artifact
+// and an unknown machine are refused with one line and leave no binary.
+func TestInstallPicksVerifiesAndRefuses(t *testing.T) {
+	release := t.TempDir()
+	artifact := func(version, arch string) string {
+		// A "binary" that runs here and says which release it is.
+		return "#!/bin/sh\necho kubling " + version + " " + arch + "\n"
+	}
+	var good, bad strings.Builder
+	for _, arch := range []string{"amd64", "arm64", "arm"} {
+		for version, sums := range map[string]*strings.Builder{"v1.0.0": &good, "v1.0.1": &bad} {
+			dir := filepath.Join(release, "download", version)
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			var gz bytes.Buffer
+			zw := gzip.NewWriter(&gz)
+			zw.Write([]byte(artifact(version, arch)))
+			zw.Close()
+			if err := os.WriteFile(filepath.Join(dir, "kubling-"+arch+".gz"), gz.Bytes(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			sum := sha256.Sum256(gz.Bytes())
+			if version == "v1.0.1" {
+				sum[0] ^= 1
+			}
+			fmt.Fprintf(sums, "%x  kubling-%s.gz\n", sum, arch)
+		}
+	}
+	for version, sums := range map[string]string{"v1.0.0": good.String(), "v1.0.1": bad.String()} {
+		if err := os.WriteFile(filepath.Join(release, "download", version, "sha256sum.txt"), []byte(sums), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// v1.0.2 has no armv7 artifact.
+	if err := os.MkdirAll(filepath.Join(release, "download", "v1.0.2"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(release, "download", "v1.0.2", "sha256sum.txt"), []byte(good.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fns := shFuncs(t, readScript(t, "install.sh"), "info", "fatal", "download", "arch", "install_binary")
+	for shell, env := range shells(t) {
+		for _, c := range []struct {
+			machine, version, want, err string
+		}{
+			{"x86_64", "v1.0.0", "kubling v1.0.0 amd64", ""},
+			{"aarch64", "v1.0.0", "kubling v1.0.0 arm64", ""},
+			{"armv7l", "v1.0.0", "kubling v1.0.0 arm", ""},
+			{"armv8l", "v1.0.0", "kubling v1.0.0 arm", ""},
+			{"aarch64", "v1.0.1", "", "checksum mismatch for kubling-arm64.gz"},
+			{"armv7l", "v1.0.2", "", "download of kubling-arm.gz (v1.0.2) failed"},
+			{"riscv64", "v1.0.0", "", "unsupported architecture riscv64"},
+		} {
+			// Fake uname and curl: the machine, and downloads from the folder.
+			fake := t.TempDir()
+			scripts := map[string]string{
+				"uname": "#!/bin/sh\n[ \"$1\" = -m ] && echo " + c.machine + "\n",
+				"curl":  "#!/bin/sh\nwhile [ $# -gt 2 ]; do shift; done\n# curl -fsSL -o OUT URL\ncp \"" + release + "/${2#http://release.test/}\" \"$1\" 2>/dev/null\n",
+			}
+			for name, body := range scripts {
+				if err := os.WriteFile(filepath.Join(fake, name), []byte(body), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			binDir := t.TempDir()
+			path := fake + ":" + strings.TrimPrefix(env[0], "PATH=")
+			vars := []string{"PATH=" + path, "BIN_DIR=" + binDir, "RELEASE_URL=http://release.test", "INSTALL_KUBLING_VERSION=" + c.version}
+			_, stderr, err := sh(t, vars, t.TempDir(), "set -eu\n"+fns+"install_binary")
+			got, _ := exec.Command(filepath.Join(binDir, "kubling"), "--version").Output()
+			if c.err == "" {
+				if err != nil || strings.TrimSpace(string(got)) != c.want {
+					t.Errorf("%s: %s %s: installed %q (%v %s), want %q", shell, c.machine, c.version, got, err, stderr, c.want)
+				}
+				continue
+			}
+			if err == nil || !strings.Contains(stderr, c.err) || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+				t.Errorf("%s: %s %s: want one error line with %q, got %v %q", shell, c.machine, c.version, c.err, err, stderr)
+			}
+			if entries, _ := os.ReadDir(binDir); len(entries) != 0 {
+				t.Errorf("%s: %s %s: refused, but left %v in the bin dir", shell, c.machine, c.version, entries)
+			}
 		}
 	}
 }

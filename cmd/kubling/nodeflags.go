@@ -29,6 +29,7 @@ func (f *nodeFlags) flags() []cli.Flag {
 		&cli.StringFlag{Name: "private-registry", Usage: "registry mirrors, credentials and TLS for this node (registries.yaml)", Value: "/etc/kubling/registries.yaml", Destination: &n.PrivateRegistry},
 		&cli.StringFlag{Name: "resolv-conf", Usage: "resolv.conf for pods with dnsPolicy Default, CoreDNS's upstream among them (default: the host's, unless it names only loopback resolvers)", Destination: &n.ResolvConf},
 		&cli.StringFlag{Name: "default-runtime", Usage: "containerd runtime for pods without a RuntimeClass: runc, or one found on the node such as nvidia", Destination: &n.DefaultRuntime},
+		&cli.BoolFlag{Name: "prefer-bundled-bin", Usage: "run kubling's bundled iptables even where the host has its own", Destination: &n.PreferBundledBin},
 		&cli.BoolFlag{Name: "debug", Usage: "log upstream components' info lines too", Destination: &n.Debug},
 	}
 	for _, fl := range flags {

@@ -13,6 +13,7 @@ import (
 	"k8s.io/kubernetes/pkg/util/taints"
 
 	"github.com/kubling/kubling/pkg/agent/containerd"
+	"github.com/kubling/kubling/pkg/agent/iptables"
 	"github.com/kubling/kubling/pkg/agent/nvidia"
 	"github.com/kubling/kubling/pkg/agent/payload"
 	"github.com/kubling/kubling/pkg/cni"
@@ -39,7 +40,8 @@ type Node struct {
 }
 
 // NewNode checks the node's flags against this host (taints, registries.yaml,
-// the default runtime) and picks its IP. It writes nothing.
+// the default runtime, the programs it needs from the host) and picks its
+// IP. It writes nothing.
 func NewNode(c config.Node) (*Node, error) {
 	n := &Node{cfg: c, layout: c.Layout(), ip: c.NodeIP, labels: map[string]string{}}
 	for _, l := range c.NodeLabels {
@@ -54,6 +56,9 @@ func NewNode(c config.Node) (*Node, error) {
 		return nil, err
 	}
 	if err := checkDefaultRuntime(c.DefaultRuntime, nvidia.Detect("/", os.Getenv("PATH"))); err != nil {
+		return nil, err
+	}
+	if err := hostcheck.ProgramsPresent(nil); err != nil {
 		return nil, err
 	}
 	if c.ResolvConf != "" && !usableResolvConf(c.ResolvConf) {
@@ -121,6 +126,11 @@ func (n *Node) Components(conn Connection, log klog.Logger) ([]component.Compone
 	} else if len(removed) > 0 {
 		log.Info("Removed old payload versions", "dirs", removed)
 	}
+	ipt, err := iptables.Setup(iptables.Bundled{Dir: payload.IptablesDir(payloadDir)}, l.NodeBin(), n.cfg.PreferBundledBin)
+	if err != nil {
+		return nil, fmt.Errorf("iptables: %w", err)
+	}
+	log.Info("iptables", "path", ipt.Path, "bundled", ipt.Bundled, "mode", ipt.Mode, "version", ipt.Version)
 	facts, err := hostcheck.Real.Detect()
 	if err != nil {
 		return nil, fmt.Errorf("inspect host: %w", err)

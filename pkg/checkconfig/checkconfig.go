@@ -138,17 +138,15 @@ func (r *report) swap() {
 // programs on the host that the node's components call.
 func (r *report) programs() {
 	if p, err := r.o.LookPath("iptables"); err == nil {
-		r.add(OK, "program: iptables", p)
-	} else if p, err := r.o.LookPath("nft"); err == nil {
-		r.add(Warn, "program: iptables", "missing (nft found at "+p+"): kube-proxy and flannel call iptables; install the iptables package")
+		r.add(OK, "program: iptables", p+" (the host's; --prefer-bundled-bin runs kubling's own)")
 	} else {
-		r.add(Fail, "program: iptables", "missing: install the iptables package")
+		r.add(OK, "program: iptables", "not on the host: kubling runs its bundled iptables")
 	}
-	for _, prog := range []string{"mount", "umount"} {
-		if p, err := r.o.LookPath(prog); err == nil {
-			r.add(OK, "program: "+prog, p)
+	for _, prog := range hostcheck.NodePrograms {
+		if p, err := r.o.LookPath(prog.Name); err == nil {
+			r.add(OK, "program: "+prog.Name, p)
 		} else {
-			r.add(Fail, "program: "+prog, "missing: install util-linux (or mount)")
+			r.add(Fail, "program: "+prog.Name, "missing ("+prog.Why+"): install "+prog.Package)
 		}
 	}
 }

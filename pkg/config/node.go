@@ -32,6 +32,9 @@ type Node struct {
 	// ResolvConf is the resolv.conf pods with dnsPolicy Default (CoreDNS
 	// among them) get; empty: the host's, when usable.
 	ResolvConf string
+	// PreferBundledBin runs the payload's iptables even where the host
+	// has one (pkg/agent/iptables).
+	PreferBundledBin bool
 }
 
 // Debugging says whether upstream components' info lines are logged (--debug).

@@ -26,6 +26,7 @@
 //	    images/                image archives imported before the kubelet starts
 //	    cni/                   pod address leases
 //	    etc/                   generated configuration (CNI, registries, flannel, NVIDIA)
+//	    bin/                   programs the node's components run by name (iptables…), written at start
 //
 // The runtime folder (sockets, containerd state; gone after a reboot) is
 // /run/kubling for the default data dir and /run/kubling-<hash> for any
@@ -191,6 +192,11 @@ func (l Layout) XDGConfig() string { return l.NodeEtc() }
 
 // FallbackResolvConf is written when the host has no resolv.conf pods can use.
 func (l Layout) FallbackResolvConf() string { return filepath.Join(l.NodeEtc(), "resolv.conf") }
+
+// NodeBin holds the programs the node's components find on PATH: the
+// bundled iptables' commands, written at each start for this payload.
+// scripts/kubling-killall.sh uses them too when the host has no iptables.
+func (l Layout) NodeBin() string { return filepath.Join(l.AgentDir(), "bin") }
 
 // CrictlConfig names kubling's containerd for crictl.
 func (l Layout) CrictlConfig() string { return filepath.Join(l.NodeEtc(), "crictl.yaml") }

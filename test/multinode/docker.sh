@@ -38,11 +38,12 @@ base-image)
 	name=$2
 	extra=${3:+,$3}
 	if docker image inspect "$name" >/dev/null 2>&1; then exit 0; fi
-	# No registry is reachable: make Debian from its packages. iptables for
-	# kube-proxy and flannel; the rest is what a minimal host has.
+	# No registry is reachable: make Debian from its packages, as a minimal
+	# host has it: no iptables (kubling brings its own), iproute2 and procps
+	# for the tests' look inside.
 	rootfs="$state/rootfs-$(echo "$name" | tr -c 'a-z0-9\n' '-')"
 	rm -rf "$rootfs"
-	debootstrap --variant=minbase --include=iptables,iproute2,procps,ca-certificates$extra \
+	debootstrap --variant=minbase --include=iproute2,procps,ca-certificates$extra \
 		bookworm "$rootfs" "${DEBIAN_MIRROR:-http://deb.debian.org/debian}" >"$state/debootstrap.log" 2>&1 ||
 		{ echo "debootstrap failed; see $state/debootstrap.log" >&2; exit 1; }
 	tar -C "$rootfs" -c . | docker import - "$name" >/dev/null

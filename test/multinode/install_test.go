@@ -3,6 +3,8 @@
 package multinode
 
 import (
+	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -196,6 +198,13 @@ spec:
 	})
 
 	// Uninstall both; nothing of kubling's may remain on either host.
+	if _, err := docker("exec", container("iagent"), "sh", "-c", "command -v iptables"); err == nil {
+		t.Fatal("the agent's host has iptables: this test wants a host without (the bundled one runs there)")
+	}
+	if out, err := docker("exec", container("iagent"), "sh", "-c", "grep -l 'the payload.s iptables' /var/lib/kubling/agent/bin/iptables-restore"); err != nil {
+		t.Errorf("the agent does not run the bundled iptables: %v %s", err, out)
+	}
+	mustDocker(t, "cp", filepath.Join(filepath.Dir(filepath.Dir(bin)), "build", "payload", "root", "iptables"), container("iagent")+":/tmp/ipt-check")
 	for _, name := range []string{"iagent", "iserver"} {
 		out, err := docker("exec", container(name), "/usr/local/bin/kubling-uninstall.sh")
 		if err != nil || !strings.Contains(out, "kubling is uninstalled") {
@@ -208,7 +217,16 @@ done
 grep -E 'kubling|/run/netns' /proc/mounts | sed 's/^/mount: /'
 ip -o link | grep -E 'cni0|flannel|veth' | sed 's/^/link: /'
 ls /run/netns 2>/dev/null | sed 's/^/netns: /'
-iptables-save | grep -E '^-A (KUBE|CNI|FLANNEL)|^:(KUBE|CNI|FLANNEL)' | sed 's/^/rule: /'
+# The agent's host has no iptables: read its tables, both kinds, with the
+# build's own copy of the bundled one (the host's copy went with uninstall).
+if command -v iptables-save >/dev/null; then
+	iptables-save
+else
+	for mode in nft legacy; do
+		XTABLES_LIBDIR=/tmp/ipt-check/xtables /tmp/ipt-check/lib/ld-*.so* --library-path /tmp/ipt-check/lib \
+			--argv0 iptables-save /tmp/ipt-check/sbin/xtables-$mode-multi || echo "rule: cannot read the $mode tables"
+	done
+fi | grep -E '^-A (KUBE|CNI|FLANNEL)|^:(KUBE|CNI|FLANNEL)' | sed 's/^/rule: /'
 for p in /proc/[0-9]*; do
 	exe=$(readlink "$p/exe" 2>/dev/null) || continue
 	case "$exe" in *kubling*|*containerd*|*pause*) echo "process: $exe";; esac
@@ -232,13 +250,22 @@ func releaseServer(t *testing.T, bin string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sum := sha256.Sum256(data)
+	// As `make release` packs it: gzip, and one sha256sum.txt.
+	var gz bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&gz, gzip.BestSpeed)
+	if _, err := zw.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(gz.Bytes())
 	files := map[string][]byte{
-		"/channels/stable":                          []byte("v0.0.0-test\n"),
-		"/download/v0.0.0-test/kubling-amd64":       data,
-		"/download/v0.0.0-test/sha256sum-amd64.txt": []byte(hex.EncodeToString(sum[:]) + "  kubling-amd64\n"),
-		"/download/v0.0.0-bad/kubling-amd64":        data,
-		"/download/v0.0.0-bad/sha256sum-amd64.txt":  []byte(strings.Repeat("0", 64) + "  kubling-amd64\n"),
+		"/channels/stable":                       []byte("v0.0.0-test\n"),
+		"/download/v0.0.0-test/kubling-amd64.gz": gz.Bytes(),
+		"/download/v0.0.0-test/sha256sum.txt":    []byte(hex.EncodeToString(sum[:]) + "  kubling-amd64.gz\n"),
+		"/download/v0.0.0-bad/kubling-amd64.gz":  gz.Bytes(),
+		"/download/v0.0.0-bad/sha256sum.txt":     []byte(strings.Repeat("0", 64) + "  kubling-amd64.gz\n"),
 	}
 	gateway := strings.TrimSpace(mustDocker(t, "network", "inspect", "-f", "{{(index .IPAM.Config 0).Gateway}}", network))
 	if gateway == "" || gateway == "<no value>" {

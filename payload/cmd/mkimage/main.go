@@ -1,4 +1,5 @@
-// Command mkimage packs files into a linux/amd64 OCI image and writes it as
+// Command mkimage packs files into a Linux OCI image (for this machine's
+// architecture, or -arch's) and writes it as
 // an image archive (docker-save format) that containerd imports. kubling
 // uses it for the embedded pause image, the test images and the images of
 // the conformance suite (docs/conformance.md).
@@ -47,6 +48,7 @@ type spec struct {
 	names, rootfs, files, links, env []string
 	entrypoint, cmd                  []string
 	user, workdir, stopSignal        string
+	arch, variant                    string
 	out                              string
 }
 
@@ -60,6 +62,8 @@ func main() {
 	var entrypoint, cmd string
 	flag.Var(&names, "name", "image reference, e.g. registry.k8s.io/pause:3.10.2; repeatable (one archive, several names)")
 	flag.StringVar(&s.out, "out", "", "archive to write")
+	flag.StringVar(&s.arch, "arch", runtime.GOARCH, "the image's architecture, as GOARCH names it (amd64, arm64, arm)")
+	flag.StringVar(&s.variant, "variant", "", "the architecture's variant, e.g. v7 for arm")
 	flag.StringVar(&entrypoint, "entrypoint", "", `entrypoint: words split at spaces, or a JSON array ("[\"sh\",\"-c\",\"a b\"]")`)
 	flag.StringVar(&cmd, "cmd", "", "default command (arguments to the entrypoint), as -entrypoint")
 	flag.StringVar(&s.user, "user", "", "user to run as, e.g. 65535:65535")
@@ -142,7 +146,7 @@ func build(s spec) error {
 	}
 	cf = cf.DeepCopy()
 	// empty.Image has no platform; containerd and the CRI match on it.
-	cf.OS, cf.Architecture = "linux", runtime.GOARCH
+	cf.OS, cf.Architecture, cf.Variant = "linux", s.arch, s.variant
 	cf.Created.Time = epoch
 	cf.Config.Entrypoint = s.entrypoint
 	cf.Config.Cmd = s.cmd

@@ -1,5 +1,5 @@
 // Package payload holds the helper programs kubling embeds (containerd, the
-// runc shim, runc, CNI plugins, ctr, crictl) and the pause image, and unpacks
+// runc shim, runc, CNI plugins, ctr, crictl, iptables) and the pause image, and unpacks
 // them into a versioned folder under the data dir: verified by hash, re-used
 // when unchanged, replaced atomically when not.
 package payload
@@ -8,7 +8,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"crypto/sha256"
-	"embed"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -22,9 +21,6 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 )
-
-//go:embed assets
-var assets embed.FS
 
 // Manifest lists the payload's files and their sha256 (written by payload/cmd/pack).
 type Manifest struct {
@@ -40,7 +36,7 @@ type Payload struct {
 
 // Embedded returns the payload built into this binary.
 func Embedded() (*Payload, error) {
-	js, err := assets.ReadFile("assets/payload.json")
+	js, err := assets.ReadFile(assetsDir + "/payload.json")
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, errors.New("this kubling binary was built without its payload (build it with `make build`)")
 	}
@@ -51,7 +47,7 @@ func Embedded() (*Payload, error) {
 	if err := json.Unmarshal(js, &m); err != nil {
 		return nil, fmt.Errorf("payload manifest: %w", err)
 	}
-	return &Payload{Manifest: m, archive: func() (io.ReadCloser, error) { return assets.Open("assets/payload.tar.zst") }}, nil
+	return &Payload{Manifest: m, archive: func() (io.ReadCloser, error) { return assets.Open(assetsDir + "/payload.tar.zst") }}, nil
 }
 
 // New makes a payload from an archive in memory (tests, tools).
@@ -64,6 +60,10 @@ func New(m Manifest, archive []byte) *Payload {
 func (p *Payload) Dir(root string) string {
 	return filepath.Join(root, p.Manifest.Version)
 }
+
+// IptablesDir is where the payload unpacked in dir keeps its iptables
+// (pkg/agent/iptables.Bundled).
+func IptablesDir(dir string) string { return filepath.Join(dir, "iptables") }
 
 // Install makes sure Dir(root) holds exactly the payload's files and
 // returns it. It reports whether it had to unpack.
