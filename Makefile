@@ -59,7 +59,12 @@ PAYLOAD_DIR := build/payload/$(ARCH)
 PAYLOAD_ROOT := $(PAYLOAD_DIR)/root
 PAYLOAD := pkg/agent/payload/assets/$(ARCH)/payload.tar.zst
 DEBIAN_ROOT := $(PAYLOAD_DIR)/debian
-payload_go = cd payload && $(TARGET_ENV) CGO_ENABLED=$(1) GOFLAGS=-trimpath $(GO)
+payload_go = cd payload && $(TARGET_ENV) $(2) CGO_ENABLED=$(1) GOFLAGS=-trimpath $(GO)
+# runc is a static PIE where the target's libc ships one (Debian's armhf
+# does not: a plain static executable there).
+RUNC_STATIC := $(if $(filter arm,$(ARCH)),-extldflags -static,-extldflags -static-pie)
+RUNC_MODE := $(if $(filter arm,$(ARCH)),,-buildmode=pie)
+SECCOMP_PKG_CONFIG := PKG_CONFIG_SYSROOT_DIR=$(abspath $(DEBIAN_ROOT)) PKG_CONFIG_LIBDIR=$(abspath $(DEBIAN_ROOT))/usr/lib/$(TRIPLET)/pkgconfig
 modver = $(shell cd payload && $(GO) list -m -f '{{.Version}}' $(1))
 # iptables for hosts without one (pkg/agent/iptables): Debian's packages for
 # ARCH, bundled with the libraries and the loader they need.
@@ -89,9 +94,8 @@ $(PAYLOAD): payload/go.mod payload/go.sum $(shell find payload -name '*.go') scr
 	$(call payload_go,0) build -tags 'no_btrfs no_zfs no_devmapper urfave_cli_no_docs' \
 		-ldflags '-s -w -X github.com/containerd/containerd/v2/version.Version=$(call modver,github.com/containerd/containerd/v2)' \
 		-o ../$(PAYLOAD_ROOT)/bin/ github.com/containerd/containerd/v2/cmd/containerd github.com/containerd/containerd/v2/cmd/ctr
-	PKG_CONFIG_SYSROOT_DIR=$(abspath $(DEBIAN_ROOT)) PKG_CONFIG_LIBDIR=$(abspath $(DEBIAN_ROOT))/usr/lib/$(TRIPLET)/pkgconfig \
-		$(call payload_go,1) build -buildmode=pie -tags 'seccomp urfave_cli_no_docs netgo osusergo' \
-		-ldflags '-s -w -X main.version=$(patsubst v%,%,$(call modver,github.com/opencontainers/runc)) -linkmode external -extldflags -static-pie' \
+	$(call payload_go,1,$(SECCOMP_PKG_CONFIG)) build $(RUNC_MODE) -tags 'seccomp urfave_cli_no_docs netgo osusergo' \
+		-ldflags '-s -w -X main.version=$(patsubst v%,%,$(call modver,github.com/opencontainers/runc)) -linkmode external $(RUNC_STATIC)' \
 		-o ../$(PAYLOAD_ROOT)/bin/ github.com/opencontainers/runc
 	$(call payload_go,0) build -ldflags '-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$(call modver,sigs.k8s.io/cri-tools)' \
 		-o ../$(PAYLOAD_ROOT)/bin/ sigs.k8s.io/cri-tools/cmd/crictl
@@ -101,10 +105,15 @@ $(PAYLOAD): payload/go.mod payload/go.sum $(shell find payload -name '*.go') scr
 	$(TOOLS)/pack -dir $(PAYLOAD_ROOT) -out $(dir $(PAYLOAD))
 
 # Static, so it runs on any Linux of its architecture (glibc, musl or
-# neither): Go's own resolver and user lookup, SQLite without extension loading.
+# neither): Go's own resolver and user lookup, SQLite without extension
+# loading. On armv7 without cgo: glibc's static start-up crashes there in a
+# binary this large (its IRELATIVE relocations, seen under qemu-arm), so
+# kine uses its pure-Go SQLite (modernc.org/sqlite) on that architecture.
+MAIN_CGO := $(if $(filter arm,$(ARCH)),0,1)
+MAIN_LINK := $(if $(filter 1,$(MAIN_CGO)),-linkmode external -extldflags -static)
 $(BIN): $(PAYLOAD) $(shell find cmd pkg manifests -name '*.go' -not -name '*_test.go') manifests/*.yaml go.mod go.sum | deps
-	$(TARGET_ENV) CGO_ENABLED=1 $(GO) build -tags 'netgo osusergo sqlite_omit_load_extension' \
-		-ldflags '$(LDFLAGS) -linkmode external -extldflags -static' -o $@ ./cmd/kubling
+	$(TARGET_ENV) CGO_ENABLED=$(MAIN_CGO) $(GO) build -tags 'netgo osusergo sqlite_omit_load_extension' \
+		-ldflags '$(LDFLAGS) $(MAIN_LINK)' -o $@ ./cmd/kubling
 
 # Releases: one gzip-compressed binary per architecture (gzip is on every
 # host, BusyBox's included, for install.sh to unpack) and sha256sum.txt,
@@ -203,6 +212,7 @@ test-multinode: $(BIN) $(TEST_IMAGES)/busybox.tar $(TEST_IMAGES)/coredns.tar | t
 	test/multinode/docker.sh base-image $(SYSTEMD_IMAGE) systemd,systemd-sysv,dbus,wget,iptables
 	docker build -q --build-arg BASE=$(BASE_IMAGE) -f Dockerfile.test -t $(NODE_IMAGE) . >/dev/null
 	KUBLING_NODE_IMAGE=$(NODE_IMAGE) KUBLING_BASE_IMAGE=$(BASE_IMAGE) KUBLING_SYSTEMD_IMAGE=$(SYSTEMD_IMAGE) KUBLING_BIN=$(abspath $(BIN)) \
+		KUBLING_PAYLOAD_ROOT=$(abspath $(PAYLOAD_ROOT)) \
 		KUBLING_TEST_IMAGES=$(abspath $(TEST_IMAGES)) $(GO) test -tags e2e -count=1 -timeout 30m -v $(if $(MULTINODE_RUN),-run '$(MULTINODE_RUN)') ./test/multinode/...; \
 		rc=$$?; test/multinode/docker.sh stop; exit $$rc
 test: test-unit test-e2e test-multinode

@@ -968,21 +968,18 @@ func TestInstallPicksVerifiesAndRefuses(t *testing.T) {
 			{"armv7l", "v1.0.2", "", "download of kubling-arm.gz (v1.0.2) failed"},
 			{"riscv64", "v1.0.0", "", "unsupported architecture riscv64"},
 		} {
-			// Fake uname and curl: the machine, and downloads from the folder.
+			// Fake curl (downloads from the folder) and uname (the machine:
+			// a function, since BusyBox's sh prefers its own applets to PATH).
 			fake := t.TempDir()
-			scripts := map[string]string{
-				"uname": "#!/bin/sh\n[ \"$1\" = -m ] && echo " + c.machine + "\n",
-				"curl":  "#!/bin/sh\nwhile [ $# -gt 2 ]; do shift; done\n# curl -fsSL -o OUT URL\ncp \"" + release + "/${2#http://release.test/}\" \"$1\" 2>/dev/null\n",
+			curl := "#!/bin/sh\nwhile [ $# -gt 2 ]; do shift; done\n# curl -fsSL -o OUT URL\ncp \"" + release + "/${2#http://release.test/}\" \"$1\" 2>/dev/null\n"
+			if err := os.WriteFile(filepath.Join(fake, "curl"), []byte(curl), 0o755); err != nil {
+				t.Fatal(err)
 			}
-			for name, body := range scripts {
-				if err := os.WriteFile(filepath.Join(fake, name), []byte(body), 0o755); err != nil {
-					t.Fatal(err)
-				}
-			}
+			uname := "uname() { [ \"$1\" = -m ] && echo " + c.machine + "; }\n"
 			binDir := t.TempDir()
 			path := fake + ":" + strings.TrimPrefix(env[0], "PATH=")
 			vars := []string{"PATH=" + path, "BIN_DIR=" + binDir, "RELEASE_URL=http://release.test", "INSTALL_KUBLING_VERSION=" + c.version}
-			_, stderr, err := sh(t, vars, t.TempDir(), "set -eu\n"+fns+"install_binary")
+			_, stderr, err := sh(t, vars, t.TempDir(), "set -eu\n"+uname+fns+"install_binary")
 			got, _ := exec.Command(filepath.Join(binDir, "kubling"), "--version").Output()
 			if c.err == "" {
 				if err != nil || strings.TrimSpace(string(got)) != c.want {

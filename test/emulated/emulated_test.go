@@ -105,10 +105,16 @@ func TestPayloadPrograms(t *testing.T) {
 		cmd := emulated(loaders[0], "--library-path", filepath.Join(ipt, "lib"), "--argv0", "iptables", filepath.Join(ipt, "sbin", "xtables-"+mode+"-multi"), "--version")
 		cmd.Env = append(os.Environ(), "XTABLES_LIBDIR="+filepath.Join(ipt, "xtables"))
 		out, err := cmd.CombinedOutput()
-		if err != nil || !strings.HasPrefix(string(out), "iptables v1.") {
-			t.Errorf("bundled iptables (%s) --version: %v\n%s", mode, err, out)
-		} else {
+		switch {
+		case err == nil && strings.HasPrefix(string(out), "iptables v1."):
 			t.Logf("iptables %s: %s", mode, strings.TrimSpace(string(out)))
+		case mode == "nft" && strings.Contains(string(out), "Failed to initialize nft: Protocol not supported"):
+			// qemu-user does not translate netfilter's netlink sockets, and
+			// the nft variant opens one even for --version: it ran (its
+			// libraries loaded, its main reached), which is what is checked.
+			t.Logf("iptables %s: ran; its netlink socket is not emulated: %s", mode, strings.TrimSpace(string(out)))
+		default:
+			t.Errorf("bundled iptables (%s) --version: %v\n%s", mode, err, out)
 		}
 	}
 	if got := imageArch(t, filepath.Join(payloadRoot, "images", "pause.tar")); got != arch {

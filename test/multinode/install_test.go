@@ -204,7 +204,11 @@ spec:
 	if out, err := docker("exec", container("iagent"), "sh", "-c", "grep -l 'the payload.s iptables' /var/lib/kubling/agent/bin/iptables-restore"); err != nil {
 		t.Errorf("the agent does not run the bundled iptables: %v %s", err, out)
 	}
-	mustDocker(t, "cp", filepath.Join(filepath.Dir(filepath.Dir(bin)), "build", "payload", "root", "iptables"), container("iagent")+":/tmp/ipt-check")
+	payloadRoot := os.Getenv("KUBLING_PAYLOAD_ROOT")
+	if payloadRoot == "" {
+		t.Fatal("KUBLING_PAYLOAD_ROOT must be set (the build's payload folder); run `make test-multinode`")
+	}
+	mustDocker(t, "cp", filepath.Join(payloadRoot, "iptables"), container("iagent")+":/var/tmp/ipt-check")
 	for _, name := range []string{"iagent", "iserver"} {
 		out, err := docker("exec", container(name), "/usr/local/bin/kubling-uninstall.sh")
 		if err != nil || !strings.Contains(out, "kubling is uninstalled") {
@@ -223,8 +227,8 @@ if command -v iptables-save >/dev/null; then
 	iptables-save
 else
 	for mode in nft legacy; do
-		XTABLES_LIBDIR=/tmp/ipt-check/xtables /tmp/ipt-check/lib/ld-*.so* --library-path /tmp/ipt-check/lib \
-			--argv0 iptables-save /tmp/ipt-check/sbin/xtables-$mode-multi || echo "rule: cannot read the $mode tables"
+		XTABLES_LIBDIR=/var/tmp/ipt-check/xtables /var/tmp/ipt-check/lib/ld-*.so* --library-path /var/tmp/ipt-check/lib \
+			--argv0 iptables-save /var/tmp/ipt-check/sbin/xtables-$mode-multi || echo "rule: cannot read the $mode tables"
 	done
 fi | grep -E '^-A (KUBE|CNI|FLANNEL)|^:(KUBE|CNI|FLANNEL)' | sed 's/^/rule: /'
 for p in /proc/[0-9]*; do
