@@ -5,9 +5,12 @@ package logging
 
 import (
 	"flag"
+	"fmt"
 	"io"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/sirupsen/logrus"
@@ -21,7 +24,9 @@ const Name = "kubling"
 // Setup installs the process-wide logger (klog is global: upstream forces
 // that) and returns the logger for kubling's own code. With debug, upstream
 // components log at verbosity 2 as well.
-func Setup(out io.Writer, debug bool) klog.Logger {
+func Setup(out io.Writer, debug bool) klog.Logger { return setup(out, debug, time.Now) }
+
+func setup(out io.Writer, debug bool, now func() time.Time) klog.Logger {
 	v := 0
 	if debug {
 		v = 2
@@ -34,7 +39,7 @@ func Setup(out io.Writer, debug bool) klog.Logger {
 	newSink := func() logr.LogSink {
 		return textlogger.NewLogger(textlogger.NewConfig(textlogger.Verbosity(v), textlogger.Output(out))).GetSink()
 	}
-	root := logr.New(&filterSink{sink: newSink(), debug: debug})
+	root := logr.New(&filterSink{sink: newSink(), debug: debug, repeats: &repeats{now: now, seen: map[string]*repeat{}}})
 	klog.SetLoggerWithOptions(root, klog.ContextualLogger(true))
 
 	// kine logs through logrus; send its lines through the same logger.
@@ -51,11 +56,15 @@ func Setup(out io.Writer, debug bool) klog.Logger {
 }
 
 // filterSink passes kubling's own info lines (those of the logger Setup
-// returns and its descendants), every error, and — with debug — everything else.
+// returns and its descendants), every error, and — with debug — everything
+// else. An upstream error line that repeats (an image pull retrying every
+// few seconds) is written once an hour, with the count of those left out,
+// unless debug: logs often live on flash storage.
 type filterSink struct {
-	sink  logr.LogSink
-	debug bool
-	ours  bool
+	sink    logr.LogSink
+	debug   bool
+	ours    bool
+	repeats *repeats // upstream sinks only
 }
 
 // Init accounts for this wrapper's own frame, so lines name their caller.
@@ -71,10 +80,70 @@ func (f *filterSink) Enabled(level int) bool {
 func (f *filterSink) Info(level int, msg string, kv ...any) { f.sink.Info(level, msg, kv...) }
 
 func (f *filterSink) Error(err error, msg string, kv ...any) {
-	if !f.debug && !f.ours && harmless(err, msg) {
-		return
+	if !f.debug && !f.ours {
+		if harmless(err, msg) {
+			return
+		}
+		key := msg + "\x00" + fmt.Sprint(kv...)
+		if err != nil {
+			key += "\x00" + err.Error()
+		}
+		show, skipped := f.repeats.admit(key)
+		if !show {
+			return
+		}
+		if skipped > 0 {
+			kv = append(kv, "repeatsNotShown", skipped)
+		}
 	}
 	f.sink.Error(err, msg, kv...)
+}
+
+// repeatWindow is how long an upstream error line, once written, is left
+// out when it comes again.
+const repeatWindow = time.Hour
+
+// maxRepeats bounds the lines remembered.
+const maxRepeats = 512
+
+// repeats remembers the upstream error lines written lately.
+type repeats struct {
+	mu   sync.Mutex
+	now  func() time.Time
+	seen map[string]*repeat
+}
+
+type repeat struct {
+	shown   time.Time
+	skipped int
+}
+
+// admit says whether the line key is written now and, if so, how many of
+// it were left out since it last was.
+func (r *repeats) admit(key string) (show bool, skipped int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.now()
+	e, ok := r.seen[key]
+	if ok && now.Sub(e.shown) < repeatWindow {
+		e.skipped++
+		return false, 0
+	}
+	if ok {
+		skipped = e.skipped
+	}
+	if !ok && len(r.seen) >= maxRepeats {
+		for k, old := range r.seen {
+			if now.Sub(old.shown) >= repeatWindow {
+				delete(r.seen, k)
+			}
+		}
+		if len(r.seen) >= maxRepeats {
+			clear(r.seen)
+		}
+	}
+	r.seen[key] = &repeat{shown: now}
+	return true, skipped
 }
 
 // harmless tells upstream error lines that every normal start prints and
@@ -114,21 +183,22 @@ var kubeletStartup = []struct{ msg, err string }{
 	{"Failed to set rlimit on max file handles", "operation not permitted"},
 	{"Failed to ensure process in container with oom score", ""},
 	{"Kube-proxy configuration may be incomplete or incorrect", "nodePortAddresses is unset"},
+	{"Error updating node status, will retry", "not found"},
 }
 
 func errContains(err error, s string) bool { return err != nil && strings.Contains(err.Error(), s) }
 
 func (f *filterSink) WithValues(kv ...any) logr.LogSink {
-	return &filterSink{sink: f.sink.WithValues(kv...), debug: f.debug, ours: f.ours}
+	return &filterSink{sink: f.sink.WithValues(kv...), debug: f.debug, ours: f.ours, repeats: f.repeats}
 }
 
 func (f *filterSink) WithName(name string) logr.LogSink {
-	return &filterSink{sink: f.sink.WithName(name), debug: f.debug, ours: f.ours}
+	return &filterSink{sink: f.sink.WithName(name), debug: f.debug, ours: f.ours, repeats: f.repeats}
 }
 
 func (f *filterSink) WithCallDepth(depth int) logr.LogSink {
 	if s, ok := f.sink.(logr.CallDepthLogSink); ok {
-		return &filterSink{sink: s.WithCallDepth(depth), debug: f.debug, ours: f.ours}
+		return &filterSink{sink: s.WithCallDepth(depth), debug: f.debug, ours: f.ours, repeats: f.repeats}
 	}
 	return f
 }

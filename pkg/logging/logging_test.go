@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sirupsen/logrus"
 	"k8s.io/klog/v2"
@@ -48,5 +49,50 @@ func TestDebugShowsUpstream(t *testing.T) {
 	klog.Flush()
 	if out := buf.String(); !strings.Contains(out, "upstream chatter") || !strings.Contains(out, "upstream verbose") {
 		t.Fatalf("debug output lacks upstream lines:\n%s", out)
+	}
+}
+
+// TestRepeatedUpstreamErrorsOncePerWindow: an upstream error line that
+// comes back (an image pull retrying) is written once, then again only after
+// the window, with the count left out; other lines and --debug are not held.
+func TestRepeatedUpstreamErrorsOncePerWindow(t *testing.T) {
+	var buf bytes.Buffer
+	now := time.Unix(1000, 0)
+	log := setup(&buf, false, func() time.Time { return now })
+	pull := errors.New(`failed to pull image "registry.k8s.io/coredns/coredns:v1.14.7"`)
+	for range 5 {
+		klog.ErrorS(pull, "Failed to pull image", "pod", "kube-system/coredns-1")
+		now = now.Add(10 * time.Second)
+	}
+	klog.ErrorS(pull, "Failed to pull image", "pod", "kube-system/other")
+	klog.ErrorS(errors.New("disk full"), "Failed to pull image", "pod", "kube-system/coredns-1")
+	for range 3 {
+		log.Error(pull, "kubling's own error")
+	}
+	now = now.Add(time.Hour)
+	klog.ErrorS(pull, "Failed to pull image", "pod", "kube-system/coredns-1")
+	klog.Flush()
+	out := buf.String()
+	if n := strings.Count(out, `"Failed to pull image" err="failed to pull image`); n != 3 {
+		t.Errorf("the repeated pull error was written %d times, want 3 (coredns-1 twice, other once):\n%s", n, out)
+	}
+	if !strings.Contains(out, "repeatsNotShown=4") {
+		t.Errorf("the line after the window does not count the 4 left out:\n%s", out)
+	}
+	if !strings.Contains(out, "disk full") {
+		t.Errorf("a different error was held back:\n%s", out)
+	}
+	if n := strings.Count(out, "kubling's own error"); n != 3 {
+		t.Errorf("kubling's own error written %d times, want every time (3)", n)
+	}
+
+	buf.Reset()
+	setup(&buf, true, func() time.Time { return now })
+	for range 3 {
+		klog.ErrorS(pull, "Failed to pull image", "pod", "kube-system/coredns-1")
+	}
+	klog.Flush()
+	if n := strings.Count(buf.String(), "Failed to pull image"); n != 3 {
+		t.Errorf("with --debug the repeated line was written %d times, want 3", n)
 	}
 }

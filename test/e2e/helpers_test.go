@@ -11,10 +11,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kubling/kubling/test/testutil"
 )
 
 // bin is the kubling binary under test (make test-e2e sets KUBLING_BIN).
@@ -33,24 +34,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// lockedBuffer collects a child's output while the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // server is one `kubling server` process.
 type server struct {
 	t          *testing.T
@@ -58,7 +41,7 @@ type server struct {
 	kubeconfig string
 	agent      bool // run the node too (no --disable-agent)
 	cmd        *exec.Cmd
-	out        *lockedBuffer
+	out        *testutil.LockedBuffer
 	exited     chan struct{}
 }
 
@@ -82,7 +65,7 @@ func (s *server) startNoWait(extra ...string) {
 		args = append(args, "--disable-agent")
 	}
 	args = append(args, extra...)
-	s.out = &lockedBuffer{}
+	s.out = &testutil.LockedBuffer{}
 	s.cmd = exec.Command(bin, args...)
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
 	if err := s.cmd.Start(); err != nil {

@@ -9,18 +9,19 @@ package emulated
 
 import (
 	"archive/tar"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kubling/kubling/test/testutil"
 )
 
 var bin, arch, payloadRoot, qemu string
@@ -75,6 +76,9 @@ func TestCheckConfig(t *testing.T) {
 	}
 }
 
+// versionPattern finds a version number such as v2.4.2 or 1.5.2.
+var versionPattern = regexp.MustCompile(`\bv?[0-9]+\.[0-9]+\.[0-9]+\b`)
+
 // TestPayloadPrograms: every program of this architecture's payload runs
 // and names its version; the pause image is for this architecture.
 func TestPayloadPrograms(t *testing.T) {
@@ -90,10 +94,10 @@ func TestPayloadPrograms(t *testing.T) {
 			args = []string{"--version"}
 		}
 		out, _ := emulated(p, args...).CombinedOutput() // CNI plugins exit 1 after printing their version
-		if !strings.Contains(strings.ToLower(string(out)), "version") && !strings.Contains(string(out), " v1.") {
+		if v := versionPattern.FindString(string(out)); v == "" {
 			t.Errorf("%s %s printed no version:\n%s", name, strings.Join(args, " "), out)
 		} else {
-			t.Logf("%s: %s", name, strings.SplitN(strings.TrimSpace(string(out)), "\n", 2)[0])
+			t.Logf("%s: %s", name, v)
 		}
 	}
 	ipt := filepath.Join(payloadRoot, "iptables")
@@ -156,29 +160,12 @@ func imageArch(t *testing.T, archive string) string {
 	return config.Architecture
 }
 
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestServerReadyz: the control plane alone, on SQLite, under emulation
 // (slow: the wait is generous), answers /readyz and stops on SIGTERM.
 func TestServerReadyz(t *testing.T) {
 	dir := t.TempDir()
 	kubeconfig := filepath.Join(dir, "kubeconfig.yaml")
-	out := &lockedBuffer{}
+	out := &testutil.LockedBuffer{}
 	begin := time.Now()
 	cmd := emulated(bin, "server", "--disable-agent", "--data-dir", filepath.Join(dir, "data"), "--write-kubeconfig", kubeconfig)
 	cmd.Stdout, cmd.Stderr = out, out
