@@ -54,6 +54,7 @@ func Run(o Options) []Result {
 	r.kernel()
 	r.cgroups()
 	r.swap()
+	r.memory()
 	r.programs()
 	r.ports()
 	r.networks()
@@ -133,6 +134,34 @@ func (r *report) swap() {
 	} else {
 		r.add(OK, "swap", "off")
 	}
+}
+
+// smallMemory is where check-config says what to expect of a small device.
+const smallMemory = 2 << 30
+
+// memory: the machine's memory, with a warning under 2 GiB.
+func (r *report) memory() {
+	data, err := os.ReadFile(filepath.Join(r.o.Root, "/proc/meminfo"))
+	if err != nil {
+		return
+	}
+	var kb int64
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+			if _, err := fmt.Sscan(rest, &kb); err != nil {
+				return
+			}
+		}
+	}
+	if kb == 0 {
+		return
+	}
+	total := fmt.Sprintf("%d MiB", kb/1024)
+	if kb*1024 >= smallMemory {
+		r.add(OK, "memory", total)
+		return
+	}
+	r.add(Warn, "memory", total+", under 2 GiB: idle, a server with its node takes about half a gigabyte and an agent about a quarter (docs/benchmarks.md); pods get what is left")
 }
 
 // programs on the host that the node's components call.

@@ -23,6 +23,7 @@ func TestGoodHost(t *testing.T) {
 		"proc/self/status":                            "CapBnd:\t000001ffffffffff\n",
 		"proc/cgroups":                                "#subsys_name\thierarchy\tnum_cgroups\tenabled\ncpu\t2\t1\t1\nmemory\t3\t1\t1\npids\t4\t1\t1\n",
 		"proc/swaps":                                  "Filename\tType\tSize\tUsed\tPriority\n",
+		"proc/meminfo":                                "MemTotal:        8000000 kB\nMemFree:         1000 kB\n",
 		"proc/net/route":                              routes,
 		"sbin/mount.nfs":                              "",
 	})
@@ -34,6 +35,9 @@ func TestGoodHost(t *testing.T) {
 	if strings.Contains(buf.String(), "WARN") {
 		t.Fatalf("a good host warned:\n%s", buf.String())
 	}
+	if !strings.Contains(buf.String(), "OK    memory: 7812 MiB") {
+		t.Errorf("no memory line for 8 GB:\n%s", buf.String())
+	}
 }
 
 func TestBadHost(t *testing.T) {
@@ -42,6 +46,7 @@ func TestBadHost(t *testing.T) {
 		"proc/self/status": "CapBnd:\t000001fffeffffff\n",
 		"proc/cgroups":     "#subsys_name\thierarchy\tnum_cgroups\tenabled\ncpu\t2\t1\t1\nmemory\t3\t1\t0\n",
 		"proc/swaps":       "Filename\tType\tSize\tUsed\tPriority\n/swapfile\tfile\t1024\t0\t-2\n",
+		"proc/meminfo":     "MemTotal:        1000000 kB\n",
 		"proc/net/route":   routes,
 	})
 	results := Run(Options{Root: root, ClusterCIDR: "10.42.0.0/16", ServiceCIDR: "10.43.0.0/16", LookPath: func(string) (string, error) { return "", errors.New("not found") }})
@@ -57,6 +62,7 @@ func TestBadHost(t *testing.T) {
 		"FAIL  cgroups: pids controller",
 		"WARN  capability CAP_SYS_RESOURCE",
 		"WARN  swap",
+		"WARN  memory: 976 MiB, under 2 GiB",
 		"OK    program: iptables: not on the host: kubling runs its bundled iptables",
 		"FAIL  program: mount",
 		"FAIL  --cluster-cidr 10.42.0.0/16",
