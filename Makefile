@@ -64,7 +64,11 @@ payload_go = cd payload && $(TARGET_ENV) $(2) CGO_ENABLED=$(1) GOFLAGS=-trimpath
 # does not: a plain static executable there).
 RUNC_STATIC := $(if $(filter arm,$(ARCH)),-extldflags -static,-extldflags -static-pie)
 RUNC_MODE := $(if $(filter arm,$(ARCH)),,-buildmode=pie)
-SECCOMP_PKG_CONFIG := PKG_CONFIG_SYSROOT_DIR=$(abspath $(DEBIAN_ROOT)) PKG_CONFIG_LIBDIR=$(abspath $(DEBIAN_ROOT))/usr/lib/$(TRIPLET)/pkgconfig
+# libseccomp from the unpacked package: through pkg-config, and through
+# CGO_CFLAGS/CGO_LDFLAGS too, which Go's build cache keys on (it does not
+# key on PKG_CONFIG_*: a cached build against another libseccomp came back).
+SECCOMP_PKG_CONFIG := PKG_CONFIG_SYSROOT_DIR=$(abspath $(DEBIAN_ROOT)) PKG_CONFIG_LIBDIR=$(abspath $(DEBIAN_ROOT))/usr/lib/$(TRIPLET)/pkgconfig \
+	CGO_CFLAGS='-O2 -g -I$(abspath $(DEBIAN_ROOT))/usr/include' CGO_LDFLAGS='-O2 -g -L$(abspath $(DEBIAN_ROOT))/usr/lib/$(TRIPLET)'
 modver = $(shell cd payload && $(GO) list -m -f '{{.Version}}' $(1))
 # iptables for hosts without one (pkg/agent/iptables): Debian's packages for
 # ARCH, bundled with the libraries and the loader they need.
