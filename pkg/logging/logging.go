@@ -58,8 +58,9 @@ func setup(out io.Writer, debug bool, now func() time.Time) klog.Logger {
 // filterSink passes kubling's own info lines (those of the logger Setup
 // returns and its descendants), every error, and — with debug — everything
 // else. An upstream error line that repeats (an image pull retrying every
-// few seconds) is written once an hour, with the count of those left out,
-// unless debug: logs often live on flash storage.
+// few seconds) is written less and less often, at most once an hour, with
+// the count of those left out, unless debug: logs often live on flash
+// storage.
 type filterSink struct {
 	sink    logr.LogSink
 	debug   bool
@@ -99,9 +100,14 @@ func (f *filterSink) Error(err error, msg string, kv ...any) {
 	f.sink.Error(err, msg, kv...)
 }
 
-// repeatWindow is how long an upstream error line, once written, is left
-// out when it comes again.
-const repeatWindow = time.Hour
+// An upstream error line, once written, is left out when it comes again
+// within its wait; each time it is written again the wait doubles, from
+// 10 s to at most an hour (a line quiet for longer than twice its wait
+// starts over). So a retry loop still shows, less and less often.
+const (
+	repeatFirstWait = 10 * time.Second
+	repeatMaxWait   = time.Hour
+)
 
 // maxRepeats bounds the lines remembered.
 const maxRepeats = 512
@@ -115,6 +121,7 @@ type repeats struct {
 
 type repeat struct {
 	shown   time.Time
+	wait    time.Duration
 	skipped int
 }
 
@@ -124,17 +131,24 @@ func (r *repeats) admit(key string) (show bool, skipped int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := r.now()
-	e, ok := r.seen[key]
-	if ok && now.Sub(e.shown) < repeatWindow {
-		e.skipped++
-		return false, 0
-	}
-	if ok {
+	if e, ok := r.seen[key]; ok {
+		gap := now.Sub(e.shown)
+		if gap < e.wait {
+			e.skipped++
+			return false, 0
+		}
 		skipped = e.skipped
+		e.shown, e.skipped = now, 0
+		if gap >= 2*e.wait {
+			e.wait = repeatFirstWait
+		} else {
+			e.wait = min(2*e.wait, repeatMaxWait)
+		}
+		return true, skipped
 	}
-	if !ok && len(r.seen) >= maxRepeats {
+	if len(r.seen) >= maxRepeats {
 		for k, old := range r.seen {
-			if now.Sub(old.shown) >= repeatWindow {
+			if now.Sub(old.shown) >= old.wait {
 				delete(r.seen, k)
 			}
 		}
@@ -142,8 +156,8 @@ func (r *repeats) admit(key string) (show bool, skipped int) {
 			clear(r.seen)
 		}
 	}
-	r.seen[key] = &repeat{shown: now}
-	return true, skipped
+	r.seen[key] = &repeat{shown: now, wait: repeatFirstWait}
+	return true, 0
 }
 
 // harmless tells upstream error lines that every normal start prints and

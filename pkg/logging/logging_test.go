@@ -52,38 +52,47 @@ func TestDebugShowsUpstream(t *testing.T) {
 	}
 }
 
-// TestRepeatedUpstreamErrorsOncePerWindow: an upstream error line that
-// comes back (an image pull retrying) is written once, then again only after
-// the window, with the count left out; other lines and --debug are not held.
-func TestRepeatedUpstreamErrorsOncePerWindow(t *testing.T) {
+// TestRepeatedUpstreamErrorsBackOff: an upstream error line that comes
+// back every second (a datastore ping, an image pull) is written at 0, 10,
+// 30, 70 s … (its wait doubling), each time with the count left out; other
+// lines, kubling's own and --debug are not held back.
+func TestRepeatedUpstreamErrorsBackOff(t *testing.T) {
 	var buf bytes.Buffer
 	now := time.Unix(1000, 0)
 	log := setup(&buf, false, func() time.Time { return now })
 	pull := errors.New(`failed to pull image "registry.k8s.io/coredns/coredns:v1.14.7"`)
-	for range 5 {
+	for range 100 {
 		klog.ErrorS(pull, "Failed to pull image", "pod", "kube-system/coredns-1")
-		now = now.Add(10 * time.Second)
+		now = now.Add(time.Second)
 	}
 	klog.ErrorS(pull, "Failed to pull image", "pod", "kube-system/other")
 	klog.ErrorS(errors.New("disk full"), "Failed to pull image", "pod", "kube-system/coredns-1")
 	for range 3 {
 		log.Error(pull, "kubling's own error")
 	}
-	now = now.Add(time.Hour)
-	klog.ErrorS(pull, "Failed to pull image", "pod", "kube-system/coredns-1")
 	klog.Flush()
 	out := buf.String()
-	if n := strings.Count(out, `"Failed to pull image" err="failed to pull image`); n != 3 {
-		t.Errorf("the repeated pull error was written %d times, want 3 (coredns-1 twice, other once):\n%s", n, out)
+	if n := strings.Count(out, `pod="kube-system/coredns-1"`); n != 5 {
+		t.Errorf("coredns-1's lines written %d times, want 5 (the pull error at 0, 10, 30, 70 s; disk full once):\n%s", n, out)
 	}
-	if !strings.Contains(out, "repeatsNotShown=4") {
-		t.Errorf("the line after the window does not count the 4 left out:\n%s", out)
-	}
-	if !strings.Contains(out, "disk full") {
-		t.Errorf("a different error was held back:\n%s", out)
+	for _, want := range []string{"repeatsNotShown=9", "repeatsNotShown=19", "repeatsNotShown=39", `pod="kube-system/other"`, "disk full"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q:\n%s", want, out)
+		}
 	}
 	if n := strings.Count(out, "kubling's own error"); n != 3 {
 		t.Errorf("kubling's own error written %d times, want every time (3)", n)
+	}
+
+	// Quiet for long, the line starts over: written at once.
+	buf.Reset()
+	now = now.Add(3 * time.Hour)
+	klog.ErrorS(pull, "Failed to pull image", "pod", "kube-system/coredns-1")
+	now = now.Add(11 * time.Second)
+	klog.ErrorS(pull, "Failed to pull image", "pod", "kube-system/coredns-1")
+	klog.Flush()
+	if n := strings.Count(buf.String(), "Failed to pull image"); n != 2 {
+		t.Errorf("after 3 quiet hours: written %d times, want 2 (the wait back at 10 s):\n%s", n, buf.String())
 	}
 
 	buf.Reset()
