@@ -24,15 +24,17 @@ func bundled(t *testing.T) Bundled {
 	return Bundled{Dir: filepath.Join(dir, "iptables")}
 }
 
-// requireRoot: reading the kernel's tables needs CAP_NET_ADMIN. Under
-// `make test` (KUBLING_TEST_AS_ROOT=1) not being root fails the test.
+// requireRoot skips a test that reads the kernel's tables (CAP_NET_ADMIN)
+// when run as another user (a developer's plain `go test`), saying why;
+// under `make test` (KUBLING_TEST_AS_ROOT=1, docs/testing.md) not being
+// root fails the test instead, so CI never skips it.
 func requireRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() == 0 {
 		return
 	}
 	if os.Getenv("KUBLING_TEST_AS_ROOT") == "1" {
-		t.Fatal("needs root: reads the kernel's tables")
+		t.Fatal("needs root: the bundled iptables reads the kernel's tables (CAP_NET_ADMIN); run make test as root")
 	}
 	t.Skip("skipped: needs root (reads the kernel's tables); run it as root or through sudo make test")
 }
