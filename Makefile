@@ -51,7 +51,7 @@ test-deps:
 
 # The payload: helper programs built from the pinned modules in payload/go.mod
 # (static, stripped), Debian's iptables with what it needs to run, and the
-# pause image, packed into the archive kubling embeds for ARCH
+# pause and CoreDNS images, packed into the archive kubling embeds for ARCH
 # (pkg/agent/payload/assets/ARCH). Tags and link flags follow each project's
 # own release build. runc links the target's libseccomp statically from
 # Debian's package, unpacked beside the payload (nothing is installed).
@@ -73,6 +73,9 @@ modver = $(shell cd payload && $(GO) list -m -f '{{.Version}}' $(1))
 # iptables for hosts without one (pkg/agent/iptables): Debian's packages for
 # ARCH, bundled with the libraries and the loader they need.
 IPTABLES_DEBS := iptables libxtables12 libip4tc2 libip6tc2 libnftnl11 libmnl0 libnetfilter-conntrack3 libnfnetlink0 libc6
+# CoreDNS (payload/coredns: upstream's module, fewer plugins) as the image
+# the bundled manifest names; its layer in zstd, smaller on disk once imported.
+COREDNS_VERSION = $(shell cd payload/coredns && $(GO) list -m -f '{{.Version}}' github.com/coredns/coredns)
 CNI_PLUGINS := $(addprefix github.com/containernetworking/plugins/plugins/,ipam/host-local main/bridge main/loopback meta/bandwidth meta/portmap)
 
 # Build tools that run here (this machine's architecture, whatever ARCH is).
@@ -84,7 +87,7 @@ $(TOOL_BINS) &: payload/go.mod payload/go.sum $(shell find payload/cmd -name '*.
 
 payload: $(PAYLOAD)
 
-$(PAYLOAD): payload/go.mod payload/go.sum $(shell find payload -name '*.go') scripts/debian-root.sh $(TOOL_BINS) | deps
+$(PAYLOAD): payload/go.mod payload/go.sum payload/coredns/go.mod payload/coredns/go.sum $(shell find payload -name '*.go') scripts/debian-root.sh $(TOOL_BINS) | deps
 	rm -rf $(PAYLOAD_DIR) && mkdir -p $(PAYLOAD_ROOT)/bin $(PAYLOAD_ROOT)/images
 	scripts/debian-root.sh $(DEB_ARCH) $(DEBIAN_ROOT) $(IPTABLES_DEBS) libseccomp-dev libseccomp2
 	$(TOOLS)/elfbundle -root $(DEBIAN_ROOT) -out $(PAYLOAD_ROOT)/iptables \
@@ -106,6 +109,9 @@ $(PAYLOAD): payload/go.mod payload/go.sum $(shell find payload -name '*.go') scr
 	$(call payload_go,0) build -ldflags '-s -w' -o ../$(PAYLOAD_DIR)/pause ./cmd/pause
 	$(TOOLS)/mkimage -arch $(ARCH) $(if $(filter arm,$(ARCH)),-variant v7) -name registry.k8s.io/pause:3.10.2 -entrypoint /pause -user 65535:65535 \
 		-file pause=$(PAYLOAD_DIR)/pause -out $(PAYLOAD_ROOT)/images/pause.tar
+	cd payload/coredns && $(TARGET_ENV) CGO_ENABLED=0 GOFLAGS=-trimpath $(GO) build -ldflags '-s -w' -o ../../$(PAYLOAD_DIR)/coredns .
+	$(TOOLS)/mkimage -zstd -arch $(ARCH) $(if $(filter arm,$(ARCH)),-variant v7) -name localhost/kubling/coredns:$(COREDNS_VERSION) \
+		-entrypoint /coredns -user 65532:65532 -file coredns=$(PAYLOAD_DIR)/coredns -out $(PAYLOAD_ROOT)/images/coredns.tar
 	$(TOOLS)/pack -dir $(PAYLOAD_ROOT) -out $(dir $(PAYLOAD))
 
 # Static, so it runs on any Linux of its architecture (glibc, musl or
@@ -184,19 +190,8 @@ $(TEST_IMAGES)/busybox.tar: $(TOOLS)/mkimage Makefile | test-deps
 	$(TOOLS)/mkimage -name kubling.test/busybox:1 -file bin/busybox=/bin/busybox \
 		$(foreach a,$(BUSYBOX_APPLETS),-link bin/$(a)=busybox) -out $@
 
-# CoreDNS, built from its Go module at the version the bundled manifest names.
-COREDNS_IMAGE := $(shell grep -o 'registry.k8s.io/coredns/coredns:v[0-9.]*' manifests/coredns.yaml)
-COREDNS_VERSION := $(lastword $(subst :, ,$(COREDNS_IMAGE)))
-
-build/tools/coredns: manifests/coredns.yaml
-	GOBIN=$(abspath build/tools) CGO_ENABLED=0 GOFLAGS=-trimpath $(GO) install -ldflags '-s -w' github.com/coredns/coredns@$(COREDNS_VERSION)
-
-$(TEST_IMAGES)/coredns.tar: build/tools/coredns $(TOOLS)/mkimage manifests/coredns.yaml
-	mkdir -p $(TEST_IMAGES)
-	$(TOOLS)/mkimage -name $(COREDNS_IMAGE) -entrypoint /coredns -file coredns=build/tools/coredns -out $@
-
 # End-to-end tests: root, real components, the built binary.
-test-e2e: $(BIN) $(TEST_IMAGES)/busybox.tar $(TEST_IMAGES)/coredns.tar | test-deps
+test-e2e: $(BIN) $(TEST_IMAGES)/busybox.tar | test-deps
 	KUBLING_BIN=$(abspath $(BIN)) KUBLING_TEST_IMAGES=$(abspath $(TEST_IMAGES)) \
 		$(GO) test -tags e2e -count=1 -timeout 40m -v ./test/e2e/...
 
@@ -210,7 +205,7 @@ NODE_IMAGE := kubling-test-node:latest
 # For the installer test: systemd as PID 1, wget for downloads, and the
 # host's iptables (kubling uses it where there is one).
 SYSTEMD_IMAGE := kubling-test-systemd:bookworm-iptables
-test-multinode: $(BIN) $(TEST_IMAGES)/busybox.tar $(TEST_IMAGES)/coredns.tar | test-deps
+test-multinode: $(BIN) $(TEST_IMAGES)/busybox.tar | test-deps
 	test/multinode/docker.sh start
 	test/multinode/docker.sh base-image $(BASE_IMAGE)
 	test/multinode/docker.sh base-image $(SYSTEMD_IMAGE) systemd,systemd-sysv,dbus,wget,iptables
@@ -255,11 +250,11 @@ $(CONFORMANCE)/busybox: test/conformance/busybox.sh | conformance-deps
 conformance-deps:
 	@scripts/deps.sh conformance
 
-conformance-images: conformance-build $(CONFORMANCE)/rootfs $(CONFORMANCE)/busybox $(TOOLS)/mkimage $(TEST_IMAGES)/coredns.tar
+conformance-images: conformance-build $(CONFORMANCE)/rootfs $(CONFORMANCE)/busybox $(TOOLS)/mkimage
 	MKIMAGE=$(TOOLS)/mkimage ROOTFS=$(CONFORMANCE)/rootfs BIN=$(CONFORMANCE) BUSYBOX=$(CONFORMANCE)/busybox \
 		K8S_DIR=$$(cd test/conformance && $(GO) list -m -f '{{.Dir}}' k8s.io/kubernetes) \
 		test/conformance/images.sh $(CONFORMANCE)/images
-	cp $(TEST_IMAGES)/coredns.tar $(CONFORMANCE)/images/
+	cp $(CONFORMANCE)/images/
 
 # The suite against `kubling server` with its node (root; ports 6443 and
 # 10250 free): CONFORMANCE_FOCUS / CONFORMANCE_SKIP narrow it,
@@ -296,10 +291,10 @@ bench: bench-start bench-node bench-agent bench-datastore
 bench-start: $(BIN)
 	KUBLING_BIN=$(abspath $(BIN)) $(GO) run ./test/bench/start
 
-bench-node: $(BIN) $(TEST_IMAGES)/busybox.tar $(TEST_IMAGES)/coredns.tar
+bench-node: $(BIN) $(TEST_IMAGES)/busybox.tar
 	KUBLING_BIN=$(abspath $(BIN)) KUBLING_TEST_IMAGES=$(abspath $(TEST_IMAGES)) $(GO) run ./test/bench/node
 
-bench-agent: $(BIN) $(TEST_IMAGES)/busybox.tar $(TEST_IMAGES)/coredns.tar
+bench-agent: $(BIN) $(TEST_IMAGES)/busybox.tar
 	KUBLING_BIN=$(abspath $(BIN)) KUBLING_TEST_IMAGES=$(abspath $(TEST_IMAGES)) $(GO) run ./test/bench/agent
 
 # SQLite, embedded etcd, PostgreSQL and MariaDB side by side (Debian's

@@ -22,9 +22,11 @@ type Values struct {
 	ClusterDomain string
 	ClusterCIDR   string
 	ServiceCIDR   string
-	// SystemDefaultRegistry replaces the registry of every bundled image
+	// SystemDefaultRegistry replaces the registry of every add-on image
 	// ("" keeps them; "mirror.example:5000" turns registry.k8s.io/x:v1
-	// into mirror.example:5000/x:v1).
+	// into mirror.example:5000/x:v1). An image kubling ships (`bundled
+	// "localhost/kubling/x:v1" "registry.k8s.io/x:v1"`) is used as shipped
+	// when it is empty, else upstream's from that registry.
 	SystemDefaultRegistry string
 	// KubeletDir is the kubelet's root folder on the nodes.
 	KubeletDir string
@@ -58,7 +60,15 @@ func Render(name string, v Values) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("no bundled add-on %q", name)
 	}
-	funcs := template.FuncMap{"image": func(ref string) (string, error) { return Image(ref, v.SystemDefaultRegistry) }}
+	funcs := template.FuncMap{
+		"image": func(ref string) (string, error) { return Image(ref, v.SystemDefaultRegistry) },
+		"bundled": func(bundled, upstream string) (string, error) {
+			if v.SystemDefaultRegistry == "" {
+				return bundled, nil
+			}
+			return Image(upstream, v.SystemDefaultRegistry)
+		},
+	}
 	t, err := template.New(name).Option("missingkey=error").Funcs(funcs).Parse(string(src))
 	if err != nil {
 		return nil, fmt.Errorf("add-on %s: %w", name, err)

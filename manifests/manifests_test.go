@@ -1,6 +1,8 @@
 package manifests
 
 import (
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -29,6 +31,31 @@ func TestCoreDNSRenders(t *testing.T) {
 	}
 	if _, err := Render("nope", Values{}); err == nil {
 		t.Error("unknown add-on rendered")
+	}
+}
+
+// With no system default registry CoreDNS runs from the image kubling
+// ships, which the payload builds from payload/coredns/go.mod's CoreDNS:
+// the versions must agree, or every node would look for an image it lacks.
+func TestCoreDNSUsesTheShippedImage(t *testing.T) {
+	mod, err := os.ReadFile("../payload/coredns/go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`github.com/coredns/coredns (v\S+)`).FindSubmatch(mod)
+	if m == nil {
+		t.Fatal("payload/coredns/go.mod requires no github.com/coredns/coredns")
+	}
+	out, err := Render("coredns", Values{ClusterDNS: "10.43.0.10", ClusterDomain: "cluster.local"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "image: localhost/kubling/coredns:" + string(m[1]) + "\n"
+	if !strings.Contains(string(out), want) {
+		t.Errorf("rendered CoreDNS lacks %q", strings.TrimSpace(want))
+	}
+	if src, _ := files.ReadFile("coredns.yaml"); !strings.Contains(string(src), `"registry.k8s.io/coredns/coredns:`+string(m[1])+`"`) {
+		t.Errorf("the upstream image (with a system default registry) is not CoreDNS %s", m[1])
 	}
 }
 

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 
 	"k8s.io/klog/v2"
@@ -10,12 +11,13 @@ import (
 	"github.com/kubling/kubling/pkg/component"
 )
 
-// imports loads the pause image (pinned) and the airgap archives into
-// containerd before the kubelet starts.
+// imports loads the images kubling ships (pause, CoreDNS; pinned, so the
+// kubelet's image GC keeps them) and the airgap archives into containerd
+// before the kubelet starts.
 type imports struct {
-	socket, snapshotter, pause string
-	archives                   []string
-	log                        klog.Logger
+	socket, snapshotter string
+	bundled, archives   []string
+	log                 klog.Logger
 }
 
 var _ component.Component = (*imports)(nil)
@@ -27,13 +29,17 @@ func newImports(ctr containerd.Config, payloadDir, airgapDir string, log klog.Lo
 	if err != nil {
 		return nil, err
 	}
-	return &imports{socket: ctr.Socket(), snapshotter: ctr.Snapshotter, pause: filepath.Join(payloadDir, "images", "pause.tar"), archives: archives, log: log}, nil
+	bundled, err := filepath.Glob(filepath.Join(payloadDir, "images", "*.tar"))
+	if err != nil || len(bundled) == 0 {
+		return nil, fmt.Errorf("no images in the payload at %s", filepath.Join(payloadDir, "images"))
+	}
+	return &imports{socket: ctr.Socket(), snapshotter: ctr.Snapshotter, bundled: bundled, archives: archives, log: log}, nil
 }
 
 func (i *imports) Name() string { return "images" }
 
 func (i *imports) Start(ctx context.Context) error {
-	if err := containerd.ImportArchives(ctx, i.socket, i.snapshotter, []string{i.pause}, true, i.log); err != nil {
+	if err := containerd.ImportArchives(ctx, i.socket, i.snapshotter, i.bundled, true, i.log); err != nil {
 		return err
 	}
 	return containerd.ImportArchives(ctx, i.socket, i.snapshotter, i.archives, false, i.log)

@@ -82,7 +82,6 @@ func TestNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	copyFile(t, filepath.Join(images, "busybox.tar"), filepath.Join(airgap, "busybox.tar"))
-	copyFile(t, filepath.Join(images, "coredns.tar"), filepath.Join(airgap, "coredns.tar"))
 	t.Cleanup(func() { killall(t, s.dataDir) })
 	s.start("--kubelet-arg", "max-pods=50", "--node-label", "kubling.test/role=e2e")
 

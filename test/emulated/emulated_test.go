@@ -80,7 +80,7 @@ func TestCheckConfig(t *testing.T) {
 var versionPattern = regexp.MustCompile(`\bv?[0-9]+\.[0-9]+\.[0-9]+\b`)
 
 // TestPayloadPrograms: every program of this architecture's payload runs
-// and names its version; the pause image is for this architecture.
+// and names its version; the images it ships are for this architecture.
 func TestPayloadPrograms(t *testing.T) {
 	versionArgs := map[string][]string{"containerd-shim-runc-v2": {"-v"}, "bridge": nil, "host-local": nil, "loopback": nil, "portmap": nil, "bandwidth": nil}
 	programs, err := filepath.Glob(filepath.Join(payloadRoot, "bin", "*"))
@@ -121,8 +121,21 @@ func TestPayloadPrograms(t *testing.T) {
 			t.Errorf("bundled iptables (%s) --version: %v\n%s", mode, err, out)
 		}
 	}
-	if got := imageArch(t, filepath.Join(payloadRoot, "images", "pause.tar")); got != arch {
-		t.Errorf("pause image architecture %q, want %q", got, arch)
+	images, _ := filepath.Glob(filepath.Join(payloadRoot, "images", "*.tar"))
+	if len(images) < 2 {
+		t.Errorf("payload images: %v, want pause and CoreDNS", images)
+	}
+	for _, image := range images {
+		if got := imageArch(t, image); got != arch {
+			t.Errorf("%s: image architecture %q, want %q", filepath.Base(image), got, arch)
+		}
+	}
+	// CoreDNS, as built before it was packed into its image (beside root/).
+	out, err := emulated(filepath.Join(filepath.Dir(payloadRoot), "coredns"), "-version").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "CoreDNS-1.") {
+		t.Errorf("coredns -version: %v\n%s", err, out)
+	} else {
+		t.Logf("coredns: %s", strings.TrimSpace(string(out)))
 	}
 }
 

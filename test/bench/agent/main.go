@@ -38,7 +38,7 @@ func main() {
 	serverDir, agentDir := filepath.Join(dir, "server"), filepath.Join(dir, "agent")
 	defer func() { benchutil.Killall(agentDir); os.RemoveAll(dir) }()
 	// The server runs no node; CoreDNS lands on the agent.
-	benchutil.CopyImages(images, agentDir, "busybox.tar", "coredns.tar")
+	benchutil.CopyImages(images, agentDir, "busybox.tar")
 
 	server := start(bin, filepath.Join(dir, "server.log"), "server", "--disable-agent", "--data-dir", serverDir, "--write-kubeconfig", filepath.Join(dir, "kubeconfig.yaml"))
 	defer stop(server)

@@ -41,7 +41,7 @@ func main() {
 	}
 	dataDir := filepath.Join(dir, "data")
 	defer func() { benchutil.Killall(dataDir); os.RemoveAll(dir) }()
-	benchutil.CopyImages(images, dataDir, "busybox.tar", "coredns.tar")
+	benchutil.CopyImages(images, dataDir, "busybox.tar")
 
 	var rows [][2]string
 	begin := time.Now()
