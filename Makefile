@@ -37,7 +37,7 @@ LDFLAGS := $(K8S_VERSION_LDFLAGS) \
 	-X github.com/kubling/kubling/pkg/version.Version=$(VERSION) \
 	-X github.com/kubling/kubling/pkg/version.GitCommit=$(COMMIT)
 
-.PHONY: build deps test-deps release-deps release release-arch test-arm payload test test-unit check-imports fuzz test-e2e test-multinode bench bench-start bench-node bench-agent bench-datastore conformance-deps conformance-build conformance-images conformance conformance-multinode clean
+.PHONY: build deps test-deps release-deps release release-arch test-arm payload test test-unit check-imports fuzz test-e2e test-multinode bench bench-out bench-start bench-node bench-agent bench-datastore bench-artifacts conformance-deps conformance-build conformance-images conformance conformance-multinode clean
 
 build: $(BIN)
 
@@ -285,17 +285,31 @@ conformance-multinode: $(BIN) $(TEST_IMAGES)/busybox.tar conformance-images | te
 		$(GO) test -tags 'e2e conformance' -run '^TestConformance$$' -count=1 -timeout 12h -v ./test/multinode/; \
 		rc=$$?; test/multinode/docker.sh stop; exit $$rc
 
-# Benchmarks print tables; figures go to docs/benchmarks.md.
-bench: bench-start bench-node bench-agent bench-datastore
+# Benchmarks print tables; figures go to docs/benchmarks.md. `make bench`
+# ends with one table of every figure beside its goal and the previous run's
+# value (docs/bench-last.json, updated by the run: commit it with the docs).
+# bench-artifacts builds the three architectures first (warm: minutes).
+BENCH_OUT := build/bench
+bench_env = KUBLING_BIN=$(abspath $(BIN)) KUBLING_BENCH_OUT=$(abspath $(BENCH_OUT))
+bench: bench-out bench-start bench-node bench-agent bench-datastore bench-artifacts
+	KUBLING_BENCH_OUT=$(abspath $(BENCH_OUT)) $(GO) run ./test/bench/summary
+	@rm -rf $(BENCH_OUT)
+
+bench-out:
+	rm -rf $(BENCH_OUT)
 
 bench-start: $(BIN)
-	KUBLING_BIN=$(abspath $(BIN)) $(GO) run ./test/bench/start
+	$(bench_env) $(GO) run ./test/bench/start
 
 bench-node: $(BIN) $(TEST_IMAGES)/busybox.tar
-	KUBLING_BIN=$(abspath $(BIN)) KUBLING_TEST_IMAGES=$(abspath $(TEST_IMAGES)) $(GO) run ./test/bench/node
+	$(bench_env) KUBLING_TEST_IMAGES=$(abspath $(TEST_IMAGES)) $(GO) run ./test/bench/node
 
 bench-agent: $(BIN) $(TEST_IMAGES)/busybox.tar
-	KUBLING_BIN=$(abspath $(BIN)) KUBLING_TEST_IMAGES=$(abspath $(TEST_IMAGES)) $(GO) run ./test/bench/agent
+	$(bench_env) KUBLING_TEST_IMAGES=$(abspath $(TEST_IMAGES)) $(GO) run ./test/bench/agent
+
+bench-artifacts: $(BIN) | release-deps
+	set -e; for a in $(filter-out $(ARCH),$(RELEASE_ARCHES)); do $(MAKE) --no-print-directory ARCH=$$a build; done
+	$(bench_env) $(GO) run ./test/bench/artifacts
 
 # SQLite, embedded etcd, PostgreSQL and MariaDB side by side (Debian's
 # servers, from deps.sh test).

@@ -48,34 +48,45 @@ func main() {
 		_, err := client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
 		return err == nil
 	})
+	// The server refuses a node on one of its own addresses (those its
+	// serving certificate names, made at its first start): the agent gets an
+	// address of its own, on a veth pair made now (this kernel has no dummy
+	// interfaces).
+	const agentIP = "10.254.254.1"
+	for _, args := range [][]string{{"link", "add", "kubling-bench", "type", "veth", "peer", "name", "kubling-bench1"}, {"addr", "add", agentIP + "/32", "dev", "kubling-bench"}, {"link", "set", "kubling-bench1", "up"}, {"link", "set", "kubling-bench", "up"}} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			benchutil.Fatal(fmt.Sprintf("ip %v: %v: %s", args, err, out))
+		}
+	}
+	defer exec.Command("ip", "link", "del", "kubling-bench").Run()
 	tok, err := os.ReadFile(filepath.Join(serverDir, "server", "token"))
 	benchutil.Must(err)
 
-	var rows [][2]string
+	r := benchutil.NewReport("agent", "kubling agent joined to a kubling server --disable-agent on the same machine")
 	begin := time.Now()
-	agent := start(bin, filepath.Join(dir, "agent.log"), "agent", "--server", "https://127.0.0.1:6443", "--token", strings.TrimSpace(string(tok)), "--data-dir", agentDir, "--node-name", "bench-agent")
+	agent := start(bin, filepath.Join(dir, "agent.log"), "agent", "--server", "https://127.0.0.1:6443", "--token", strings.TrimSpace(string(tok)), "--data-dir", agentDir, "--node-name", "bench-agent", "--node-ip", agentIP)
 	defer stop(agent)
 	benchutil.WaitFor("node Ready", func() bool { return benchutil.NodeReady(ctx, client, "bench-agent") })
-	rows = append(rows, [2]string{"agent start to node Ready", benchutil.Secs(time.Since(begin))})
+	r.Add("agent: start to node Ready (cold)", time.Since(begin).Seconds(), "s", 6)
 	benchutil.WaitFor("CoreDNS Ready", func() bool {
 		d, err := client.AppsV1().Deployments("kube-system").Get(ctx, "coredns", metav1.GetOptions{})
 		return err == nil && d.Status.ReadyReplicas >= 1
 	})
 
 	time.Sleep(*idle)
-	mem := benchutil.Status(agent.Pid)
-	kubling := mem["VmRSS"]
-	containerd, shims := benchutil.PayloadRSS(agentDir)
-	rows = append(rows,
-		[2]string{fmt.Sprintf("agent kubling RSS after %s idle", *idle), benchutil.MB(kubling)},
-		[2]string{"of which anonymous (heap, stacks)", benchutil.MB(mem["RssAnon"])},
-		[2]string{"of which file-backed (binary pages)", benchutil.MB(mem["RssFile"])},
-		[2]string{"agent containerd RSS", benchutil.MB(containerd)},
-		[2]string{"agent kubling + containerd", benchutil.MB(kubling + containerd)},
-		[2]string{"runc shims RSS (CoreDNS pod)", benchutil.MB(shims)},
-		[2]string{"server (control plane only) RSS", benchutil.MB(benchutil.RSSKB(server.Pid))},
-	)
-	benchutil.Table("kubling agent joined to a kubling server --disable-agent on the same machine", rows)
+	kubling := benchutil.Process(agent.Pid)
+	containerd, shims, pods := benchutil.NodeMemory(agentDir)
+	r.MB("agent: kubling RSS", kubling.RSS, 0)
+	r.MB("agent: kubling anonymous (heap, stacks)", kubling.Anon, 0)
+	r.MB("agent: kubling file-backed (binary pages)", benchutil.Status(agent.Pid)["RssFile"], 0)
+	r.MB("agent: kubling PSS", kubling.PSS, 0)
+	r.MB("agent: containerd RSS", containerd.RSS, 0)
+	r.MB("agent: kubling + containerd RSS", kubling.RSS+containerd.RSS, 120)
+	r.MB("agent: kubling + containerd PSS", kubling.PSS+containerd.PSS, 0)
+	r.MB("agent: runc shims RSS (CoreDNS pod)", shims.RSS, 0)
+	r.MB("agent: pods' processes RSS (CoreDNS, pause)", pods.RSS, 0)
+	r.MB("control plane alone (server --disable-agent) RSS", benchutil.RSSKB(server.Pid), 0)
+	r.Print()
 }
 
 func start(bin, logPath string, args ...string) *os.Process {

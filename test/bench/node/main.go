@@ -43,38 +43,47 @@ func main() {
 	defer func() { benchutil.Killall(dataDir); os.RemoveAll(dir) }()
 	benchutil.CopyImages(images, dataDir, "busybox.tar")
 
-	var rows [][2]string
+	r := benchutil.NewReport("node", "kubling server with its node")
 	begin := time.Now()
-	log, err := os.Create(filepath.Join(dir, "server.log"))
+	logPath := filepath.Join(dir, "server.log")
+	log, err := os.Create(logPath)
 	benchutil.Must(err)
 	cmd := exec.Command(bin, "server", "--data-dir", dataDir, "--write-kubeconfig", filepath.Join(dir, "kubeconfig.yaml"))
 	cmd.Stdout, cmd.Stderr = log, log
 	benchutil.Must(cmd.Start())
 	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
-
 	client := benchutil.WaitClient(filepath.Join(dataDir, "server", "cred", "admin.kubeconfig"))
 	ctx := context.Background()
 	benchutil.WaitFor("node Ready", func() bool { return benchutil.NodeReady(ctx, client, "") })
-	rows = append(rows, [2]string{"start to node Ready", benchutil.Secs(time.Since(begin))})
+	r.Add("server: start to node Ready (cold)", time.Since(begin).Seconds(), "s", 6)
 	benchutil.WaitFor("CoreDNS Ready", func() bool {
 		d, err := client.AppsV1().Deployments("kube-system").Get(ctx, "coredns", metav1.GetOptions{})
 		return err == nil && d.Status.ReadyReplicas >= 1
 	})
-	rows = append(rows, [2]string{"start to CoreDNS Ready", benchutil.Secs(time.Since(begin))})
-
+	r.Add("server: start to CoreDNS Ready", time.Since(begin).Seconds(), "s", 0)
+	// Log written while idle, from 10 s after CoreDNS is Ready (start-up
+	// lines done), scaled to an hour.
+	time.Sleep(10 * time.Second)
+	lines0, bytes0 := benchutil.LogSize(logPath)
+	idleBegin := time.Now()
 	time.Sleep(*idle)
-	mem := benchutil.Status(cmd.Process.Pid)
-	kubling := mem["VmRSS"]
-	containerd, shims := benchutil.PayloadRSS(dataDir)
-	rows = append(rows,
-		[2]string{fmt.Sprintf("kubling RSS after %s idle", *idle), benchutil.MB(kubling)},
-		[2]string{"of which anonymous (heap, stacks)", benchutil.MB(mem["RssAnon"])},
-		[2]string{"of which file-backed (binary pages)", benchutil.MB(mem["RssFile"])},
-		[2]string{"containerd RSS", benchutil.MB(containerd)},
-		[2]string{"kubling + containerd", benchutil.MB(kubling + containerd)},
-		[2]string{"runc shims RSS (CoreDNS pod)", benchutil.MB(shims)},
-	)
-
+	lines1, bytes1 := benchutil.LogSize(logPath)
+	perHour := time.Hour.Seconds() / time.Since(idleBegin).Seconds()
+	kubling := benchutil.Process(cmd.Process.Pid)
+	containerd, shims, podProcs := benchutil.NodeMemory(dataDir)
+	file := benchutil.Status(cmd.Process.Pid)["RssFile"]
+	r.MB("server: kubling RSS", kubling.RSS, 0)
+	r.MB("server: kubling anonymous (heap, stacks)", kubling.Anon, 0)
+	r.MB("server: kubling file-backed (binary pages)", file, 0)
+	r.MB("server: kubling PSS", kubling.PSS, 0)
+	r.MB("server: containerd RSS", containerd.RSS, 0)
+	r.MB("server: runc shims RSS", shims.RSS, 0)
+	r.MB("server: pods' processes RSS (CoreDNS, pause)", podProcs.RSS, 0)
+	r.MB("server + node + CoreDNS RSS", kubling.RSS+containerd.RSS+shims.RSS+podProcs.RSS, 400)
+	r.MB("server + node + CoreDNS PSS", kubling.PSS+containerd.PSS+shims.PSS+podProcs.PSS, 0)
+	r.MB("server + node + CoreDNS anonymous", kubling.Anon+containerd.Anon+shims.Anon+podProcs.Anon, 0)
+	r.Add("server: log lines per idle hour", float64(lines1-lines0)*perHour, "lines", 0)
+	r.Add("server: log kB per idle hour", float64(bytes1-bytes0)*perHour/1024, "kB", 0)
 	scaleBegin := time.Now()
 	d := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: "scale", Namespace: "default"},
@@ -104,9 +113,8 @@ func main() {
 		}
 		return running == *pods
 	})
-	rows = append(rows, [2]string{fmt.Sprintf("%d-replica Deployment to all Running", *pods), benchutil.Secs(time.Since(scaleBegin))})
+	r.Add(fmt.Sprintf("server: %d-replica Deployment to all Running", *pods), time.Since(scaleBegin).Seconds(), "s", 0)
 	time.Sleep(10 * time.Second)
-	rows = append(rows, [2]string{fmt.Sprintf("kubling RSS with %d pods", *pods), benchutil.MB(benchutil.RSSKB(cmd.Process.Pid))})
-
-	benchutil.Table("kubling server with its node", rows)
+	r.MB(fmt.Sprintf("server: kubling RSS with %d pods", *pods), benchutil.RSSKB(cmd.Process.Pid), 0)
+	r.Print()
 }

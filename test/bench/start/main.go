@@ -6,20 +6,13 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
-	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
-
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kubling/kubling/test/bench/benchutil"
 )
@@ -60,6 +53,14 @@ func main() {
 	fmt.Println("| --- | --- | --- | --- |")
 	row("cold start to /readyz OK", cold)
 	row("warm start to /readyz OK", warm)
+	defer func() {
+		r := benchutil.NewReport("start", "kubling server --disable-agent (control plane alone)")
+		r.Add("control plane: cold start to /readyz (median)", median(cold).Seconds(), "s", 0)
+		r.Add("control plane: warm start to /readyz (median)", median(warm).Seconds(), "s", 0)
+		r.MB("control plane: RSS idle", mem["VmRSS"], 0)
+		r.MB("control plane: anonymous idle", mem["RssAnon"], 0)
+		r.Print()
+	}()
 	fmt.Printf("| RSS after %s idle | %d MB | | |\n", *idle, mem["VmRSS"]/1024)
 	fmt.Printf("| of which anonymous (heap, stacks) | %d MB | | |\n", mem["RssAnon"]/1024)
 	fmt.Printf("| of which file-backed (binary pages) | %d MB | | |\n", mem["RssFile"]/1024)
@@ -68,47 +69,11 @@ func main() {
 
 // start launches the server and returns the time until /readyz answers ok.
 func start(bin, dir string) (time.Duration, *os.Process) {
-	begin := time.Now()
-	cmd := exec.Command(bin, "server", "--disable-agent", "--data-dir", filepath.Join(dir, "data"), "--write-kubeconfig", filepath.Join(dir, "kubeconfig.yaml"))
-	log, err := os.Create(filepath.Join(dir, "server.log"))
+	d, p, err := benchutil.ServerReadyz([]string{bin}, dir, 3*time.Minute)
 	if err != nil {
 		fatal(err.Error())
 	}
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		fatal(err.Error())
-	}
-	admin := filepath.Join(dir, "data", "server", "cred", "admin.kubeconfig")
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	for ctx.Err() == nil {
-		if readyz(ctx, admin) {
-			return time.Since(begin), cmd.Process
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	cmd.Process.Kill()
-	fatal("server not ready within 3m; see " + log.Name())
-	return 0, nil
-}
-
-func readyz(ctx context.Context, kubeconfig string) bool {
-	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-	if err != nil {
-		return false
-	}
-	client, err := rest.HTTPClientFor(cfg)
-	if err != nil {
-		return false
-	}
-	client.Timeout = time.Second
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, cfg.Host+"/readyz", nil)
-	resp, err := client.Do(req)
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
+	return d, p
 }
 
 // memory reads the Vm*/Rss* lines (kB) of a process's status.
@@ -126,6 +91,12 @@ func memory(pid int) map[string]int {
 		}
 	}
 	return m
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
 }
 
 func row(name string, ds []time.Duration) {
