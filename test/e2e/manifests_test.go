@@ -43,17 +43,24 @@ func TestManifests(t *testing.T) {
 	if !strings.Contains(content, "Bundled add-on coredns") || !strings.Contains(content, "image: mirror.example:5000/coredns/coredns:v1.14.7") {
 		t.Fatalf("coredns.yaml as written:\n%s", content)
 	}
-	if got := s.kubectl("get", "deploy", "-n", "kube-system", "coredns", "-o", "jsonpath={.spec.template.spec.containers[0].image}"); got != "mirror.example:5000/coredns/coredns:v1.14.7" {
-		t.Fatalf("CoreDNS image %q", got)
-	}
+	// The add-ons are applied in the background while the node starts.
+	eventually(t, time.Minute, "CoreDNS from the mirror", func() string {
+		if got, _ := s.tryKubectl("get", "deploy", "-n", "kube-system", "coredns", "-o", "jsonpath={.spec.template.spec.containers[0].image}"); got != "mirror.example:5000/coredns/coredns:v1.14.7" {
+			return fmt.Sprintf("CoreDNS image %q", got)
+		}
+		return ""
+	})
 
 	// NFS: the driver's objects, and the StorageClass from the flags, default
 	// because no other class is.
-	for _, obj := range []string{"csidriver/nfs.csi.k8s.io", "-n kube-system daemonset/csi-nfs-node", "-n kube-system deployment/csi-nfs-controller"} {
-		if _, err := s.tryKubectl(append([]string{"get"}, strings.Fields(obj)...)...); err != nil {
-			t.Errorf("%s: %v", obj, err)
+	eventually(t, time.Minute, "the NFS driver's objects", func() string {
+		for _, obj := range []string{"csidriver/nfs.csi.k8s.io", "-n kube-system daemonset/csi-nfs-node", "-n kube-system deployment/csi-nfs-controller"} {
+			if _, err := s.tryKubectl(append([]string{"get"}, strings.Fields(obj)...)...); err != nil {
+				return fmt.Sprintf("%s: %v", obj, err)
+			}
 		}
-	}
+		return ""
+	})
 	sc := s.kubectl("get", "storageclass", "nfs-csi", "-o", `jsonpath={.provisioner} {.parameters.server} {.parameters.share} {.reclaimPolicy} {.mountOptions} {.metadata.annotations.storageclass\.kubernetes\.io/is-default-class}`)
 	if sc != `nfs.csi.k8s.io 10.0.0.5 /export/k8s Delete ["nfsvers=4.2","hard"] true` {
 		t.Errorf("nfs-csi StorageClass: %q", sc)
@@ -135,9 +142,12 @@ provisioner: kubernetes.io/no-provisioner
 	})
 	s.stop()
 	s.start("--nfs-server", "10.0.0.5", "--nfs-share", "/export/k8s", "--nfs-default-class", "true")
-	if d := s.kubectl("get", "storageclass", "nfs-csi", "-o", `jsonpath={.metadata.annotations.storageclass\.kubernetes\.io/is-default-class}`); d != "" {
-		t.Errorf("nfs-csi is still a default beside another: %q", d)
-	}
+	soon(t, time.Minute, "nfs-csi no longer a default beside another", func() string {
+		if d, err := s.tryKubectl("get", "storageclass", "nfs-csi", "-o", `jsonpath={.metadata.annotations.storageclass\.kubernetes\.io/is-default-class}`); err != nil || d != "" {
+			return fmt.Sprintf("is-default-class %q %v", d, err)
+		}
+		return ""
+	})
 	if !strings.Contains(s.out.String(), "nfs-csi is not made the default StorageClass") {
 		t.Error("no log line about the default StorageClass")
 	}

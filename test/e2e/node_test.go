@@ -94,9 +94,12 @@ func TestNode(t *testing.T) {
 	}
 	// NVIDIA: the RuntimeClass exists, and the device plugin runs nowhere on
 	// a cluster without GPUs (its DaemonSet wants nvidia.com/gpu.present).
-	if got := s.kubectl("get", "runtimeclass", "nvidia", "-o", "jsonpath={.handler}"); got != "nvidia" {
-		t.Errorf("RuntimeClass nvidia handler %q", got)
-	}
+	soon(t, time.Minute, "RuntimeClass nvidia", func() string {
+		if got, _ := s.tryKubectl("get", "runtimeclass", "nvidia", "-o", "jsonpath={.handler}"); got != "nvidia" {
+			return fmt.Sprintf("RuntimeClass nvidia handler %q", got)
+		}
+		return ""
+	})
 	if got := s.kubectl("get", "node", node, "-o", `jsonpath={.metadata.labels.nvidia\.com/gpu\.present}`); got != "" {
 		t.Errorf("a node without GPU is labelled nvidia.com/gpu.present=%q", got)
 	}

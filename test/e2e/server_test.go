@@ -82,9 +82,12 @@ func TestServerLifecycle(t *testing.T) {
 	}
 	checkServingCert(t)
 	checkAnonymous(t)
-	if got := s.kubectl("get", "service", "kube-dns", "-n", "kube-system", "-o", "jsonpath={.spec.clusterIP}"); got != "10.43.0.10" {
-		t.Errorf("CoreDNS service clusterIP %q", got)
-	}
+	soon(t, time.Minute, "the CoreDNS Service", func() string {
+		if got, _ := s.tryKubectl("get", "service", "kube-dns", "-n", "kube-system", "-o", "jsonpath={.spec.clusterIP}"); got != "10.43.0.10" {
+			return fmt.Sprintf("CoreDNS service clusterIP %q", got)
+		}
+		return ""
+	})
 
 	// Objects of every kind the issue names.
 	s.kubectl("create", "namespace", "e2e")

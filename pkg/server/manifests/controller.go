@@ -146,17 +146,21 @@ func (c *Controller) Start(ctx context.Context) error {
 		}
 	}
 	c.stopAll = broadcaster.Shutdown
-	if err := c.sync(ctx); err != nil {
-		return err
-	}
-	// From now on a file must look the same twice in a row before it is
-	// applied: one caught half-written (an editor, a redirect) would
-	// otherwise prune what its missing half declares.
-	c.settle = true
+	// The first pass runs in the background too: the server's node starts
+	// meanwhile instead of waiting about two seconds for the add-ons
+	// (measured on a cold start, 2026-12-06), and nothing a node needs to
+	// become Ready comes from these files.
 	loop, cancel := context.WithCancel(context.Background())
 	c.cancel, c.done = cancel, make(chan struct{})
 	go func() {
 		defer close(c.done)
+		if err := c.sync(loop); err != nil && loop.Err() == nil {
+			c.cfg.Log.Error(err, "Manifests")
+		}
+		// From now on a file must look the same twice in a row before it
+		// is applied: one caught half-written (an editor, a redirect)
+		// would otherwise prune what its missing half declares.
+		c.settle = true
 		t := time.NewTicker(c.cfg.Interval)
 		defer t.Stop()
 		for {
