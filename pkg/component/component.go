@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"k8s.io/klog/v2"
+
+	"github.com/kubling/kubling/pkg/logging"
 )
 
 // Component is one long-running part of kubling (datastore, apiserver, kubelet…).
@@ -87,6 +89,7 @@ func Serve(ctx context.Context, log klog.Logger, watched []Component) error {
 	select {
 	case <-ctx.Done():
 		log.Info("Stopping")
+		logging.Stopping(log)
 		return nil
 	case err := <-FirstExit(watched):
 		return err

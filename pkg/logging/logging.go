@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -39,7 +40,8 @@ func setup(out io.Writer, debug bool, now func() time.Time) klog.Logger {
 	newSink := func() logr.LogSink {
 		return textlogger.NewLogger(textlogger.NewConfig(textlogger.Verbosity(v), textlogger.Output(out))).GetSink()
 	}
-	root := logr.New(&filterSink{sink: newSink(), debug: debug, repeats: &repeats{now: now, seen: map[string]*repeat{}}})
+	stopping := &atomic.Bool{}
+	root := logr.New(&filterSink{sink: newSink(), debug: debug, stopping: stopping, repeats: &repeats{now: now, seen: map[string]*repeat{}}})
 	klog.SetLoggerWithOptions(root, klog.ContextualLogger(true))
 
 	// kine logs through logrus; send its lines through the same logger.
@@ -52,7 +54,19 @@ func setup(out io.Writer, debug bool, now func() time.Time) klog.Logger {
 	hooks.Add(logrusHook{log: root.WithName("kine")})
 	logrus.StandardLogger().ReplaceHooks(hooks)
 
-	return logr.New(&filterSink{sink: newSink(), debug: debug, ours: true}).WithName(Name)
+	return logr.New(&filterSink{sink: newSink(), debug: debug, ours: true, stopping: stopping}).WithName(Name)
+}
+
+// Stopping tells the logger Setup returned (or one derived from it) that
+// kubling is shutting down: from then on upstream error lines are left out
+// unless debug. Components torn down one after the other report what
+// vanished under them (context canceled, the apiserver's port refused) —
+// a screen of errors after every Ctrl-C that need nothing from anyone.
+// kubling's own lines are still written.
+func Stopping(log klog.Logger) {
+	if f, ok := log.GetSink().(*filterSink); ok && f.stopping != nil {
+		f.stopping.Store(true)
+	}
 }
 
 // filterSink passes kubling's own info lines (those of the logger Setup
@@ -62,10 +76,11 @@ func setup(out io.Writer, debug bool, now func() time.Time) klog.Logger {
 // the count of those left out, unless debug: logs often live on flash
 // storage.
 type filterSink struct {
-	sink    logr.LogSink
-	debug   bool
-	ours    bool
-	repeats *repeats // upstream sinks only
+	sink     logr.LogSink
+	debug    bool
+	ours     bool
+	stopping *atomic.Bool // shared by every sink of one Setup
+	repeats  *repeats     // upstream sinks only
 }
 
 // Init accounts for this wrapper's own frame, so lines name their caller.
@@ -82,7 +97,7 @@ func (f *filterSink) Info(level int, msg string, kv ...any) { f.sink.Info(level,
 
 func (f *filterSink) Error(err error, msg string, kv ...any) {
 	if !f.debug && !f.ours {
-		if harmless(err, msg) {
+		if harmless(err, msg) || f.stopping.Load() {
 			return
 		}
 		key := msg + "\x00" + fmt.Sprint(kv...)
@@ -203,16 +218,16 @@ var kubeletStartup = []struct{ msg, err string }{
 func errContains(err error, s string) bool { return err != nil && strings.Contains(err.Error(), s) }
 
 func (f *filterSink) WithValues(kv ...any) logr.LogSink {
-	return &filterSink{sink: f.sink.WithValues(kv...), debug: f.debug, ours: f.ours, repeats: f.repeats}
+	return &filterSink{sink: f.sink.WithValues(kv...), debug: f.debug, ours: f.ours, stopping: f.stopping, repeats: f.repeats}
 }
 
 func (f *filterSink) WithName(name string) logr.LogSink {
-	return &filterSink{sink: f.sink.WithName(name), debug: f.debug, ours: f.ours, repeats: f.repeats}
+	return &filterSink{sink: f.sink.WithName(name), debug: f.debug, ours: f.ours, stopping: f.stopping, repeats: f.repeats}
 }
 
 func (f *filterSink) WithCallDepth(depth int) logr.LogSink {
 	if s, ok := f.sink.(logr.CallDepthLogSink); ok {
-		return &filterSink{sink: s.WithCallDepth(depth), debug: f.debug, ours: f.ours, repeats: f.repeats}
+		return &filterSink{sink: s.WithCallDepth(depth), debug: f.debug, ours: f.ours, stopping: f.stopping, repeats: f.repeats}
 	}
 	return f
 }

@@ -105,3 +105,36 @@ func TestRepeatedUpstreamErrorsBackOff(t *testing.T) {
 		t.Errorf("with --debug the repeated line was written %d times, want 3", n)
 	}
 }
+
+// TestStoppingHidesUpstreamErrors: once kubling stops, upstream error
+// lines (components reporting what vanished under them) are left out;
+// kubling's own lines and --debug still show everything.
+func TestStoppingHidesUpstreamErrors(t *testing.T) {
+	var buf bytes.Buffer
+	log := Setup(&buf, false)
+	klog.Background().Error(errors.New("connection refused"), "before stopping")
+	Stopping(log.WithName("server"))
+	klog.Background().Error(errors.New("context canceled"), "while stopping")
+	logrus.Error("kine while stopping")
+	log.Error(errors.New("close datastore"), "ours while stopping")
+	klog.Flush()
+	out := buf.String()
+	for _, want := range []string{"before stopping", "ours while stopping"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in:\n%s", want, out)
+		}
+	}
+	for _, unwanted := range []string{`"while stopping"`, "kine while stopping"} {
+		if strings.Contains(out, unwanted) {
+			t.Errorf("%q shown while stopping:\n%s", unwanted, out)
+		}
+	}
+	buf.Reset()
+	log = Setup(&buf, true)
+	Stopping(log)
+	klog.Background().Error(errors.New("context canceled"), "debug while stopping")
+	klog.Flush()
+	if !strings.Contains(buf.String(), "debug while stopping") {
+		t.Errorf("--debug hid an upstream line while stopping:\n%s", buf.String())
+	}
+}
