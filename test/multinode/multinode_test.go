@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -103,6 +104,7 @@ func TestMultiNode(t *testing.T) {
 	}
 	runNode(t, image, "agent1", nil, "agent", "--server", serverURL, "--token", tok, "--node-label", "mn/role=worker")
 	runNode(t, image, "agent2", []string{"KUBLING_URL=" + serverURL, "KUBLING_TOKEN=" + tok}, "agent")
+	agentsStarted := time.Now()
 	waitFor(t, "three Ready nodes", 3*time.Minute, func() error { return allReady(nil) })
 	// The agents' load balancers follow the kubernetes endpoints (the
 	// server's advertised address).
@@ -201,6 +203,8 @@ func TestMultiNode(t *testing.T) {
 			t.Errorf("NodePort on %s (%s): %q %v", name, ip, got, err)
 		}
 	}
+
+	smallDevices(t, agentsStarted)
 
 	// Restart the server: the agents' pods keep running meanwhile, and the
 	// agents reconnect on their own.
@@ -323,13 +327,81 @@ func startServer(t *testing.T, image string) (serverURL, tok string) {
 
 func container(name string) string { return "kubling-test-" + name }
 
+// memoryLimits are the small devices kubling must fit (issue 22): a server
+// with its node in 1 GB, an agent in 512 MB. The limit holds kubling,
+// containerd and the shims; the pods' own cgroups lie under each kubelet's
+// cgroup root, outside the container's.
+var memoryLimits = map[string]string{"server": "1g", "agent1": "512m", "agent2": "512m"}
+
+// smallDevices puts ten more pods on agent1, lets the nodes idle until five
+// minutes after the agents started, and checks that nothing in the
+// memory-limited node containers was OOM-killed, logging each one's peak.
+func smallDevices(t *testing.T, agentsStarted time.Time) {
+	t.Helper()
+	apply(t, `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: ten, namespace: mn}
+spec:
+  replicas: 10
+  selector: {matchLabels: {app: ten}}
+  template:
+    metadata: {labels: {app: ten}}
+    spec:
+      nodeSelector: {kubernetes.io/hostname: agent1}
+      containers:
+      - {name: c, image: kubling.test/busybox:1, imagePullPolicy: Never, command: ["sleep", "100000"]}
+`)
+	waitFor(t, "ten pods Running on agent1", 3*time.Minute, func() error {
+		ten, err := pods("app=ten")
+		if err != nil {
+			return err
+		}
+		n := 0
+		for _, p := range ten {
+			if p.ready() {
+				n++
+			}
+		}
+		if n != 10 {
+			return fmt.Errorf("%d of 10 Ready", n)
+		}
+		return nil
+	})
+	if rest := 5*time.Minute - time.Since(agentsStarted); rest > 0 {
+		t.Logf("idling %s (five minutes since the agents started)", rest.Round(time.Second))
+		time.Sleep(rest)
+	}
+	for name, limit := range memoryLimits {
+		id := strings.TrimSpace(mustDocker(t, "inspect", "-f", "{{.Id}}", container(name)))
+		cg := "/sys/fs/cgroup/memory/docker/" + id
+		oom, err := os.ReadFile(cg + "/memory.oom_control")
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		peak, _ := os.ReadFile(cg + "/memory.max_usage_in_bytes")
+		now, _ := os.ReadFile(cg + "/memory.usage_in_bytes")
+		mb := func(b []byte) string {
+			n, _ := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+			return fmt.Sprintf("%d MB", n>>20)
+		}
+		t.Logf("%s (limit %s): memory now %s, peak %s (cgroup usage, page cache included)", name, limit, mb(now), mb(peak))
+		if !strings.Contains(string(oom), "oom_kill 0") {
+			t.Errorf("%s (limit %s): a process was OOM-killed:\n%s", name, limit, oom)
+		}
+	}
+	if out, _ := kubectl("get", "pods", "-A", "-o", `jsonpath={range .items[*]}{.metadata.name}{" "}{.status.containerStatuses[*].lastState.terminated.reason}{"\n"}{end}`); strings.Contains(out, "OOMKilled") {
+		t.Errorf("pods were OOM-killed:\n%s", out)
+	}
+}
+
 var execCommand = exec.Command
 
 // nodeFlags are the container options that work on these machines, whose
 // bounding set lacks CAP_SYS_RESOURCE (docs/testing.md): no --privileged, all capabilities but CAP_SYS_RESOURCE, the
 // host's cgroup tree, writable /proc/sys for the node's sysctls.
 func nodeFlags(name string) []string {
-	return []string{
+	flags := []string{
 		"--name", container(name), "--hostname", name, "--label", label,
 		"--network", network, "--ip", address(name),
 		"--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE",
@@ -338,6 +410,10 @@ func nodeFlags(name string) []string {
 		"--tmpfs", "/run:rw,exec,size=256m", "--tmpfs", "/tmp:rw,exec",
 		"--device", "/dev/kmsg",
 	}
+	if m, ok := memoryLimits[name]; ok {
+		flags = append(flags, "--memory", m, "--memory-swap", m)
+	}
+	return flags
 }
 
 // address is a node's address on the test network.
