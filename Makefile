@@ -239,8 +239,8 @@ conformance-build:
 
 # The images the suite runs, under the names it asks for, packed from a
 # Debian root made with debootstrap (kept; delete it to remake it) and the
-# binaries above (test/conformance/images.sh says how each is made); and
-# CoreDNS, which a cluster with a registry would pull.
+# binaries above (test/conformance/images.sh says how each is made).
+# CoreDNS comes from kubling's payload, as on any cluster.
 $(CONFORMANCE)/rootfs: test/conformance/rootfs.sh | conformance-deps
 	test/conformance/rootfs.sh $@
 
@@ -254,7 +254,6 @@ conformance-images: conformance-build $(CONFORMANCE)/rootfs $(CONFORMANCE)/busyb
 	MKIMAGE=$(TOOLS)/mkimage ROOTFS=$(CONFORMANCE)/rootfs BIN=$(CONFORMANCE) BUSYBOX=$(CONFORMANCE)/busybox \
 		K8S_DIR=$$(cd test/conformance && $(GO) list -m -f '{{.Dir}}' k8s.io/kubernetes) \
 		test/conformance/images.sh $(CONFORMANCE)/images
-	cp $(CONFORMANCE)/images/
 
 # The suite against `kubling server` with its node (root; ports 6443 and
 # 10250 free): CONFORMANCE_FOCUS / CONFORMANCE_SKIP narrow it,
