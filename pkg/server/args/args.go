@@ -175,7 +175,15 @@ func ControllerManager(c ControlPlane) ([]string, error) {
 		"configure-cloud-routes":                          "false",
 		// Token cleaner and bootstrap signer are off upstream by default;
 		// join tokens need them.
-		"controllers":                      "*,tokencleaner,bootstrapsigner",
+		"controllers": "*,tokencleaner,bootstrapsigner",
+		// Each controller gets its service account's credentials (below)
+		// before any starts: about 130 requests through one client. At
+		// upstream's 20/s (burst 30) that alone held node IPAM, so the
+		// first node's pod CIDR, 5 s after the controller-manager was up
+		// (measured on a cold start, 2026-12-06); the apiserver beside it
+		// has its own priority and fairness.
+		"kube-api-qps":                     "100",
+		"kube-api-burst":                   "200",
 		"kubeconfig":                       c.ControllerKubeconfig,
 		"leader-elect":                     "false",
 		"node-cidr-mask-size-ipv4":         strconv.Itoa(c.NodeCIDRMaskSize),

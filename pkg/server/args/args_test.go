@@ -91,6 +91,8 @@ func TestControllerManagerArgs(t *testing.T) {
 		"--cluster-cidr=10.42.0.0/16",
 		"--node-cidr-mask-size-ipv4=24",
 		"--controllers=*,tokencleaner,bootstrapsigner",
+		"--kube-api-qps=100",
+		"--kube-api-burst=200",
 		"--kubeconfig=/c.kubeconfig",
 		"--cluster-signing-kubelet-serving-cert-file=/var/lib/kubling/server/tls/kubelet-ca.crt",
 		"--cluster-signing-kubelet-client-cert-file=/var/lib/kubling/server/tls/client-ca.crt",
