@@ -213,6 +213,10 @@ var kubeletStartup = []struct{ msg, err string }{
 	{"Failed to ensure process in container with oom score", ""},
 	{"Kube-proxy configuration may be incomplete or incorrect", "nodePortAddresses is unset"},
 	{"Error updating node status, will retry", "not found"},
+	// The kubelet's log GC asks the runtime about every container log link
+	// in /var/log/containers, those of an earlier cluster on this host too
+	// (one line each, a minute after start), and removes the dangling ones.
+	{"ContainerStatus from runtime service failed", "NotFound"},
 }
 
 func errContains(err error, s string) bool { return err != nil && strings.Contains(err.Error(), s) }

@@ -22,6 +22,7 @@ func TestQuietUnlessOursOrError(t *testing.T) {
 	klog.ErrorS(nil, "The manifest file is empty, ignoring.")
 	klog.ErrorS(errors.New(`node "n1" not found`), "Error getting the current node from lister")
 	klog.ErrorS(errors.New("disk full"), "Error getting the current node from lister")
+	klog.ErrorS(errors.New(`rpc error: code = NotFound desc = an error occurred when try to find container "38ff": not found`), "ContainerStatus from runtime service failed")
 	logrus.Info("kine chatter")
 	logrus.Error("kine failure")
 	klog.Flush()
@@ -34,7 +35,7 @@ func TestQuietUnlessOursOrError(t *testing.T) {
 	if !strings.Contains(out, "logging_test.go") {
 		t.Errorf("lines do not name their caller:\n%s", out)
 	}
-	for _, unwanted := range []string{"upstream chatter", "upstream structured chatter", "kine chatter", "manifest file is empty", `node \"n1\" not found`} {
+	for _, unwanted := range []string{"upstream chatter", "upstream structured chatter", "kine chatter", "manifest file is empty", `node \"n1\" not found`, "ContainerStatus"} {
 		if strings.Contains(out, unwanted) {
 			t.Errorf("%q shown without --debug:\n%s", unwanted, out)
 		}
