@@ -108,22 +108,7 @@ func Process(pid int) Mem {
 // containerd, the runc shims, and the containers' own processes (every
 // descendant of a shim: pause and the workloads, CoreDNS here).
 func NodeMemory(dataDir string) (containerd, shims, pods Mem) {
-	parent := map[int]int{}
-	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
-	for _, p := range stats {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid …; comm may hold spaces.
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		f := strings.Fields(s[i+1:])
-		pid, _ := strconv.Atoi(strings.Fields(s)[0])
-		if len(f) > 1 {
-			parent[pid], _ = strconv.Atoi(f[1])
-		}
-	}
+	parent := Parents()
 	shimPIDs := map[int]bool{}
 	for _, pid := range PIDsUnder(dataDir) {
 		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
@@ -144,6 +129,41 @@ func NodeMemory(dataDir string) (containerd, shims, pods Mem) {
 		}
 	}
 	return containerd, shims, pods
+}
+
+// Parents maps every process to its parent, from /proc/<pid>/stat.
+func Parents() map[int]int {
+	parent := map[int]int{}
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, p := range stats {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid …; comm may hold spaces.
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+		if len(f) > 1 {
+			parent[pid], _ = strconv.Atoi(f[1])
+		}
+	}
+	return parent
+}
+
+// TreeRSS sums the RSS of pid and its descendants, in KiB.
+func TreeRSS(pid int) int {
+	parent := Parents()
+	total := 0
+	for p := range parent {
+		for q := p; q > 0; q = parent[q] {
+			if q == pid {
+				total += RSSKB(p)
+				break
+			}
+		}
+	}
+	return total
 }
 
 // LogSize is a log file's lines and bytes now.

@@ -184,31 +184,9 @@ func measure(bin, kind string, creates, workers, watches int, idle time.Duration
 	time.Sleep(idle)
 	r.kublingRSS = benchutil.RSSKB(cmd.Process.Pid)
 	if db != nil {
-		r.dbRSS = treeRSS(db.Pid())
+		r.dbRSS = benchutil.TreeRSS(db.Pid()) // PostgreSQL forks a process per connection and worker
 	}
 	return r
-}
-
-// treeRSS sums the RSS of pid and its children (PostgreSQL forks a process
-// per connection and per background worker).
-func treeRSS(pid int) int {
-	total := benchutil.RSSKB(pid)
-	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
-	for _, p := range procs {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid …
-		s := string(b)
-		f := strings.Fields(s[strings.LastIndex(s, ")")+1:])
-		if len(f) > 1 && f[1] == fmt.Sprint(pid) {
-			var child int
-			fmt.Sscan(filepath.Base(filepath.Dir(p)), &child)
-			total += treeRSS(child)
-		}
-	}
-	return total
 }
 
 func readyClient(kubeconfig string) kubernetes.Interface {
