@@ -94,6 +94,7 @@ type Controller struct {
 	reapply map[string]bool      // files to apply again though unchanged
 	retries map[string]*retry    // deletes that failed, by object
 	cancel  context.CancelFunc
+	stop    chan struct{} // closed by Stop: no pass after the one under way
 	done    chan struct{}
 	// state is the record kept by the store. The controller is its only
 	// writer, so it is read once and then kept here; a failed save drops
@@ -150,13 +151,16 @@ func (c *Controller) Start(ctx context.Context) error {
 	// meanwhile instead of waiting about two seconds for the add-ons
 	// (measured on a cold start, 2026-12-06), and nothing a node needs to
 	// become Ready comes from these files.
-	loop, cancel := context.WithCancel(context.Background())
-	c.cancel, c.done = cancel, make(chan struct{})
+	work, cancel := context.WithCancel(context.Background())
+	c.cancel, c.stop, c.done = cancel, make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(c.done)
-		if err := c.sync(loop); err != nil && loop.Err() == nil {
-			c.cfg.Log.Error(err, "Manifests")
+		pass := func() {
+			if err := c.sync(work); err != nil && work.Err() == nil {
+				c.cfg.Log.Error(err, "Manifests")
+			}
 		}
+		pass()
 		// From now on a file must look the same twice in a row before it
 		// is applied: one caught half-written (an editor, a redirect)
 		// would otherwise prune what its missing half declares.
@@ -165,24 +169,34 @@ func (c *Controller) Start(ctx context.Context) error {
 		defer t.Stop()
 		for {
 			select {
-			case <-loop.Done():
+			case <-c.stop:
 				return
 			case <-t.C:
-				if err := c.sync(loop); err != nil && loop.Err() == nil {
-					c.cfg.Log.Error(err, "Manifests")
-				}
+				pass()
 			}
 		}
 	}()
 	return nil
 }
 
+// stopGrace is how long Stop lets a pass that is under way finish: one cut
+// short has applied objects whose file it has not recorded yet, and those
+// would outlive their file.
+const stopGrace = 30 * time.Second
+
 func (c *Controller) Ready(context.Context) error { return nil }
 
 func (c *Controller) Stop() error {
 	if c.cancel != nil {
+		close(c.stop)
+		select {
+		case <-c.done:
+		case <-time.After(stopGrace):
+			c.cfg.Log.Info("Manifests: the pass under way did not end in time; it is cut short", "waited", stopGrace)
+			c.cancel()
+			<-c.done
+		}
 		c.cancel()
-		<-c.done
 	}
 	if c.stopAll != nil {
 		c.stopAll()
