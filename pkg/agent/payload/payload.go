@@ -32,6 +32,9 @@ type Manifest struct {
 type Payload struct {
 	Manifest Manifest
 	archive  func() (io.ReadCloser, error)
+	// released is called after unpacking: the embedded archive's pages
+	// (55 MB for amd64) are not needed again by this process.
+	released func()
 }
 
 // Embedded returns the payload built into this binary.
@@ -47,7 +50,12 @@ func Embedded() (*Payload, error) {
 	if err := json.Unmarshal(js, &m); err != nil {
 		return nil, fmt.Errorf("payload manifest: %w", err)
 	}
-	return &Payload{Manifest: m, archive: func() (io.ReadCloser, error) { return assets.Open(assetsDir + "/payload.tar.zst") }}, nil
+	name := assetsDir + "/payload.tar.zst"
+	p := &Payload{Manifest: m, archive: func() (io.ReadCloser, error) { return assets.Open(name) }}
+	if data, ok := embeddedData(assets, name); ok {
+		p.released = func() { _ = releasePages(data) }
+	}
+	return p, nil
 }
 
 // New makes a payload from an archive in memory (tests, tools).
@@ -81,7 +89,11 @@ func (p *Payload) Install(root string) (dir string, unpacked bool, err error) {
 		return "", false, err
 	}
 	defer os.RemoveAll(tmp)
-	if err := p.extract(tmp); err != nil {
+	err = p.extract(tmp)
+	if p.released != nil {
+		p.released()
+	}
+	if err != nil {
 		return "", false, fmt.Errorf("unpack payload: %w", err)
 	}
 	if err := p.verify(tmp); err != nil {
