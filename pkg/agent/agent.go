@@ -94,10 +94,7 @@ func preflight(c *config.Agent) (*url.URL, token.Token, *Node, error) {
 	if err != nil {
 		return nil, token.Token{}, nil, err
 	}
-	tok, err := token.Parse(c.Token)
-	if err != nil {
-		return nil, token.Token{}, nil, fmt.Errorf("--token: %w", err)
-	}
+	tok := c.ParsedToken() // checked by config.Agent.Validate
 	if err := hostcheck.RequireRoot("agent"); err != nil {
 		return nil, tok, nil, err
 	}

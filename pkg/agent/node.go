@@ -8,7 +8,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/klog/v2"
 	"k8s.io/kubernetes/pkg/util/taints"
 
@@ -64,13 +63,13 @@ func NewNode(c config.Node) (*Node, error) {
 	if c.ResolvConf != "" && !usableResolvConf(c.ResolvConf) {
 		return nil, fmt.Errorf("--resolv-conf %s: not a readable resolv.conf naming a nameserver pods can reach (not loopback)", c.ResolvConf)
 	}
-	if n.ip == "" {
-		ip, err := utilnet.ChooseHostInterface()
-		if err != nil {
-			return nil, fmt.Errorf("detect the node IP (set --node-ip): %w", err)
-		}
-		n.ip = ip.String()
+	// A server's node comes with its address chosen (config.NodeAddress
+	// with --advertise-address); an agent's has --node-ip or the default route's.
+	addr, err := config.NodeAddress(c.NodeIP, "")
+	if err != nil {
+		return nil, err
 	}
+	n.ip = addr.String()
 	return n, nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kubling/kubling/pkg/agent/nvidia"
+	"github.com/kubling/kubling/pkg/component"
 	"github.com/kubling/kubling/pkg/hostcheck"
 	"github.com/kubling/kubling/pkg/kubeconfig"
 )
@@ -36,6 +37,8 @@ type nodeReport struct {
 	log              klog.Logger
 	client           kubernetes.Interface
 }
+
+var _ component.Component = (*nodeReport)(nil)
 
 func (n *nodeReport) Name() string { return "node-report" }
 

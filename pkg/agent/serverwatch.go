@@ -14,6 +14,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kubling/kubling/pkg/agent/loadbalancer"
+	"github.com/kubling/kubling/pkg/component"
 	"github.com/kubling/kubling/pkg/kubeconfig"
 )
 
@@ -34,6 +35,8 @@ type serverWatch struct {
 	stop    chan struct{}
 	synced  atomic.Bool // the first list has been applied
 }
+
+var _ component.Component = (*serverWatch)(nil)
 
 func (w *serverWatch) Name() string { return "server-watch" }
 

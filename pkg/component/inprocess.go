@@ -35,6 +35,8 @@ type InProcess struct {
 	grace time.Duration
 }
 
+var _ Exiter = (*InProcess)(nil)
+
 // ErrLeftRunning reports a component that did not finish within its grace
 // period and ends with the process; the Runner logs it, it is not a failure.
 var ErrLeftRunning = errors.New("left to end with the process")

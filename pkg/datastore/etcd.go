@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/klog/v2"
 
+	"github.com/kubling/kubling/pkg/component"
 	"github.com/kubling/kubling/pkg/datadir"
 	"github.com/kubling/kubling/pkg/fileutil"
 )
@@ -92,8 +93,9 @@ type etcdStore struct {
 }
 
 var (
-	_ Datastore   = (*etcdStore)(nil)
-	_ Snapshotter = (*etcdStore)(nil)
+	_ Datastore        = (*etcdStore)(nil)
+	_ Snapshotter      = (*etcdStore)(nil)
+	_ component.Exiter = (*etcdStore)(nil)
 )
 
 func newEtcd(c Config) *etcdStore {

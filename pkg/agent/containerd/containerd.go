@@ -16,6 +16,7 @@ import (
 	"gopkg.in/natefinch/lumberjack.v2"
 	"k8s.io/klog/v2"
 
+	"github.com/kubling/kubling/pkg/component"
 	"github.com/kubling/kubling/pkg/fileutil"
 )
 
@@ -34,6 +35,8 @@ type Process struct {
 	cancel  context.CancelFunc
 	stopped chan struct{}
 }
+
+var _ component.Component = (*Process)(nil)
 
 // The containerd log's rotation: at most this size (MB) per file, this many
 // compressed backups kept, so a chatty containerd never fills a small disk.

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"k8s.io/klog/v2"
+
+	"github.com/kubling/kubling/pkg/component"
 )
 
 // dialTimeout bounds one connection attempt to one server.
@@ -35,6 +37,8 @@ type LoadBalancer struct {
 	conns     map[net.Conn]struct{}
 	wg        sync.WaitGroup
 }
+
+var _ component.Component = (*LoadBalancer)(nil)
 
 // New returns a load balancer listening on address (once started).
 func New(address string, servers []string, log klog.Logger) *LoadBalancer {

@@ -23,6 +23,7 @@ import (
 	"k8s.io/klog/v2"
 
 	bundled "github.com/kubling/kubling/manifests"
+	"github.com/kubling/kubling/pkg/component"
 	"github.com/kubling/kubling/pkg/fileutil"
 	"github.com/kubling/kubling/pkg/kubeconfig"
 )
@@ -102,6 +103,8 @@ type Controller struct {
 	// what may be deleted is decided by the marks on the live objects.
 	state map[string]FileState
 }
+
+var _ component.Component = (*Controller)(nil)
 
 // retry is the back-off of one object's failing delete.
 type retry struct {
