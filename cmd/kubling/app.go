@@ -83,7 +83,7 @@ func serverCommand() *cli.Command {
 		&cli.StringFlag{Name: "write-kubeconfig-mode", Usage: "file mode of the admin kubeconfig, in octal", Value: config.DefaultKubeconfigMode, Destination: &c.WriteKubeconfigMode},
 		&cli.StringSliceFlag{Name: "tls-san", Usage: "extra hostname or IP in the apiserver's serving certificate", Destination: &tlsSANs},
 		&cli.StringFlag{Name: "bind-address", Usage: "address the apiserver listens on (default: all)", Destination: &c.BindAddress},
-		&cli.StringFlag{Name: "advertise-address", Usage: "address the apiserver advertises to the cluster (default: the host's primary IP)", Destination: &c.AdvertiseAddress},
+		&cli.StringFlag{Name: "advertise-address", Usage: "address the apiserver advertises to the cluster; also the server's node, etcd and join address when --node-ip is not set (default: the default route's interface address)", Destination: &c.AdvertiseAddress},
 		&cli.IntFlag{Name: "https-listen-port", Usage: "apiserver port", Value: config.DefaultHTTPSPort, Destination: &c.HTTPSPort},
 		&cli.StringFlag{Name: "cluster-cidr", Usage: "pod network", Value: config.DefaultClusterCIDR, Destination: &c.ClusterCIDR},
 		&cli.StringFlag{Name: "service-cidr", Usage: "service network", Value: config.DefaultServiceCIDR, Destination: &c.ServiceCIDR},

@@ -16,7 +16,12 @@ type Agent struct {
 	Server    string
 	Token     string
 	TokenFile string
+
+	token token.Token // parsed by Validate (ParsedToken)
 }
+
+// ParsedToken is --token as Validate parsed it.
+func (a *Agent) ParsedToken() token.Token { return a.token }
 
 // Normalize fills defaults (node name from the hostname, the token from
 // --token-file) and cleans paths.
@@ -55,5 +60,6 @@ func (a *Agent) Validate() error {
 	if t.CAHash == "" {
 		return errors.New("--token: a bare secret cannot verify the server; use the full token (KL1…::…) from the server's <data-dir>/server/token or `kubling token create`")
 	}
+	a.token = t
 	return a.Node.Validate()
 }

@@ -67,6 +67,10 @@ type Server struct {
 	KubeAPIServerArgs         []string
 	KubeSchedulerArgs         []string
 	KubeControllerManagerArgs []string
+
+	// Parsed by Validate (Cluster, ParsedToken).
+	cluster Cluster
+	token   token.Token
 }
 
 // Normalize fills derived defaults (the cluster DNS address comes from the
@@ -129,6 +133,7 @@ func (s *Server) validateAPI() error {
 		if len(t.Secret) < MinTokenSecret {
 			return fmt.Errorf("--token: the secret must be at least %d characters (leave --token out and kubling makes one; an existing cluster keeps its token without it)", MinTokenSecret)
 		}
+		s.token = t
 	}
 	if err := s.validateJoin(); err != nil {
 		return err
@@ -168,7 +173,7 @@ func (s *Server) validateJoin() error {
 	case s.ClusterInit:
 		return errors.New("--server joins an existing cluster and --cluster-init starts a new one: give one or the other")
 	}
-	if t, _ := token.Parse(s.Token); t.CAHash == "" {
+	if s.token.CAHash == "" {
 		return errors.New("--server needs the full token (KL1<CA hash>::<secret>, from the first server's <data-dir>/server/token), not a bare secret: the hash is how this server checks the cluster it joins")
 	}
 	return nil
@@ -210,6 +215,7 @@ func (s *Server) validateNetworks() error {
 		}
 		return fmt.Errorf("--flannel-backend %q: want vxlan, host-gw or none%s", s.FlannelBackend, hint)
 	}
+	s.cluster = Cluster{ClusterCIDR: cluster, ServiceCIDR: service, ClusterDNS: dns, ClusterDomain: s.ClusterDomain, FlannelBackend: s.FlannelBackend}
 	return nil
 }
 
@@ -250,13 +256,6 @@ func (s *Server) KubeconfigMode() (uint32, error) {
 		return 0, fmt.Errorf("--write-kubeconfig-mode %q: want an octal mode such as 0600", s.WriteKubeconfigMode)
 	}
 	return uint32(mode), nil
-}
-
-// APIServerServiceIP is the first address of the service CIDR: the
-// ClusterIP of the `kubernetes` Service, which the serving certificate must name.
-func (s *Server) APIServerServiceIP() net.IP {
-	p := netip.MustParsePrefix(s.ServiceCIDR).Masked()
-	return net.IP(nthAddr(p, 1).AsSlice())
 }
 
 // ParseCIDR parses a network in CIDR form and insists on its network address

@@ -31,7 +31,7 @@ func TestDefaultsAreValidAndDeriveDNS(t *testing.T) {
 	if err := s.Validate(); err != nil {
 		t.Fatalf("defaults rejected: %v", err)
 	}
-	if got := s.APIServerServiceIP().String(); got != "10.43.0.1" {
+	if got := s.Cluster().APIServerServiceIP().String(); got != "10.43.0.1" {
 		t.Fatalf("apiserver service IP = %s", got)
 	}
 }

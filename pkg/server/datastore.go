@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/klog/v2"
 
 	"github.com/kubling/kubling/pkg/component"
@@ -34,21 +33,17 @@ func datastoreConfig(c *config.Server, l datadir.Layout, log klog.Logger) datast
 		Endpoint:    d.Endpoint,
 		TLS:         datastore.TLSFiles{CAFile: d.CAFile, CertFile: d.CertFile, KeyFile: d.KeyFile},
 		ClusterInit: d.ClusterInit || d.JoinURL != "", // a joining server runs an etcd member
-		Etcd:        datastore.EtcdMember{Name: c.NodeName, IP: memberIP(c), TLS: EtcdTLS(l), Reset: d.ClusterReset},
+		Etcd:        datastore.EtcdMember{Name: c.NodeName, IP: serverAddress(c), TLS: EtcdTLS(l), Reset: d.ClusterReset},
 		Log:         log,
 	}
 }
 
-// memberIP is the address other servers reach this one's etcd at: the node
-// IP, else the advertised address, else the host's primary address.
-func memberIP(c *config.Server) string {
-	for _, ip := range []string{c.NodeIP, c.AdvertiseAddress} {
-		if ip != "" {
-			return ip
-		}
-	}
-	if ip, err := utilnet.ChooseHostInterface(); err == nil {
-		return ip.String()
+// serverAddress is where other machines reach this server (its etcd
+// member, the join URL it prints): config.NodeAddress, else, on a host
+// with no route out, loopback — a lone server still starts there.
+func serverAddress(c *config.Server) string {
+	if addr, err := config.NodeAddress(c.NodeIP, c.AdvertiseAddress); err == nil {
+		return addr.String()
 	}
 	return "127.0.0.1"
 }
@@ -83,7 +78,7 @@ func datastorePorts(c datastore.Config) []hostcheck.Port {
 // restoreSnapshot is --cluster-reset --cluster-reset-restore-path: it
 // puts the snapshot in place of the data dir's datastore, with the server
 // stopped, and returns; the next plain start serves it.
-func restoreSnapshot(c datastore.Config, path, givenToken string, log klog.Logger) error {
+func restoreSnapshot(c datastore.Config, path string, givenToken *token.Token, log klog.Logger) error {
 	// A file that is no snapshot is refused before the data dir is made.
 	if _, err := datastore.ReadSnapshotInfo(path); err != nil {
 		return fmt.Errorf("--cluster-reset-restore-path: %w", err)
@@ -100,7 +95,7 @@ func restoreSnapshot(c datastore.Config, path, givenToken string, log klog.Logge
 	// with the token.
 	_, err = os.Stat(pki.PKI{Dir: c.Layout.ServerTLS()}.Cert(pki.ServerCA))
 	newMachine := errors.Is(err, os.ErrNotExist)
-	if newMachine && givenToken == "" {
+	if newMachine && givenToken == nil {
 		return fmt.Errorf("--cluster-reset-restore-path: %s holds no cluster certificates; give the cluster's --token to take them from the snapshot", c.Layout.ServerTLS())
 	}
 	r, err := datastore.Restore(c, path)
@@ -253,7 +248,7 @@ func previousSecrets(l datadir.Layout) []string {
 // takeBootstrapData gives a data dir without certificate authorities (a
 // new machine) the cluster's keys from a restored datastore, opened with
 // --token, and writes the token file.
-func takeBootstrapData(c datastore.Config, given string) (int, error) {
+func takeBootstrapData(c datastore.Config, given *token.Token) (int, error) {
 	blob, found, err := datastore.ReadStopped(c, bootstrapdata.Key)
 	if err != nil {
 		return 0, err
@@ -261,14 +256,14 @@ func takeBootstrapData(c datastore.Config, given string) (int, error) {
 	if !found {
 		return 0, fmt.Errorf("the snapshot holds no cluster keys; copy %s from the machine it was taken on", c.Layout.ServerTLS())
 	}
-	return writeBootstrapData(c.Layout, blob, given)
+	return writeBootstrapData(c.Layout, blob, *given)
 }
 
 // adoptBootstrapData gives a new server on an external datastore that
 // already serves a cluster that cluster's keys, opened with --token; a
 // data dir with certificate authorities, or a datastore without keys (the
 // first server), is left as it is.
-func adoptBootstrapData(ctx context.Context, b datastore.Backend, l datadir.Layout, given string, log klog.Logger) error {
+func adoptBootstrapData(ctx context.Context, b datastore.Backend, l datadir.Layout, given *token.Token, log klog.Logger) error {
 	if _, err := os.Stat(pki.PKI{Dir: l.ServerTLS()}.Cert(pki.ServerCA)); !errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
@@ -276,10 +271,10 @@ func adoptBootstrapData(ctx context.Context, b datastore.Backend, l datadir.Layo
 	if err != nil || !found {
 		return err
 	}
-	if given == "" {
+	if given == nil {
 		return fmt.Errorf("%w: it serves a cluster already; give that cluster's --token (its first server's <data-dir>/server/token) to join it", errOtherCluster)
 	}
-	n, err := writeBootstrapData(l, blob, given)
+	n, err := writeBootstrapData(l, blob, *given)
 	if errors.Is(err, bootstrapdata.ErrWrongToken) {
 		return fmt.Errorf("%w: %w", errOtherCluster, err)
 	} else if err != nil {
@@ -291,12 +286,8 @@ func adoptBootstrapData(ctx context.Context, b datastore.Backend, l datadir.Layo
 
 // writeBootstrapData opens the sealed keys with the token given and
 // writes them, and the token file.
-func writeBootstrapData(l datadir.Layout, blob []byte, given string) (int, error) {
-	t, err := token.Parse(given)
-	if err != nil {
-		return 0, fmt.Errorf("--token: %w", err)
-	}
-	files, err := bootstrapdata.Open(blob, t.Secret)
+func writeBootstrapData(l datadir.Layout, blob []byte, given token.Token) (int, error) {
+	files, err := bootstrapdata.Open(blob, given.Secret)
 	if err != nil {
 		return 0, err
 	}
@@ -314,7 +305,7 @@ func writeBootstrapData(l datadir.Layout, blob []byte, given string) (int, error
 	if err != nil {
 		return 0, err
 	}
-	if _, err := token.Ensure(l.Token(), given, caPEM); err != nil {
+	if _, err := token.Ensure(l.Token(), &given, caPEM); err != nil {
 		return 0, err
 	}
 	return len(files), nil

@@ -19,15 +19,8 @@ func preflight(c *config.Server, datastorePorts []hostcheck.Port) (*agent.Node, 
 	if err := hostcheck.RequireRoot("server"); err != nil {
 		return nil, err
 	}
-	cluster, err := config.ParseCIDR("--cluster-cidr", c.ClusterCIDR)
-	if err != nil {
-		return nil, err
-	}
-	service, err := config.ParseCIDR("--service-cidr", c.ServiceCIDR)
-	if err != nil {
-		return nil, err
-	}
-	if err := hostcheck.Real.NetworksClear(hostcheck.Network{Flag: "--cluster-cidr", Prefix: cluster}, hostcheck.Network{Flag: "--service-cidr", Prefix: service}); err != nil {
+	cluster := c.Cluster()
+	if err := hostcheck.Real.NetworksClear(hostcheck.Network{Flag: "--cluster-cidr", Prefix: cluster.ClusterCIDR}, hostcheck.Network{Flag: "--service-cidr", Prefix: cluster.ServiceCIDR}); err != nil {
 		return nil, err
 	}
 	ports := []hostcheck.Port{
@@ -42,7 +35,14 @@ func preflight(c *config.Server, datastorePorts []hostcheck.Port) (*agent.Node, 
 		if err := hostcheck.Real.BrNetfilter(); err != nil {
 			return nil, err
 		}
-		if node, err = agent.NewNode(c.Node); err != nil {
+		// The node goes by the server's address (config.NodeAddress).
+		addr, err := config.NodeAddress(c.NodeIP, c.AdvertiseAddress)
+		if err != nil {
+			return nil, err
+		}
+		nodeConfig := c.Node
+		nodeConfig.NodeIP = addr.String()
+		if node, err = agent.NewNode(nodeConfig); err != nil {
 			return nil, err
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,7 +17,6 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
-	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
@@ -59,9 +59,13 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 
 	// 1. Check the flags and the host; nothing is written before this passes.
 	storeConfig := datastoreConfig(c, l, log)
+	var givenToken *token.Token // --token, parsed by Validate
+	if t, ok := c.ParsedToken(); ok {
+		givenToken = &t
+	}
 	if c.Datastore.RestorePath != "" {
 		// --cluster-reset --cluster-reset-restore-path: restore, and stop.
-		return restoreSnapshot(storeConfig, c.Datastore.RestorePath, c.Token, log)
+		return restoreSnapshot(storeConfig, c.Datastore.RestorePath, givenToken, log)
 	}
 	store, err := datastore.New(storeConfig)
 	if err != nil {
@@ -80,7 +84,7 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 	if err != nil {
 		return err
 	}
-	if _, err := token.CheckOwnership(l.Token(), c.Token); err != nil {
+	if _, err := token.CheckOwnership(l.Token(), givenToken); err != nil {
 		return err
 	}
 	lock, err := hostcheck.LockDir(c.DataDir)
@@ -107,7 +111,7 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 		if err := runner.Start(ctx, readyTimeout, store); err != nil {
 			return err
 		}
-		if err := adoptBootstrapData(ctx, store.Backend(), l, c.Token, log); err != nil {
+		if err := adoptBootstrapData(ctx, store.Backend(), l, givenToken, log); err != nil {
 			removeAll(created)
 			return err
 		}
@@ -135,7 +139,7 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 	if err != nil {
 		return err
 	}
-	joinToken, err := token.Ensure(l.Token(), c.Token, caPEM)
+	joinToken, err := token.Ensure(l.Token(), givenToken, caPEM)
 	if err != nil {
 		return err
 	}
@@ -161,11 +165,11 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 		return err
 	}
 	log.V(1).Info("Component arguments", "apiserver", apiArgs, "scheduler", schedArgs, "controller-manager", cmArgs)
-	cluster := join.Cluster{ClusterCIDR: c.ClusterCIDR, ServiceCIDR: c.ServiceCIDR, ClusterDNS: c.ClusterDNS, ClusterDomain: c.ClusterDomain, FlannelBackend: c.FlannelBackend}
+	cluster := c.Cluster().Join()
 	newAdminClient := func() (kubernetes.Interface, error) { return kubeconfig.NewClient(l.AdminKubeconfig()) }
 	tokenID, _ := joinToken.Bootstrap()
-	servers := &serverJoins{backend: store.Backend(), kind: kind, cluster: cluster}
-	joins := &nodejoin.Service{PKI: p, Cluster: cluster, ServerIPs: sans.IPs, Client: newAdminClient, Log: log,
+	servers := &serverJoins{backend: store.Backend(), kind: kind, cluster: c.Cluster()}
+	joins := &nodejoin.Service{PKI: p, Cluster: c.Cluster(), ServerIPs: sans.IPs, Client: newAdminClient, Log: log,
 		ServerTokenID: tokenID, JoinServer: servers.join}
 	encryption.UseReloadInterval() // a rotated key is picked up in seconds
 	apiserver := newAPIServer(apiArgs, host, c.HTTPSPort, p, joins.Handlers())
@@ -432,18 +436,9 @@ func checkComponentFlags(cp args.ControlPlane) error {
 	return nil
 }
 
-// joinURL is the server URL agents join: the advertised address, else the
-// host's primary one.
+// joinURL is the server URL agents join, at the server's address.
 func joinURL(c *config.Server) string {
-	host := c.AdvertiseAddress
-	if host == "" {
-		if ip, err := utilnet.ChooseHostInterface(); err == nil {
-			host = ip.String()
-		} else {
-			host = "127.0.0.1"
-		}
-	}
-	return "https://" + net.JoinHostPort(host, strconv.Itoa(c.HTTPSPort))
+	return "https://" + net.JoinHostPort(serverAddress(c), strconv.Itoa(c.HTTPSPort))
 }
 
 // loopbackHost is where kubling's own clients reach the apiserver.
@@ -458,9 +453,10 @@ func loopbackHost(bind string) string {
 // use: loopback, the host's addresses and name, the in-cluster service names
 // and IP, and --tls-san.
 func apiserverSANs(c *config.Server, host string) (pki.SANs, error) {
+	cluster := c.Cluster()
 	s := pki.SANs{
-		DNSNames: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc." + c.ClusterDomain},
-		IPs:      []net.IP{net.ParseIP("127.0.0.1"), net.IPv6loopback, c.APIServerServiceIP()},
+		DNSNames: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc." + cluster.ClusterDomain},
+		IPs:      []net.IP{net.ParseIP("127.0.0.1"), net.IPv6loopback, net.IP(cluster.APIServerServiceIP().AsSlice())},
 	}
 	if h, err := os.Hostname(); err == nil {
 		s.DNSNames = append(s.DNSNames, strings.ToLower(h))
@@ -474,10 +470,8 @@ func apiserverSANs(c *config.Server, host string) (pki.SANs, error) {
 		s.IPs = append(s.IPs, ip)
 	}
 	addIP(net.ParseIP(host))
+	addIP(net.ParseIP(serverAddress(c))) // --node-ip, --advertise-address or the default route's
 	if ip := net.ParseIP(c.AdvertiseAddress); ip != nil {
-		addIP(ip)
-	}
-	if ip, err := utilnet.ChooseHostInterface(); err == nil {
 		addIP(ip)
 	}
 	addrs, err := net.InterfaceAddrs()
@@ -486,10 +480,11 @@ func apiserverSANs(c *config.Server, host string) (pki.SANs, error) {
 	}
 	// Host addresses, but not kubling's own bridges (cni0, flannel.1) whose
 	// addresses lie in the cluster CIDR: they come and go with the node.
-	_, clusterNet, _ := net.ParseCIDR(c.ClusterCIDR)
 	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && n.IP.IsGlobalUnicast() && (clusterNet == nil || !clusterNet.Contains(n.IP)) {
-			addIP(n.IP)
+		if n, ok := a.(*net.IPNet); ok && n.IP.IsGlobalUnicast() {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok && !cluster.ClusterCIDR.Contains(ip.Unmap()) {
+				addIP(n.IP)
+			}
 		}
 	}
 	for _, san := range c.TLSSANs {

@@ -17,7 +17,6 @@ import (
 	"github.com/kubling/kubling/pkg/datastore"
 	"github.com/kubling/kubling/pkg/join"
 	"github.com/kubling/kubling/pkg/server/bootstrapdata"
-	"github.com/kubling/kubling/pkg/token"
 )
 
 // Servers joining servers (`kubling server --server URL --token T`), both
@@ -38,7 +37,7 @@ const joinTimeout = 5 * time.Minute
 type serverJoins struct {
 	backend datastore.Backend
 	kind    datastore.Kind
-	cluster join.Cluster
+	cluster config.Cluster
 	// mu: one membership change at a time from this server.
 	mu sync.Mutex
 }
@@ -47,7 +46,7 @@ func (j *serverJoins) join(ctx context.Context, req join.ServerRequest) (*join.S
 	if j.kind != datastore.KindEtcd {
 		return nil, http.StatusConflict, fmt.Errorf("this cluster keeps its state in an external datastore (%s), not embedded etcd: start the new server with the same --datastore-endpoint and --token, without --server", j.kind)
 	}
-	if err := sameCluster(j.cluster, req.Cluster); err != nil {
+	if err := j.cluster.CheckSame(req.Cluster); err != nil {
 		return nil, http.StatusConflict, err
 	}
 	blob, found, err := datastore.Get(ctx, j.backend, bootstrapdata.Key)
@@ -68,26 +67,8 @@ func (j *serverJoins) join(ctx context.Context, req join.ServerRequest) (*join.S
 	case err != nil:
 		return nil, http.StatusInternalServerError, err
 	}
-	return &join.ServerResponse{BootstrapData: blob, Cluster: j.cluster,
+	return &join.ServerResponse{BootstrapData: blob, Cluster: j.cluster.Join(),
 		Etcd: join.EtcdCluster{InitialCluster: member.InitialCluster, ClientURLs: member.ClientURLs}}, http.StatusOK, nil
-}
-
-// sameCluster refuses a joining server whose cluster settings differ from
-// the cluster's: its node and its controllers would disagree with the
-// others'.
-func sameCluster(have, asked join.Cluster) error {
-	for _, s := range []struct{ flag, have, asked string }{
-		{"--cluster-cidr", have.ClusterCIDR, asked.ClusterCIDR},
-		{"--service-cidr", have.ServiceCIDR, asked.ServiceCIDR},
-		{"--cluster-dns", have.ClusterDNS, asked.ClusterDNS},
-		{"--cluster-domain", have.ClusterDomain, asked.ClusterDomain},
-		{"--flannel-backend", have.FlannelBackend, asked.FlannelBackend},
-	} {
-		if s.have != s.asked {
-			return fmt.Errorf("%s %s differs from the cluster's %s: start the new server with the cluster's settings", s.flag, s.asked, s.have)
-		}
-	}
-	return nil
 }
 
 // joinServers is the joining side: it asks the server at --server to add
@@ -98,13 +79,9 @@ func joinServers(ctx context.Context, c *config.Server, l datadir.Layout, member
 	if err != nil {
 		return nil, err
 	}
-	t, err := token.Parse(c.Token)
-	if err != nil {
-		return nil, fmt.Errorf("--token: %w", err)
-	}
+	t, _ := c.ParsedToken() // --server needs --token (config.Server.Validate)
 	id, secret := t.Bootstrap()
-	req := join.ServerRequest{NodeName: c.NodeName, EtcdPeerURL: member.PeerURL(), Cluster: join.Cluster{
-		ClusterCIDR: c.ClusterCIDR, ServiceCIDR: c.ServiceCIDR, ClusterDNS: c.ClusterDNS, ClusterDomain: c.ClusterDomain, FlannelBackend: c.FlannelBackend}}
+	req := join.ServerRequest{NodeName: c.NodeName, EtcdPeerURL: member.PeerURL(), Cluster: c.Cluster().Join()}
 	ctx, cancel := context.WithTimeout(ctx, joinTimeout)
 	defer cancel()
 	var resp *join.ServerResponse
@@ -129,7 +106,7 @@ func joinServers(ctx context.Context, c *config.Server, l datadir.Layout, member
 	if err != nil {
 		return nil, fmt.Errorf("join %s as a server: %w", server, err)
 	}
-	if _, err := writeBootstrapData(l, resp.BootstrapData, c.Token); err != nil {
+	if _, err := writeBootstrapData(l, resp.BootstrapData, t); err != nil {
 		return nil, fmt.Errorf("the cluster keys from %s: %w", server, err)
 	}
 	log.Info("Joined the cluster as a server; starting etcd as a learner", "server", server.String(), "etcdMembers", resp.Etcd.InitialCluster)

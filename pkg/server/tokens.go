@@ -148,7 +148,7 @@ func (t *Tokens) Delete(ctx context.Context, idOrToken string) (string, error) {
 // deleted last, so a failure leaves a token that works.
 func (t *Tokens) Rotate(ctx context.Context) error {
 	path := t.layout.Token()
-	old, err := token.CheckOwnership(path, "")
+	old, err := token.CheckOwnership(path, nil)
 	if err != nil {
 		return err
 	}

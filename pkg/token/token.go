@@ -89,16 +89,11 @@ func NewSecret() (string, error) {
 }
 
 // CheckOwnership refuses a data dir whose token file belongs to another
-// cluster than the token given (if one is given). It reads only, so it can run
-// before anything is written. It returns the stored token if there is one.
-func CheckOwnership(path, given string) (*Token, error) {
+// cluster than the token given (nil: none given). It reads only, so it can
+// run before anything is written. It returns the stored token if there is one.
+func CheckOwnership(path string, given *Token) (*Token, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		if given != "" {
-			if _, err := Parse(given); err != nil {
-				return nil, err
-			}
-		}
 		return nil, nil
 	}
 	if err != nil {
@@ -108,24 +103,20 @@ func CheckOwnership(path, given string) (*Token, error) {
 	if err != nil {
 		return nil, fmt.Errorf("token file %s is damaged: %w", path, err)
 	}
-	if given == "" {
+	if given == nil {
 		return &stored, nil
 	}
-	g, err := Parse(given)
-	if err != nil {
-		return nil, err
-	}
-	if subtle.ConstantTimeCompare([]byte(g.Secret), []byte(stored.Secret)) != 1 ||
-		(g.CAHash != "" && stored.CAHash != "" && g.CAHash != stored.CAHash) {
+	if subtle.ConstantTimeCompare([]byte(given.Secret), []byte(stored.Secret)) != 1 ||
+		(given.CAHash != "" && stored.CAHash != "" && given.CAHash != stored.CAHash) {
 		return nil, fmt.Errorf("data dir belongs to another cluster: its token (%s) differs from --token; use that cluster's token or another --data-dir", path)
 	}
 	return &stored, nil
 }
 
-// Ensure writes the token file on first start (from the given secret, or a
-// new one) and returns the full token pinned to caPEM. An existing file keeps
-// its secret.
-func Ensure(path, given string, caPEM []byte) (Token, error) {
+// Ensure writes the token file on first start (from the given token's
+// secret, or a new one; given may be nil) and returns the full token pinned
+// to caPEM. An existing file keeps its secret.
+func Ensure(path string, given *Token, caPEM []byte) (Token, error) {
 	stored, err := CheckOwnership(path, given)
 	if err != nil {
 		return Token{}, err
@@ -142,12 +133,11 @@ func Ensure(path, given string, caPEM []byte) (Token, error) {
 		return t, nil
 	}
 	secret := ""
-	if given != "" {
-		g, _ := Parse(given) // checked by CheckOwnership
-		if g.CAHash != "" && g.CAHash != hash {
+	if given != nil {
+		if given.CAHash != "" && given.CAHash != hash {
 			return Token{}, errors.New("--token pins a CA other than this server's; for a new cluster give a bare secret")
 		}
-		secret = g.Secret
+		secret = given.Secret
 	} else if secret, err = NewSecret(); err != nil {
 		return Token{}, err
 	}

@@ -28,23 +28,32 @@ func TestParseRoundTrip(t *testing.T) {
 	}
 }
 
-func TestEnsureKeepsSecretAndRefusesOtherCluster(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "token")
-	first, err := Ensure(path, "", ca)
+func mustParse(t *testing.T, s string) *Token {
+	t.Helper()
+	tok, err := Parse(s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, err := Ensure(path, "", ca)
+	return &tok
+}
+
+func TestEnsureKeepsSecretAndRefusesOtherCluster(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "token")
+	first, err := Ensure(path, nil, ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := Ensure(path, nil, ca)
 	if err != nil || again != first {
 		t.Fatalf("secret changed across starts: %v -> %v (%v)", first, again, err)
 	}
-	if _, err := Ensure(path, first.String(), ca); err != nil {
+	if _, err := Ensure(path, mustParse(t, first.String()), ca); err != nil {
 		t.Fatalf("own full token refused: %v", err)
 	}
-	if _, err := Ensure(path, first.Secret, ca); err != nil {
+	if _, err := Ensure(path, mustParse(t, first.Secret), ca); err != nil {
 		t.Fatalf("own bare secret refused: %v", err)
 	}
-	_, err = CheckOwnership(path, "another-secret")
+	_, err = CheckOwnership(path, mustParse(t, "another-secret"))
 	if err == nil || !strings.Contains(err.Error(), "belongs to another cluster") {
 		t.Fatalf("foreign token accepted: %v", err)
 	}
@@ -56,11 +65,11 @@ func TestEnsureKeepsSecretAndRefusesOtherCluster(t *testing.T) {
 
 func TestEnsureUsesGivenSecretOnFirstStart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "token")
-	tok, err := Ensure(path, "mysecret", ca)
+	tok, err := Ensure(path, mustParse(t, "mysecret"), ca)
 	if err != nil || tok.Secret != "mysecret" {
 		t.Fatalf("%v %v", tok, err)
 	}
-	other := Token{CAHash: CAHash([]byte("other")), Secret: "x"}.String()
+	other := &Token{CAHash: CAHash([]byte("other")), Secret: "x"}
 	if _, err := Ensure(filepath.Join(t.TempDir(), "token"), other, ca); err == nil {
 		t.Fatal("token pinning another CA accepted for a new cluster")
 	}

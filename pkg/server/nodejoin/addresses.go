@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -22,12 +23,7 @@ func (e addressRefused) Error() string { return e.msg }
 // in for them.
 // apiservers are the apiservers' host:port (the `kubernetes` endpoints).
 func (s *Service) checkAddresses(ctx context.Context, client kubernetes.Interface, node string, ips []net.IP, apiservers []string) error {
-	var cidrs []*net.IPNet
-	for _, c := range []string{s.Cluster.ServiceCIDR, s.Cluster.ClusterCIDR} {
-		if _, n, err := net.ParseCIDR(c); err == nil {
-			cidrs = append(cidrs, n)
-		}
-	}
+	cidrs := []netip.Prefix{s.Cluster.ServiceCIDR, s.Cluster.ClusterCIDR}
 	servers := append([]net.IP(nil), s.ServerIPs...)
 	for _, hp := range apiservers {
 		if h, _, err := net.SplitHostPort(hp); err == nil {
@@ -43,8 +39,9 @@ func (s *Service) checkAddresses(ctx context.Context, client kubernetes.Interfac
 		case containsIP(servers, ip):
 			return addressRefused{fmt.Sprintf("address %s belongs to a server; give this node its own --node-ip", ip)}
 		}
+		addr, _ := netip.AddrFromSlice(ip)
 		for _, n := range cidrs {
-			if n.Contains(ip) {
+			if n.IsValid() && n.Contains(addr.Unmap()) {
 				return addressRefused{fmt.Sprintf("address %s lies in the cluster's range %s; give this node its host address as --node-ip", ip, n)}
 			}
 		}

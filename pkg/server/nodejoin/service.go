@@ -38,7 +38,7 @@ const MaxRequestBytes = 256 << 10
 // before a request gets here.
 type Service struct {
 	PKI     pki.PKI
-	Cluster join.Cluster
+	Cluster config.Cluster
 	// ServerIPs are this server's own addresses (its serving certificate's
 	// IPs): no node may name them in its serving certificate.
 	ServerIPs []net.IP
@@ -163,7 +163,7 @@ func (s *Service) join(ctx context.Context, req join.Request, ips []net.IP) (*jo
 		}
 		return nil, http.StatusInternalServerError, err
 	}
-	resp := &join.Response{Certificates: map[string][]byte{}, Cluster: s.Cluster}
+	resp := &join.Response{Certificates: map[string][]byte{}, Cluster: s.Cluster.Join()}
 	creds := join.Credentials
 	if _, ok := req.CSRs[join.RetiredFlannel]; ok {
 		creds = append(slices.Clip(creds), join.RetiredFlannel) // an agent of an earlier version

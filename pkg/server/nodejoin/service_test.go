@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -28,6 +29,7 @@ import (
 	"k8s.io/client-go/util/keyutil"
 	"k8s.io/klog/v2"
 
+	"github.com/kubling/kubling/pkg/config"
 	"github.com/kubling/kubling/pkg/join"
 	"github.com/kubling/kubling/pkg/server/pki"
 )
@@ -55,7 +57,7 @@ func testService(t *testing.T, objs ...runtime.Object) (*Service, *fake.Clientse
 	client := fake.NewClientset(objs...)
 	s := &Service{
 		PKI:       p,
-		Cluster:   join.Cluster{ClusterCIDR: "10.42.0.0/16", ServiceCIDR: "10.43.0.0/16"},
+		Cluster:   config.Cluster{ClusterCIDR: netip.MustParsePrefix("10.42.0.0/16"), ServiceCIDR: netip.MustParsePrefix("10.43.0.0/16")},
 		ServerIPs: []net.IP{net.ParseIP(serverIP), net.ParseIP("127.0.0.1")},
 		Client:    func() (kubernetes.Interface, error) { return client, nil },
 		Log:       klog.Background(),
