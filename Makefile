@@ -170,7 +170,7 @@ check-imports:
 FUZZTIME ?= 30s
 FUZZFLAGS ?=
 FUZZ_TARGETS := token:FuzzParse config:FuzzLoadFile config:FuzzConfigValue \
-	agent/containerd:FuzzRegistries server/manifests:FuzzDecode hostcheck:FuzzParseProcNetRoute \
+	agent/containerd:FuzzRegistries server/apply:FuzzDecode hostcheck:FuzzParseProcNetRoute \
 	server/nodejoin:FuzzDecodeRequest
 
 fuzz:

@@ -16,7 +16,7 @@ import (
 	"github.com/kubling/kubling/pkg/datadir"
 	"github.com/kubling/kubling/pkg/join"
 	"github.com/kubling/kubling/pkg/kubeconfig"
-	"github.com/kubling/kubling/pkg/server/manifests"
+	"github.com/kubling/kubling/pkg/server/apply"
 	"github.com/kubling/kubling/pkg/server/nodejoin"
 	"github.com/kubling/kubling/pkg/token"
 )
@@ -33,7 +33,7 @@ const DurableTokenDescription = "kubling server token (durable; from <data-dir>/
 // server node's password (so no agent can take its name).
 type clusterBootstrap struct {
 	kubeconfig   string
-	applier      *manifests.Applier
+	applier      *apply.Applier
 	token        token.Token
 	node         string // "" when the server runs no node
 	nodePassword string
@@ -42,7 +42,7 @@ type clusterBootstrap struct {
 var _ component.Component = (*clusterBootstrap)(nil)
 
 // newClusterBootstrap prepares the bootstrap; node is nil with --disable-agent.
-func newClusterBootstrap(l datadir.Layout, applier *manifests.Applier, t token.Token, node *agent.Node) (*clusterBootstrap, error) {
+func newClusterBootstrap(l datadir.Layout, applier *apply.Applier, t token.Token, node *agent.Node) (*clusterBootstrap, error) {
 	b := &clusterBootstrap{kubeconfig: l.AdminKubeconfig(), applier: applier, token: t}
 	if node != nil {
 		password, err := agent.NodePassword(l)
@@ -113,7 +113,7 @@ func applyDurableToken(ctx context.Context, client kubernetes.Interface, t token
 			bootstrapapi.BootstrapTokenExtraGroupsKey:      []byte(join.Group),
 			bootstrapapi.BootstrapTokenDescriptionKey:      []byte(DurableTokenDescription),
 		})
-	if _, err := client.CoreV1().Secrets(metav1.NamespaceSystem).Apply(ctx, ac, metav1.ApplyOptions{FieldManager: manifests.FieldManager, Force: true}); err != nil {
+	if _, err := client.CoreV1().Secrets(metav1.NamespaceSystem).Apply(ctx, ac, metav1.ApplyOptions{FieldManager: apply.FieldManager, Force: true}); err != nil {
 		return fmt.Errorf("join token: %w", err)
 	}
 	return nil

@@ -20,7 +20,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
-	bundled "github.com/kubling/kubling/manifests"
+	"github.com/kubling/kubling/manifests"
 	"github.com/kubling/kubling/pkg/agent"
 	"github.com/kubling/kubling/pkg/component"
 	"github.com/kubling/kubling/pkg/config"
@@ -30,10 +30,11 @@ import (
 	"github.com/kubling/kubling/pkg/hostcheck"
 	"github.com/kubling/kubling/pkg/join"
 	"github.com/kubling/kubling/pkg/kubeconfig"
+	"github.com/kubling/kubling/pkg/server/addons"
+	"github.com/kubling/kubling/pkg/server/apply"
 	"github.com/kubling/kubling/pkg/server/args"
 	"github.com/kubling/kubling/pkg/server/encryption"
 	"github.com/kubling/kubling/pkg/server/leader"
-	"github.com/kubling/kubling/pkg/server/manifests"
 	"github.com/kubling/kubling/pkg/server/nodejoin"
 	"github.com/kubling/kubling/pkg/server/pki"
 	"github.com/kubling/kubling/pkg/server/snapshotfiles"
@@ -183,7 +184,7 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 	// scheduler, the controller-manager, the cleaner that frees a deleted
 	// node's name, the add-ons. Where more than one server can share the
 	// datastore, those run on the elected leader only.
-	applier, err := manifests.NewApplier(l.AdminKubeconfig())
+	applier, err := apply.NewApplier(l.AdminKubeconfig())
 	if err != nil {
 		return err
 	}
@@ -369,7 +370,7 @@ func auditPolicy(c *config.Server, l datadir.Layout) string {
 
 // newManifestsController renders the bundled add-ons with this cluster's
 // values and returns the controller that applies the manifests folder.
-func newManifestsController(ctx context.Context, c *config.Server, l datadir.Layout, applier *manifests.Applier, log klog.Logger) (*manifests.Controller, error) {
+func newManifestsController(ctx context.Context, c *config.Server, l datadir.Layout, applier *apply.Applier, log klog.Logger) (*addons.Controller, error) {
 	disabled := map[string]bool{}
 	for _, d := range c.Disable {
 		disabled[d] = true
@@ -379,18 +380,18 @@ func newManifestsController(ctx context.Context, c *config.Server, l datadir.Lay
 		// (or sit in ImagePullBackOff where no registry is reachable).
 		disabled["nfs-csi"] = true
 	}
-	values := bundled.Values{
+	values := manifests.Values{
 		ClusterDNS: c.ClusterDNS, ClusterDomain: c.ClusterDomain, ClusterCIDR: c.ClusterCIDR, ServiceCIDR: c.ServiceCIDR,
 		SystemDefaultRegistry: c.SystemDefaultRegistry, KubeletDir: l.KubeletDir(),
 	}
 	if !disabled["nfs-csi"] {
-		values.NFS = bundled.NFS{Server: c.NFSServer, Share: c.NFSShare, MountOptions: c.NFSMountOptions, ReclaimPolicy: c.NFSReclaimPolicy}
+		values.NFS = manifests.NFS{Server: c.NFSServer, Share: c.NFSShare, MountOptions: c.NFSMountOptions, ReclaimPolicy: c.NFSReclaimPolicy}
 		var err error
 		if values.NFS.Default, err = nfsDefault(ctx, l.AdminKubeconfig(), c.NFSDefaultClass, log); err != nil {
 			return nil, err
 		}
 	}
-	return manifests.New(manifests.Config{Dir: l.Manifests(), Kubeconfig: l.AdminKubeconfig(), Applier: applier, Values: values, Disabled: disabled, Log: log}), nil
+	return addons.New(addons.Config{Dir: l.Manifests(), Kubeconfig: l.AdminKubeconfig(), Applier: applier, Values: values, Disabled: disabled, Log: log}), nil
 }
 
 // writeUserKubeconfig writes the admin kubeconfig users get

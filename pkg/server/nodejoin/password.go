@@ -10,7 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/kubling/kubling/pkg/server/manifests"
+	"github.com/kubling/kubling/pkg/server/apply"
 )
 
 // NameTaken means another machine already holds a node name.
@@ -81,7 +81,7 @@ func CheckNodePassword(ctx context.Context, client kubernetes.Interface, node, p
 	if !found {
 		// Create, not apply: of two machines joining with one name at
 		// once, exactly one wins.
-		if _, err := secrets.Create(ctx, want, metav1.CreateOptions{FieldManager: manifests.FieldManager}); apierrors.IsAlreadyExists(err) {
+		if _, err := secrets.Create(ctx, want, metav1.CreateOptions{FieldManager: apply.FieldManager}); apierrors.IsAlreadyExists(err) {
 			return NameTaken{Node: node}
 		} else if err != nil {
 			return fmt.Errorf("store node password: %w", err)
@@ -91,7 +91,7 @@ func CheckNodePassword(ctx context.Context, client kubernetes.Interface, node, p
 	// The owner, or a machine taking a deleted node's name, replaces the
 	// stored password, unless it changed meanwhile.
 	want.ResourceVersion = s.ResourceVersion
-	if _, err := secrets.Update(ctx, want, metav1.UpdateOptions{FieldManager: manifests.FieldManager}); apierrors.IsConflict(err) {
+	if _, err := secrets.Update(ctx, want, metav1.UpdateOptions{FieldManager: apply.FieldManager}); apierrors.IsConflict(err) {
 		return NameTaken{Node: node}
 	} else if err != nil {
 		return fmt.Errorf("store node password: %w", err)

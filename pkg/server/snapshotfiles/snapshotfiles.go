@@ -22,7 +22,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kubling/kubling/pkg/component"
-	"github.com/kubling/kubling/pkg/server/manifests"
+	"github.com/kubling/kubling/pkg/server/apply"
 	"github.com/kubling/kubling/pkg/snapshot"
 )
 
@@ -38,7 +38,7 @@ var gvr = schema.GroupVersionResource{Group: "kubling.io", Version: "v1", Resour
 type Sync struct {
 	Dir, Node  string
 	Kubeconfig string // the admin's
-	Applier    *manifests.Applier
+	Applier    *apply.Applier
 	Log        klog.Logger
 
 	dyn dynamic.Interface

@@ -1,4 +1,4 @@
-package manifests
+package addons
 
 import (
 	"context"
@@ -22,10 +22,11 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 
-	bundled "github.com/kubling/kubling/manifests"
+	"github.com/kubling/kubling/manifests"
 	"github.com/kubling/kubling/pkg/component"
 	"github.com/kubling/kubling/pkg/fileutil"
 	"github.com/kubling/kubling/pkg/kubeconfig"
+	"github.com/kubling/kubling/pkg/server/apply"
 )
 
 // StateConfigMap (in kube-system) records, per file, its hash and the
@@ -41,8 +42,8 @@ type Config struct {
 	Kubeconfig string
 	// Applier applies as the kubeconfig's user; share one so its discovery
 	// cache is filled once per start.
-	Applier *Applier
-	Values  bundled.Values
+	Applier *apply.Applier
+	Values  manifests.Values
 	// Disabled bundled add-ons: their file is removed (unless user-owned,
 	// then left in place but not applied) and their objects deleted.
 	Disabled map[string]bool
@@ -51,20 +52,21 @@ type Config struct {
 	Log      klog.Logger
 }
 
-// objectAPI is what the controller needs of the API server: the Applier,
-// or a fake in unit tests.
+// objectAPI is what the controller needs of the API server: the
+// apply.Applier, or a fake in unit tests.
 type objectAPI interface {
-	// resolve settles obj's namespace and returns its reference.
-	resolve(ctx context.Context, obj *unstructured.Unstructured) (Ref, error)
-	// get returns the live object, nil when there is none.
-	get(ctx context.Context, ref Ref) (*unstructured.Unstructured, error)
-	// apply server-side-applies obj; true when this apply created it.
-	apply(ctx context.Context, ref Ref, obj *unstructured.Unstructured, force bool) (bool, error)
-	// unmark takes kubling's marks naming file off the object.
-	unmark(ctx context.Context, ref Ref, file string) error
-	// deleteExact deletes the object if its UID and resourceVersion
+	// Resolve settles obj's namespace and returns its reference.
+	Resolve(ctx context.Context, obj *unstructured.Unstructured) (apply.Ref, error)
+	// Get returns the live object, nil when there is none.
+	Get(ctx context.Context, ref apply.Ref) (*unstructured.Unstructured, error)
+	// ApplyRef server-side-applies obj; true when this apply created it.
+	ApplyRef(ctx context.Context, ref apply.Ref, obj *unstructured.Unstructured, force bool) (bool, error)
+	// Unmark takes the given labels and annotations off the object if
+	// they still have the given values.
+	Unmark(ctx context.Context, ref apply.Ref, labels, annotations map[string]string) error
+	// DeleteExact deletes the object if its UID and resourceVersion
 	// still match (a Conflict if not); one already gone is no error.
-	deleteExact(ctx context.Context, ref Ref, uid types.UID, resourceVersion string) error
+	DeleteExact(ctx context.Context, ref apply.Ref, uid types.UID, resourceVersion string) error
 }
 
 // stateStore keeps the controller's record of the files (the ConfigMap
@@ -85,15 +87,15 @@ type Controller struct {
 	now     func() time.Time
 	stopAll func()
 
-	skip    map[string]bool      // files not to apply (disabled, user-owned)
-	seen    map[string]string    // each file's hash at the previous look
-	settle  bool                 // apply a file only once it stopped changing
-	lastTry map[string]time.Time // failed files, by name
-	failed  map[string]string    // failed files: the hash that failed
-	empty   map[string]string    // files without objects: the hash logged
-	legacy  map[string][]Ref     // state entries from before the marks
-	reapply map[string]bool      // files to apply again though unchanged
-	retries map[string]*retry    // deletes that failed, by object
+	skip    map[string]bool        // files not to apply (disabled, user-owned)
+	seen    map[string]string      // each file's hash at the previous look
+	settle  bool                   // apply a file only once it stopped changing
+	lastTry map[string]time.Time   // failed files, by name
+	failed  map[string]string      // failed files: the hash that failed
+	empty   map[string]string      // files without objects: the hash logged
+	legacy  map[string][]apply.Ref // state entries from before the marks
+	reapply map[string]bool        // files to apply again though unchanged
+	retries map[string]*retry      // deletes that failed, by object
 	cancel  context.CancelFunc
 	stop    chan struct{} // closed by Stop: no pass after the one under way
 	done    chan struct{}
@@ -121,7 +123,7 @@ func New(cfg Config) *Controller {
 	return &Controller{
 		cfg: cfg, now: time.Now,
 		skip: map[string]bool{}, seen: map[string]string{}, lastTry: map[string]time.Time{}, failed: map[string]string{},
-		empty: map[string]string{}, legacy: map[string][]Ref{}, reapply: map[string]bool{}, retries: map[string]*retry{},
+		empty: map[string]string{}, legacy: map[string][]apply.Ref{}, reapply: map[string]bool{}, retries: map[string]*retry{},
 	}
 }
 
@@ -213,7 +215,7 @@ func (c *Controller) writeBundled() error {
 	if err := os.MkdirAll(c.cfg.Dir, 0o700); err != nil {
 		return fmt.Errorf("manifests folder: %w", err)
 	}
-	for _, name := range bundled.Names() {
+	for _, name := range manifests.Names() {
 		path := filepath.Join(c.cfg.Dir, name+".yaml")
 		current, err := os.ReadFile(path)
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -231,7 +233,7 @@ func (c *Controller) writeBundled() error {
 		case owned:
 			c.cfg.Log.Info("Add-on file is user-owned; not rewritten", "file", path)
 		default:
-			body, err := bundled.Render(name, c.cfg.Values)
+			body, err := manifests.Render(name, c.cfg.Values)
 			if err != nil {
 				return err
 			}
@@ -254,7 +256,7 @@ func (c *Controller) sync(ctx context.Context) error {
 			return err
 		}
 		c.state = state
-		c.legacy = map[string][]Ref{}
+		c.legacy = map[string][]apply.Ref{}
 		for name, st := range state {
 			if st.Format < stateFormat {
 				// Written by a kubling that did not mark objects: apply the
@@ -307,7 +309,7 @@ func (c *Controller) sync(ctx context.Context) error {
 		if c.failed[name] == hash && c.now().Sub(c.lastTry[name]) < retryFailed {
 			continue
 		}
-		objs, err := Decode(content)
+		objs, err := apply.Decode(content)
 		if err != nil {
 			c.warn(name, "ParseFailed", err)
 			c.failed[name], c.lastTry[name] = hash, c.now()
@@ -397,9 +399,9 @@ func (c *Controller) sync(ctx context.Context) error {
 // that fails does not count: it is retried with back-off). Errors name
 // the file and the object, go to the log and to an event, and never stop
 // the other objects.
-func (c *Controller) applyFile(ctx context.Context, name string, objs []*unstructured.Unstructured, hash string, old FileState, claimed func(Ref) string) (FileState, bool) {
+func (c *Controller) applyFile(ctx context.Context, name string, objs []*unstructured.Unstructured, hash string, old FileState, claimed func(apply.Ref) string) (FileState, bool) {
 	ok := true
-	var current []Ref
+	var current []apply.Ref
 	for _, obj := range objs {
 		ref, act, err := c.applyObject(ctx, name, obj)
 		switch {
@@ -414,7 +416,7 @@ func (c *Controller) applyFile(ctx context.Context, name string, objs []*unstruc
 			c.cfg.Log.Info("Object from an earlier kubling marked as kubling's", "file", name, "object", ref.String())
 		}
 		current = append(current, ref)
-		delete(c.retries, ref.key())
+		delete(c.retries, ref.Key())
 	}
 	if !ok {
 		// Prune only after a clean apply: a failed one may have named an
@@ -431,27 +433,27 @@ func (c *Controller) applyFile(ctx context.Context, name string, objs []*unstruc
 
 // applyObject applies one object of file, unless it is someone else's
 // (actSkip, no error): see decideApply.
-func (c *Controller) applyObject(ctx context.Context, file string, obj *unstructured.Unstructured) (Ref, applyAction, error) {
-	ref, err := c.api.resolve(ctx, obj)
+func (c *Controller) applyObject(ctx context.Context, file string, obj *unstructured.Unstructured) (apply.Ref, applyAction, error) {
+	ref, err := c.api.Resolve(ctx, obj)
 	if err != nil {
 		return ref, actCreate, err
 	}
-	live, err := c.api.get(ctx, ref)
+	live, err := c.api.Get(ctx, ref)
 	if err != nil {
 		return ref, actCreate, fmt.Errorf("look up: %w", err)
 	}
-	act := decideApply(live, slices.ContainsFunc(c.legacy[file], ref.sameObject))
+	act := decideApply(live, slices.ContainsFunc(c.legacy[file], ref.SameObject))
 	if act == actSkip {
 		return ref, act, nil
 	}
 	setMarks(obj, file)
 	if act != actCreate {
-		_, err := c.api.apply(ctx, ref, obj, true)
+		_, err := c.api.ApplyRef(ctx, ref, obj, true)
 		return ref, act, err
 	}
 	// Not forced: should someone create the object between the look and
 	// this apply, their values are not overwritten (a conflict instead).
-	created, err := c.api.apply(ctx, ref, obj, false)
+	created, err := c.api.ApplyRef(ctx, ref, obj, false)
 	switch {
 	case apierrors.IsConflict(err):
 		return ref, actSkip, nil
@@ -459,7 +461,7 @@ func (c *Controller) applyObject(ctx context.Context, file string, obj *unstruct
 		return ref, act, err
 	case !created:
 		// Someone else created it after the look: not kubling's.
-		if err := c.api.unmark(ctx, ref, file); err != nil {
+		if err := c.api.Unmark(ctx, ref, map[string]string{ManagedByLabel: ManagedByValue}, map[string]string{ManifestFileAnnotation: file}); err != nil {
 			return ref, act, fmt.Errorf("created by someone else meanwhile; removing kubling's marks: %w", err)
 		}
 		return ref, actSkip, nil
@@ -470,11 +472,11 @@ func (c *Controller) applyObject(ctx context.Context, file string, obj *unstruct
 // deleteAll deletes those of refs that kubling owns through file — except
 // those another present file declares — and returns the ones to try again
 // (failed, or waiting for their back-off) and how many it deleted.
-func (c *Controller) deleteAll(ctx context.Context, file string, refs []Ref, claimed func(Ref) string) ([]Ref, int) {
-	var left []Ref
+func (c *Controller) deleteAll(ctx context.Context, file string, refs []apply.Ref, claimed func(apply.Ref) string) ([]apply.Ref, int) {
+	var left []apply.Ref
 	deleted := 0
 	for _, ref := range refs {
-		key := ref.key()
+		key := ref.Key()
 		if other := claimed(ref); other != "" {
 			// Apply the other file again, so the object's marks name a
 			// file that declares it.
@@ -508,9 +510,9 @@ func (c *Controller) deleteAll(ctx context.Context, file string, refs []Ref, cla
 // from file (true), and leaves it otherwise. The delete is conditional on
 // the UID and resourceVersion looked at, so an object replaced or
 // re-marked in between is not deleted.
-func (c *Controller) deleteOwned(ctx context.Context, file string, ref Ref) (bool, error) {
+func (c *Controller) deleteOwned(ctx context.Context, file string, ref apply.Ref) (bool, error) {
 	for attempt := 1; ; attempt++ {
-		live, err := c.api.get(ctx, ref)
+		live, err := c.api.Get(ctx, ref)
 		if err != nil {
 			return false, fmt.Errorf("look up: %w", err)
 		}
@@ -522,7 +524,7 @@ func (c *Controller) deleteOwned(ctx context.Context, file string, ref Ref) (boo
 			c.cfg.Log.Info("Not deleted: the object does not carry kubling's marks for this file", "file", c.path(file), "object", ref.String(), "kubling", marked, "markedFile", owner)
 			return false, nil
 		}
-		err = c.api.deleteExact(ctx, ref, live.GetUID(), live.GetResourceVersion())
+		err = c.api.DeleteExact(ctx, ref, live.GetUID(), live.GetResourceVersion())
 		if err == nil {
 			return true, nil
 		}
@@ -534,8 +536,8 @@ func (c *Controller) deleteOwned(ctx context.Context, file string, ref Ref) (boo
 
 // deleteFailed backs the object's next delete off and reports a failure
 // when it is new or its error changed: not at every try.
-func (c *Controller) deleteFailed(file string, ref Ref, err error) {
-	key := ref.key()
+func (c *Controller) deleteFailed(file string, ref apply.Ref, err error) {
+	key := ref.Key()
 	r := c.retries[key]
 	if r == nil {
 		r = &retry{}
@@ -554,15 +556,15 @@ func (c *Controller) path(file string) string { return filepath.Join(c.cfg.Dir, 
 
 // claimedElsewhere returns, for an object, the present file other than
 // name that declares it ("" if none). A removed file declares nothing.
-func claimedElsewhere(state map[string]FileState, name string, present map[string]bool) func(Ref) string {
-	return func(r Ref) string {
+func claimedElsewhere(state map[string]FileState, name string, present map[string]bool) func(apply.Ref) string {
+	return func(r apply.Ref) string {
 		others := make([]string, 0, len(state))
 		for other := range state {
 			others = append(others, other)
 		}
 		sort.Strings(others)
 		for _, other := range others {
-			if other != name && present[other] && slices.ContainsFunc(state[other].Objects, r.sameObject) {
+			if other != name && present[other] && slices.ContainsFunc(state[other].Objects, r.SameObject) {
 				return other
 			}
 		}
@@ -571,10 +573,10 @@ func claimedElsewhere(state map[string]FileState, name string, present map[strin
 }
 
 // union is a's refs plus those of b not in a.
-func union(a, b []Ref) []Ref {
+func union(a, b []apply.Ref) []apply.Ref {
 	out := slices.Clone(a)
 	for _, r := range b {
-		if !slices.ContainsFunc(out, r.sameObject) {
+		if !slices.ContainsFunc(out, r.SameObject) {
 			out = append(out, r)
 		}
 	}
@@ -603,7 +605,7 @@ func (s *configMapStore) load(ctx context.Context) (map[string]FileState, error)
 	cms := s.client.CoreV1().ConfigMaps(metav1.NamespaceSystem)
 	cm, err := cms.Get(ctx, StateConfigMap, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		cm, err = cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: StateConfigMap, Namespace: metav1.NamespaceSystem}}, metav1.CreateOptions{FieldManager: FieldManager})
+		cm, err = cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: StateConfigMap, Namespace: metav1.NamespaceSystem}}, metav1.CreateOptions{FieldManager: apply.FieldManager})
 	}
 	if err != nil {
 		return nil, fmt.Errorf("manifests state: %w", err)
@@ -632,7 +634,7 @@ func (s *configMapStore) save(ctx context.Context, state map[string]FileState) e
 		}
 		cm.Data[n] = string(raw)
 	}
-	updated, err := s.client.CoreV1().ConfigMaps(metav1.NamespaceSystem).Update(ctx, cm, metav1.UpdateOptions{FieldManager: FieldManager})
+	updated, err := s.client.CoreV1().ConfigMaps(metav1.NamespaceSystem).Update(ctx, cm, metav1.UpdateOptions{FieldManager: apply.FieldManager})
 	if err != nil {
 		return fmt.Errorf("save manifests state: %w", err)
 	}

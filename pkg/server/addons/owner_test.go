@@ -1,4 +1,4 @@
-package manifests
+package addons
 
 import (
 	"context"
@@ -17,6 +17,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/kubling/kubling/pkg/server/apply"
 )
 
 // obj builds a live object: kind/namespace/name, labels and annotations as
@@ -120,32 +122,32 @@ func (f *fakeAPI) add(u *unstructured.Unstructured) {
 	f.rv++
 	u.SetUID(types.UID(fmt.Sprintf("uid-%d", f.rv)))
 	u.SetResourceVersion(fmt.Sprint(f.rv))
-	f.objs[RefOf(u).key()] = u
+	f.objs[apply.RefOf(u).Key()] = u
 }
 
-func (f *fakeAPI) resolve(_ context.Context, o *unstructured.Unstructured) (Ref, error) {
+func (f *fakeAPI) Resolve(_ context.Context, o *unstructured.Unstructured) (apply.Ref, error) {
 	if o.GetKind() != "Namespace" && o.GetNamespace() == "" {
 		o.SetNamespace("default")
 	}
-	return RefOf(o), nil
+	return apply.RefOf(o), nil
 }
 
-func (f *fakeAPI) get(_ context.Context, ref Ref) (*unstructured.Unstructured, error) {
-	if u := f.objs[ref.key()]; u != nil {
+func (f *fakeAPI) Get(_ context.Context, ref apply.Ref) (*unstructured.Unstructured, error) {
+	if u := f.objs[ref.Key()]; u != nil {
 		return u.DeepCopy(), nil
 	}
 	return nil, nil
 }
 
-func (f *fakeAPI) apply(_ context.Context, ref Ref, o *unstructured.Unstructured, force bool) (bool, error) {
-	live := f.objs[ref.key()]
+func (f *fakeAPI) ApplyRef(_ context.Context, ref apply.Ref, o *unstructured.Unstructured, force bool) (bool, error) {
+	live := f.objs[ref.Key()]
 	if f.raceNext && live == nil {
 		f.raceNext = false
 		f.add(obj(ref.Kind, ref.Namespace, ref.Name, nil, nil, "kubectl-create:Update"))
-		live = f.objs[ref.key()]
+		live = f.objs[ref.Key()]
 	}
 	next := o.DeepCopy()
-	mf := []metav1.ManagedFieldsEntry{{Manager: FieldManager, Operation: metav1.ManagedFieldsOperationApply}}
+	mf := []metav1.ManagedFieldsEntry{{Manager: apply.FieldManager, Operation: metav1.ManagedFieldsOperationApply}}
 	if live != nil {
 		next.SetUID(live.GetUID())
 		mf = append(live.GetManagedFields(), mf...)
@@ -156,37 +158,44 @@ func (f *fakeAPI) apply(_ context.Context, ref Ref, o *unstructured.Unstructured
 	if live == nil {
 		next.SetUID(types.UID(fmt.Sprintf("uid-%d", f.rv)))
 	}
-	f.objs[ref.key()] = next
+	f.objs[ref.Key()] = next
 	return live == nil, nil
 }
 
-func (f *fakeAPI) unmark(_ context.Context, ref Ref, file string) error {
-	u := f.objs[ref.key()]
-	if owner, ok := ownerFile(u); !ok || owner != file {
-		return errors.New("test failed")
-	}
+func (f *fakeAPI) Unmark(_ context.Context, ref apply.Ref, labels, annotations map[string]string) error {
+	u := f.objs[ref.Key()]
 	l, a := u.GetLabels(), u.GetAnnotations()
-	delete(l, ManagedByLabel)
-	delete(a, ManifestFileAnnotation)
+	for k, v := range labels {
+		if l[k] != v {
+			return errors.New("test failed")
+		}
+		delete(l, k)
+	}
+	for k, v := range annotations {
+		if a[k] != v {
+			return errors.New("test failed")
+		}
+		delete(a, k)
+	}
 	u.SetLabels(l)
 	u.SetAnnotations(a)
 	return nil
 }
 
-func (f *fakeAPI) deleteExact(_ context.Context, ref Ref, uid types.UID, rv string) error {
+func (f *fakeAPI) DeleteExact(_ context.Context, ref apply.Ref, uid types.UID, rv string) error {
 	f.deletes = append(f.deletes, ref.String())
 	f.times = append(f.times, f.clock.Sub(f.start))
 	if f.failDel != nil {
 		return f.failDel
 	}
-	u := f.objs[ref.key()]
+	u := f.objs[ref.Key()]
 	if u == nil {
 		return nil
 	}
 	if u.GetUID() != uid || u.GetResourceVersion() != rv {
 		return apierrors.NewConflict(schema.GroupResource{Resource: "x"}, ref.Name, errors.New("precondition failed"))
 	}
-	delete(f.objs, ref.key())
+	delete(f.objs, ref.Key())
 	return nil
 }
 
@@ -258,7 +267,7 @@ func (h *harness) tick() {
 }
 
 func (h *harness) live(kind, ns, name string) *unstructured.Unstructured {
-	return h.api.objs[Ref{APIVersion: "v1", Kind: kind, Namespace: ns, Name: name}.key()]
+	return h.api.objs[apply.Ref{APIVersion: "v1", Kind: kind, Namespace: ns, Name: name}.Key()]
 }
 
 func (h *harness) count(list []string, substr string) int {
@@ -367,11 +376,11 @@ func TestStateHintCannotDelete(t *testing.T) {
 	// Edited by someone with ConfigMap rights in kube-system: a file that
 	// was never there, and an extra object in app.yaml's list.
 	st := h.store.state["app.yaml"]
-	st.Objects = append(st.Objects, RefOf(victim))
+	st.Objects = append(st.Objects, apply.RefOf(victim))
 	h.store.state["app.yaml"] = st
-	h.store.state["evil.yaml"] = FileState{Format: stateFormat, Objects: []Ref{RefOf(victim), {APIVersion: "v1", Kind: "ConfigMap", Namespace: "x", Name: "theirs"}}}
-	h.store.state["old.yaml"] = FileState{Objects: []Ref{RefOf(victim)}} // no format: "from an earlier kubling"
-	h.c.state = nil                                                      // read it again, as after a restart
+	h.store.state["evil.yaml"] = FileState{Format: stateFormat, Objects: []apply.Ref{apply.RefOf(victim), {APIVersion: "v1", Kind: "ConfigMap", Namespace: "x", Name: "theirs"}}}
+	h.store.state["old.yaml"] = FileState{Objects: []apply.Ref{apply.RefOf(victim)}} // no format: "from an earlier kubling"
+	h.c.state = nil                                                                  // read it again, as after a restart
 	h.tick()
 	h.write("app.yaml", strings.SplitN(twoConfigMaps, "---", 2)[0]) // prunes from app.yaml's list
 	h.tick()
@@ -530,7 +539,7 @@ func TestLegacyAdoption(t *testing.T) {
 	h.write("app.yaml", twoConfigMaps)
 	h.api.add(obj("ConfigMap", "x", "a", nil, nil, "kubling:Apply"))
 	h.api.add(obj("ConfigMap", "x", "b", nil, nil, "kubectl-create:Update"))
-	h.store.state = map[string]FileState{"app.yaml": {Hash: Hash([]byte(twoConfigMaps)), Objects: []Ref{
+	h.store.state = map[string]FileState{"app.yaml": {Hash: Hash([]byte(twoConfigMaps)), Objects: []apply.Ref{
 		{APIVersion: "v1", Kind: "ConfigMap", Namespace: "x", Name: "a"},
 		{APIVersion: "v1", Kind: "ConfigMap", Namespace: "x", Name: "b"},
 	}}}

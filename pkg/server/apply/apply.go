@@ -1,10 +1,15 @@
-package manifests
+// Package apply server-side-applies objects as kubling (field manager
+// "kubling"): the cluster bootstrap, node passwords, snapshot settings and
+// the add-on controller all apply through it.
+package apply
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -79,11 +84,11 @@ func (a *Applier) ApplyDocument(ctx context.Context, doc []byte) error {
 // namespace defaulted for namespaced kinds. A kind that is not discoverable
 // yet (a CRD applied a moment ago) is retried for a few seconds.
 func (a *Applier) Apply(ctx context.Context, obj *unstructured.Unstructured) (Ref, error) {
-	ref, err := a.resolve(ctx, obj)
+	ref, err := a.Resolve(ctx, obj)
 	if err != nil {
 		return ref, err
 	}
-	_, err = a.apply(ctx, ref, obj, true)
+	_, err = a.ApplyRef(ctx, ref, obj, true)
 	return ref, err
 }
 
@@ -130,10 +135,10 @@ func (a *Applier) target(ref Ref) (target, error) {
 	return target{gvr: m.Resource, namespace: ns}, nil
 }
 
-// resolve returns obj's reference with its namespace settled (defaulted
+// Resolve returns obj's reference with its namespace settled (defaulted
 // for namespaced kinds, dropped for cluster-scoped ones), and sets obj's to
 // match. A kind not discoverable yet is retried for a few seconds.
-func (a *Applier) resolve(ctx context.Context, obj *unstructured.Unstructured) (Ref, error) {
+func (a *Applier) Resolve(ctx context.Context, obj *unstructured.Unstructured) (Ref, error) {
 	ref := RefOf(obj)
 	var err error
 	for attempt := 0; attempt < 20; attempt++ {
@@ -156,9 +161,9 @@ func (a *Applier) resolve(ctx context.Context, obj *unstructured.Unstructured) (
 	return ref, err
 }
 
-// get returns the live object, or nil when there is none (or its type is
+// Get returns the live object, or nil when there is none (or its type is
 // gone, and the object with it).
-func (a *Applier) get(ctx context.Context, ref Ref) (*unstructured.Unstructured, error) {
+func (a *Applier) Get(ctx context.Context, ref Ref) (*unstructured.Unstructured, error) {
 	t, err := a.target(ref)
 	if meta.IsNoMatchError(err) {
 		return nil, nil
@@ -173,9 +178,9 @@ func (a *Applier) get(ctx context.Context, ref Ref) (*unstructured.Unstructured,
 	return live, err
 }
 
-// apply server-side-applies obj (resolved first) and says whether this
+// ApplyRef server-side-applies obj (resolved first) and says whether this
 // apply created it (the API answers 201 then, 200 for an update).
-func (a *Applier) apply(ctx context.Context, ref Ref, obj *unstructured.Unstructured, force bool) (bool, error) {
+func (a *Applier) ApplyRef(ctx context.Context, ref Ref, obj *unstructured.Unstructured, force bool) (bool, error) {
 	t, err := a.target(ref)
 	if err != nil {
 		return false, err
@@ -196,19 +201,25 @@ func (a *Applier) apply(ctx context.Context, ref Ref, obj *unstructured.Unstruct
 	return err == nil && code == http.StatusCreated, err
 }
 
-// unmark takes kubling's ownership marks off an object, if they are still
-// the ones kubling set.
-func (a *Applier) unmark(ctx context.Context, ref Ref, file string) error {
+// Unmark takes labels and annotations (marks such as the add-on
+// controller's ownership) off an object, only if each still has the value
+// given: one JSON patch that fails as a whole otherwise.
+func (a *Applier) Unmark(ctx context.Context, ref Ref, labels, annotations map[string]string) error {
 	t, err := a.target(ref)
 	if err != nil {
 		return err
 	}
-	patch, err := json.Marshal([]map[string]string{
-		{"op": "test", "path": "/metadata/labels/" + jsonPointer(ManagedByLabel), "value": ManagedByValue},
-		{"op": "remove", "path": "/metadata/labels/" + jsonPointer(ManagedByLabel)},
-		{"op": "test", "path": "/metadata/annotations/" + jsonPointer(ManifestFileAnnotation), "value": file},
-		{"op": "remove", "path": "/metadata/annotations/" + jsonPointer(ManifestFileAnnotation)},
-	})
+	var ops []map[string]string
+	for _, marks := range []struct {
+		field string
+		kv    map[string]string
+	}{{"labels", labels}, {"annotations", annotations}} {
+		for _, k := range slices.Sorted(maps.Keys(marks.kv)) {
+			path := "/metadata/" + marks.field + "/" + jsonPointer(k)
+			ops = append(ops, map[string]string{"op": "test", "path": path, "value": marks.kv[k]}, map[string]string{"op": "remove", "path": path})
+		}
+	}
+	patch, err := json.Marshal(ops)
 	if err != nil {
 		return err
 	}
@@ -216,10 +227,10 @@ func (a *Applier) unmark(ctx context.Context, ref Ref, file string) error {
 	return err
 }
 
-// deleteExact deletes the object only while it is the very one kubling
+// DeleteExact deletes the object only while it is the very one kubling
 // looked at (same UID and resourceVersion): one replaced or changed since
 // gets a Conflict. One already gone is no error.
-func (a *Applier) deleteExact(ctx context.Context, ref Ref, uid types.UID, resourceVersion string) error {
+func (a *Applier) DeleteExact(ctx context.Context, ref Ref, uid types.UID, resourceVersion string) error {
 	t, err := a.target(ref)
 	if meta.IsNoMatchError(err) {
 		return nil // its type is gone, and with it the object

@@ -1,10 +1,12 @@
-package manifests
+package addons
 
 import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/kubling/kubling/pkg/server/apply"
 )
 
 // Ownership marks. kubling puts them on an object when its apply creates
@@ -124,7 +126,7 @@ func isMarked(obj *unstructured.Unstructured) bool {
 // the object (server-side apply, not an update).
 func appliedByKubling(obj *unstructured.Unstructured) bool {
 	for _, mf := range obj.GetManagedFields() {
-		if mf.Manager == FieldManager && mf.Operation == metav1.ManagedFieldsOperationApply {
+		if mf.Manager == apply.FieldManager && mf.Operation == metav1.ManagedFieldsOperationApply {
 			return true
 		}
 	}
