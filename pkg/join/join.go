@@ -139,6 +139,13 @@ type ErrorBody struct {
 	Message string `json:"message"`
 }
 
+// WriteError answers a request with status code and msg as an ErrorBody.
+func WriteError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(ErrorBody{Message: msg})
+}
+
 // permanent marks an error that retrying will not cure (a wrong token, a
 // CA mismatch, a clock too far off). Status is the HTTP status, if any.
 type permanent struct {

@@ -161,9 +161,6 @@ func snapshotDir(flag string, l datadir.Layout) string {
 	return l.Snapshots()
 }
 
-// errOtherCluster is a datastore whose cluster keys are another cluster's.
-var errOtherCluster = errors.New("this datastore belongs to another cluster")
-
 // newPaths are those of the server's files and folders a start writes that
 // are not there yet: what a first start that is refused takes back.
 func newPaths(l datadir.Layout) []string {
@@ -203,12 +200,12 @@ func storeBootstrapData(ctx context.Context, b datastore.Backend, l datadir.Layo
 			stored, err = bootstrapdata.Open(blob, previous)
 		}
 		if err != nil {
-			return fmt.Errorf("%w: %w", errOtherCluster, err)
+			return fmt.Errorf("%w: %w", bootstrapdata.ErrOtherCluster, err)
 		}
 		for _, ca := range (pki.Options{Etcd: true}).Authorities() {
 			name := filepath.Base(pki.PKI{Dir: l.ServerTLS()}.Cert(ca))
 			if have, ok := stored[name]; ok && local[name] != nil && string(have) != string(local[name]) {
-				return fmt.Errorf("%w: its %s differs from %s", errOtherCluster, name, filepath.Join(l.ServerTLS(), name))
+				return fmt.Errorf("%w: its %s differs from %s", bootstrapdata.ErrOtherCluster, name, filepath.Join(l.ServerTLS(), name))
 			}
 		}
 		if current && bootstrapdata.Same(stored, local) {
@@ -256,7 +253,7 @@ func takeBootstrapData(c datastore.Config, given *token.Token) (int, error) {
 	if !found {
 		return 0, fmt.Errorf("the snapshot holds no cluster keys; copy %s from the machine it was taken on", c.Layout.ServerTLS())
 	}
-	return writeBootstrapData(c.Layout, blob, *given)
+	return bootstrapdata.Install(c.Layout, blob, *given)
 }
 
 // adoptBootstrapData gives a new server on an external datastore that
@@ -272,41 +269,14 @@ func adoptBootstrapData(ctx context.Context, b datastore.Backend, l datadir.Layo
 		return err
 	}
 	if given == nil {
-		return fmt.Errorf("%w: it serves a cluster already; give that cluster's --token (its first server's <data-dir>/server/token) to join it", errOtherCluster)
+		return fmt.Errorf("%w: it serves a cluster already; give that cluster's --token (its first server's <data-dir>/server/token) to join it", bootstrapdata.ErrOtherCluster)
 	}
-	n, err := writeBootstrapData(l, blob, *given)
+	n, err := bootstrapdata.Install(l, blob, *given)
 	if errors.Is(err, bootstrapdata.ErrWrongToken) {
-		return fmt.Errorf("%w: %w", errOtherCluster, err)
+		return fmt.Errorf("%w: %w", bootstrapdata.ErrOtherCluster, err)
 	} else if err != nil {
 		return err
 	}
 	log.Info("Took the cluster keys from the datastore, opened with the token", "files", n, "dir", l.ServerTLS())
 	return nil
-}
-
-// writeBootstrapData opens the sealed keys with the token given and
-// writes them, and the token file.
-func writeBootstrapData(l datadir.Layout, blob []byte, given token.Token) (int, error) {
-	files, err := bootstrapdata.Open(blob, given.Secret)
-	if err != nil {
-		return 0, err
-	}
-	// A data dir that has a CA already (a server join cut short) must have
-	// the cluster's.
-	p := pki.PKI{Dir: l.ServerTLS()}
-	if have, err := os.ReadFile(p.Cert(pki.ServerCA)); err == nil && string(have) != string(files[filepath.Base(p.Cert(pki.ServerCA))]) {
-		return 0, fmt.Errorf("%w: %s holds another cluster's CA; remove %s to join this one", errOtherCluster, l.ServerTLS(), l.ServerDir())
-	}
-	if err := bootstrapdata.Write(l.ServerTLS(), files); err != nil {
-		return 0, fmt.Errorf("write the cluster keys: %w", err)
-	}
-	// The bundle agents pin, as the start computes it.
-	caPEM, err := p.CABundle()
-	if err != nil {
-		return 0, err
-	}
-	if _, err := token.Ensure(l.Token(), &given, caPEM); err != nil {
-		return 0, err
-	}
-	return len(files), nil
 }

@@ -33,10 +33,12 @@ import (
 	"github.com/kubling/kubling/pkg/server/addons"
 	"github.com/kubling/kubling/pkg/server/apply"
 	"github.com/kubling/kubling/pkg/server/args"
+	"github.com/kubling/kubling/pkg/server/bootstrapdata"
 	"github.com/kubling/kubling/pkg/server/encryption"
 	"github.com/kubling/kubling/pkg/server/leader"
 	"github.com/kubling/kubling/pkg/server/nodejoin"
 	"github.com/kubling/kubling/pkg/server/pki"
+	"github.com/kubling/kubling/pkg/server/serverjoin"
 	"github.com/kubling/kubling/pkg/server/snapshotfiles"
 	"github.com/kubling/kubling/pkg/token"
 )
@@ -118,7 +120,7 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 		}
 	}
 	if c.JoinURL != "" && !datastore.HasEtcdData(l) {
-		member, err := joinServers(ctx, c, l, storeConfig.Etcd, log)
+		member, err := serverjoin.Ask(ctx, c, l, storeConfig.Etcd, log)
 		if err != nil {
 			removeAll(created)
 			return err
@@ -153,7 +155,7 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 		}
 	}
 	if err := storeBootstrapData(ctx, store.Backend(), l, joinToken.Secret, log); err != nil {
-		if errors.Is(err, errOtherCluster) {
+		if errors.Is(err, bootstrapdata.ErrOtherCluster) {
 			// A first start against another cluster's datastore leaves
 			// nothing behind.
 			removeAll(created)
@@ -169,11 +171,11 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 	cluster := c.Cluster().Join()
 	newAdminClient := func() (kubernetes.Interface, error) { return kubeconfig.NewClient(l.AdminKubeconfig()) }
 	tokenID, _ := joinToken.Bootstrap()
-	servers := &serverJoins{backend: store.Backend(), kind: kind, cluster: c.Cluster()}
-	joins := &nodejoin.Service{PKI: p, Cluster: c.Cluster(), ServerIPs: sans.IPs, Client: newAdminClient, Log: log,
-		ServerTokenID: tokenID, JoinServer: servers.join}
+	joins := &nodejoin.Service{PKI: p, Cluster: c.Cluster(), ServerIPs: sans.IPs, Client: newAdminClient, Log: log}
+	handlers := joins.Handlers()
+	handlers[join.ServerJoinPath] = &serverjoin.Service{Backend: store.Backend(), Kind: kind, Cluster: c.Cluster(), TokenID: tokenID, Log: log}
 	encryption.UseReloadInterval() // a rotated key is picked up in seconds
-	apiserver := newAPIServer(apiArgs, host, c.HTTPSPort, p, joins.Handlers())
+	apiserver := newAPIServer(apiArgs, host, c.HTTPSPort, p, handlers)
 	if err := runner.Start(ctx, readyTimeout, apiserver); err != nil {
 		return err
 	}

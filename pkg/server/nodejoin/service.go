@@ -46,12 +46,6 @@ type Service struct {
 	// with; called once, on the first join (the apiserver is up by then).
 	Client func() (kubernetes.Interface, error)
 	Log    klog.Logger
-	// ServerTokenID is the id of the server token's bootstrap token: only
-	// that token joins servers.
-	ServerTokenID string
-	// JoinServer adds a server to the cluster's datastore and answers with
-	// what the servers share (pkg/server); nil takes no servers.
-	JoinServer func(ctx context.Context, req join.ServerRequest) (*join.ServerResponse, int, error)
 
 	once      sync.Once
 	client    kubernetes.Interface
@@ -61,9 +55,8 @@ type Service struct {
 // Handlers are the join endpoints, by path.
 func (s *Service) Handlers() map[string]http.Handler {
 	return map[string]http.Handler{
-		join.CACertsPath:    http.HandlerFunc(s.serveCA),
-		join.JoinPath:       http.HandlerFunc(s.serveJoin),
-		join.ServerJoinPath: http.HandlerFunc(s.serveServerJoin),
+		join.CACertsPath: http.HandlerFunc(s.serveCA),
+		join.JoinPath:    http.HandlerFunc(s.serveJoin),
 	}
 }
 
@@ -74,13 +67,13 @@ func (s *Service) kube() (kubernetes.Interface, error) {
 
 func (s *Service) serveCA(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
-		writeError(w, http.StatusMethodNotAllowed, "use GET")
+		join.WriteError(w, http.StatusMethodNotAllowed, "use GET")
 		return
 	}
 	ca, err := s.PKI.CABundle()
 	if err != nil {
 		s.Log.Error(err, "Serve CA")
-		writeError(w, http.StatusInternalServerError, "cannot read the cluster CA")
+		join.WriteError(w, http.StatusInternalServerError, "cannot read the cluster CA")
 		return
 	}
 	w.Header().Set("Content-Type", "application/x-pem-file")
@@ -89,26 +82,26 @@ func (s *Service) serveCA(w http.ResponseWriter, r *http.Request) {
 
 func (s *Service) serveJoin(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
-		writeError(w, http.StatusMethodNotAllowed, "use POST")
+		join.WriteError(w, http.StatusMethodNotAllowed, "use POST")
 		return
 	}
 	// RBAC already limits the path to the join group; check again here so a
 	// broadened role binding cannot hand out node credentials by accident.
 	user, ok := genericrequest.UserFrom(r.Context())
 	if !ok || !slices.Contains(user.GetGroups(), join.Group) {
-		writeError(w, http.StatusForbidden, "only join tokens may join nodes")
+		join.WriteError(w, http.StatusForbidden, "only join tokens may join nodes")
 		return
 	}
 	req, ips, err := DecodeRequest(http.MaxBytesReader(w, r.Body, MaxRequestBytes))
 	if err != nil {
 		s.Log.Info("Join refused", "token", user.GetName(), "reason", err.Error())
-		writeError(w, http.StatusBadRequest, err.Error())
+		join.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	resp, code, err := s.join(r.Context(), req, ips)
 	if err != nil {
 		s.Log.Info("Join refused", "node", req.NodeName, "token", user.GetName(), "reason", err.Error())
-		writeError(w, code, err.Error())
+		join.WriteError(w, code, err.Error())
 		return
 	}
 	s.Log.Info("Node joined", "node", req.NodeName, "addresses", req.Addresses, "token", user.GetName())
@@ -206,10 +199,4 @@ func apiServerEndpoints(ctx context.Context, client kubernetes.Interface) []stri
 		}
 	}
 	return out
-}
-
-func writeError(w http.ResponseWriter, code int, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(join.ErrorBody{Message: msg})
 }

@@ -1,6 +1,7 @@
-package nodejoin
+package serverjoin
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -8,23 +9,35 @@ import (
 	"strings"
 	"testing"
 
-	"k8s.io/apiserver/pkg/authentication/user"
+	genericrequest "k8s.io/apiserver/pkg/endpoints/request"
 
+	"k8s.io/apiserver/pkg/authentication/user"
+	"k8s.io/klog/v2"
+
+	"github.com/kubling/kubling/pkg/datastore"
 	"github.com/kubling/kubling/pkg/join"
 )
 
 func postServerJoin(s *Service, u user.Info, body []byte) *httptest.ResponseRecorder {
-	return postTo(s, join.ServerJoinPath, u, body)
+	r := httptest.NewRequest(http.MethodPost, join.ServerJoinPath, bytes.NewReader(body))
+	if u != nil {
+		r = r.WithContext(genericrequest.WithUser(r.Context(), u))
+	}
+	w := httptest.NewRecorder()
+	s.ServeHTTP(w, r)
+	return w
 }
+
+// joiner is an agent's join token.
+var joiner = &user.DefaultInfo{Name: "system:bootstrap:abcdef", Groups: []string{"system:bootstrappers", join.Group}}
 
 // TestServerJoinTakesTheServerTokenOnly: an agent's join token (another
 // bootstrap token in the join group) cannot join a server; the server
-// token's request reaches JoinServer once checked.
+// token's request reaches the answer once checked.
 func TestServerJoinTakesTheServerTokenOnly(t *testing.T) {
-	s, _ := testService(t)
-	s.ServerTokenID = "srvtok"
+	s := &Service{TokenID: "srvtok", Log: klog.Background()}
 	var asked []join.ServerRequest
-	s.JoinServer = func(_ context.Context, req join.ServerRequest) (*join.ServerResponse, int, error) {
+	s.answer = func(_ context.Context, req join.ServerRequest) (*join.ServerResponse, int, error) {
 		asked = append(asked, req)
 		return &join.ServerResponse{BootstrapData: []byte("sealed"), Etcd: join.EtcdCluster{InitialCluster: "a=https://10.0.0.1:2380", ClientURLs: []string{"https://10.0.0.1:2379"}}}, http.StatusOK, nil
 	}
@@ -44,7 +57,7 @@ func TestServerJoinTakesTheServerTokenOnly(t *testing.T) {
 		}
 	}
 	if len(asked) != 0 {
-		t.Fatalf("refused requests reached JoinServer: %v", asked)
+		t.Fatalf("refused requests reached the answer: %v", asked)
 	}
 	w := postServerJoin(s, server, good)
 	var resp join.ServerResponse
@@ -52,10 +65,11 @@ func TestServerJoinTakesTheServerTokenOnly(t *testing.T) {
 		t.Fatalf("server token: status %d: %s", w.Code, w.Body)
 	}
 	if len(asked) != 1 || asked[0].NodeName != "s2" {
-		t.Fatalf("JoinServer got %v", asked)
+		t.Fatalf("the answer got %v", asked)
 	}
-	s.JoinServer = nil
-	if w := postServerJoin(s, server, good); w.Code != http.StatusConflict || !strings.Contains(w.Body.String(), "takes no servers") {
-		t.Errorf("without JoinServer: status %d: %s", w.Code, w.Body)
+	// The real answer: a cluster on an external datastore takes no servers.
+	s.answer, s.Kind = nil, datastore.KindSQL
+	if w := postServerJoin(s, server, good); w.Code != http.StatusConflict || !strings.Contains(w.Body.String(), "external datastore") {
+		t.Errorf("external datastore: status %d: %s", w.Code, w.Body)
 	}
 }

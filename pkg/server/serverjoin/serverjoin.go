@@ -1,4 +1,16 @@
-package server
+// Package serverjoin is both ends of a server joining a cluster on embedded
+// etcd (`kubling server --server URL --token T`). The new server fetches
+// the cluster CA and checks it against the token's hash, as an agent does; then, with the server token, it asks to
+// join. The server it asks adds the new server's etcd member as a learner
+// and answers with the cluster's keys, still sealed with the token's secret
+// as the datastore keeps them (pkg/server/bootstrapdata), and the etcd
+// members to start with. The new server opens the keys with its token,
+// issues its own certificates from the cluster's CAs, starts its etcd
+// member, and has it promoted to a voting member once it has caught up.
+//
+// Ask is the joining end; Service, served on the apiserver's port at
+// join.ServerJoinPath, is the answering one.
+package serverjoin
 
 import (
 	"context"
@@ -19,37 +31,38 @@ import (
 	"github.com/kubling/kubling/pkg/server/bootstrapdata"
 )
 
-// Servers joining servers (`kubling server --server URL --token T`), both
-// sides. The new server fetches the cluster CA and checks it against the
-// token's hash, as an agent does; then, with the server token, it asks to
-// join. The server it asks adds the new server's etcd member as a learner
-// and answers with the cluster's keys, still sealed with the token's secret
-// as the datastore keeps them (pkg/server/bootstrapdata), and the etcd
-// members to start with. The new server opens the keys with its token,
-// issues its own certificates from the cluster's CAs, starts its etcd
-// member, and has it promoted to a voting member once it has caught up.
-
 // joinTimeout bounds how long a joining server waits for the server it
 // joins through (retrying with back-off).
 const joinTimeout = 5 * time.Minute
 
-// serverJoins is the answering side.
-type serverJoins struct {
-	backend datastore.Backend
-	kind    datastore.Kind
-	cluster config.Cluster
+// Service is the answering end: with the server token only, it adds the
+// new server's etcd member as a learner and answers with the cluster's
+// sealed keys and the etcd members.
+type Service struct {
+	Backend datastore.Backend
+	Kind    datastore.Kind
+	Cluster config.Cluster
+	// TokenID is the id of the server token's bootstrap token: only that
+	// token joins servers (an agent's join token is refused).
+	TokenID string
+	Log     klog.Logger
+
 	// mu: one membership change at a time from this server.
 	mu sync.Mutex
+	// answer replaces s.join in tests of the HTTP end.
+	answer func(ctx context.Context, req join.ServerRequest) (*join.ServerResponse, int, error)
 }
 
-func (j *serverJoins) join(ctx context.Context, req join.ServerRequest) (*join.ServerResponse, int, error) {
-	if j.kind != datastore.KindEtcd {
-		return nil, http.StatusConflict, fmt.Errorf("this cluster keeps its state in an external datastore (%s), not embedded etcd: start the new server with the same --datastore-endpoint and --token, without --server", j.kind)
+// join adds the new server's member and answers, or says with an HTTP
+// status why not.
+func (j *Service) join(ctx context.Context, req join.ServerRequest) (*join.ServerResponse, int, error) {
+	if j.Kind != datastore.KindEtcd {
+		return nil, http.StatusConflict, fmt.Errorf("this cluster keeps its state in an external datastore (%s), not embedded etcd: start the new server with the same --datastore-endpoint and --token, without --server", j.Kind)
 	}
-	if err := j.cluster.CheckSame(req.Cluster); err != nil {
+	if err := j.Cluster.CheckSame(req.Cluster); err != nil {
 		return nil, http.StatusConflict, err
 	}
-	blob, found, err := datastore.Get(ctx, j.backend, bootstrapdata.Key)
+	blob, found, err := datastore.Get(ctx, j.Backend, bootstrapdata.Key)
 	if err != nil {
 		return nil, http.StatusInternalServerError, err
 	}
@@ -58,7 +71,7 @@ func (j *serverJoins) join(ctx context.Context, req join.ServerRequest) (*join.S
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	member, err := datastore.AddLearner(ctx, j.backend, req.NodeName, req.EtcdPeerURL)
+	member, err := datastore.AddLearner(ctx, j.Backend, req.NodeName, req.EtcdPeerURL)
 	switch {
 	case errors.Is(err, datastore.ErrBusy):
 		return nil, http.StatusServiceUnavailable, err
@@ -67,14 +80,14 @@ func (j *serverJoins) join(ctx context.Context, req join.ServerRequest) (*join.S
 	case err != nil:
 		return nil, http.StatusInternalServerError, err
 	}
-	return &join.ServerResponse{BootstrapData: blob, Cluster: j.cluster.Join(),
+	return &join.ServerResponse{BootstrapData: blob, Cluster: j.Cluster.Join(),
 		Etcd: join.EtcdCluster{InitialCluster: member.InitialCluster, ClientURLs: member.ClientURLs}}, http.StatusOK, nil
 }
 
-// joinServers is the joining side: it asks the server at --server to add
-// this one, writes the cluster's keys and the token file, and returns how
-// this server's etcd member joins.
-func joinServers(ctx context.Context, c *config.Server, l datadir.Layout, member datastore.EtcdMember, log klog.Logger) (*datastore.EtcdJoin, error) {
+// Ask is the joining end: it asks the server at --server to add this one,
+// writes the cluster's keys and the token file, and returns how this
+// server's etcd member joins.
+func Ask(ctx context.Context, c *config.Server, l datadir.Layout, member datastore.EtcdMember, log klog.Logger) (*datastore.EtcdJoin, error) {
 	server, err := join.ServerURL(c.JoinURL)
 	if err != nil {
 		return nil, err
@@ -106,7 +119,7 @@ func joinServers(ctx context.Context, c *config.Server, l datadir.Layout, member
 	if err != nil {
 		return nil, fmt.Errorf("join %s as a server: %w", server, err)
 	}
-	if _, err := writeBootstrapData(l, resp.BootstrapData, t); err != nil {
+	if _, err := bootstrapdata.Install(l, resp.BootstrapData, t); err != nil {
 		return nil, fmt.Errorf("the cluster keys from %s: %w", server, err)
 	}
 	log.Info("Joined the cluster as a server; starting etcd as a learner", "server", server.String(), "etcdMembers", resp.Etcd.InitialCluster)
