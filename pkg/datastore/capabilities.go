@@ -18,3 +18,11 @@ type Snapshotter interface {
 	// even after a crash; an existing file at path is replaced.
 	Snapshot(ctx context.Context, path string) error
 }
+
+// MemberJoiner is embedded etcd, whose member a server join adds to an
+// existing cluster's (pkg/server/serverjoin).
+type MemberJoiner interface {
+	// JoinMembers has the member join the cluster j describes, when it
+	// starts without data of its own. Called before Start.
+	JoinMembers(j *EtcdJoin)
+}

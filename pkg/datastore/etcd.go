@@ -96,6 +96,7 @@ var (
 	_ Datastore        = (*etcdStore)(nil)
 	_ Snapshotter      = (*etcdStore)(nil)
 	_ component.Exiter = (*etcdStore)(nil)
+	_ MemberJoiner     = (*etcdStore)(nil)
 )
 
 func newEtcd(c Config) *etcdStore {
@@ -107,6 +108,9 @@ func newEtcd(c Config) *etcdStore {
 	}
 	return s
 }
+
+// JoinMembers: a server join's answer, before Start.
+func (s *etcdStore) JoinMembers(j *EtcdJoin) { s.member.Join = j }
 
 // etcdHasData says whether dir holds an etcd member's data.
 func etcdHasData(dir string) bool { return fileExists(filepath.Join(dir, "member", "snap", "db")) }

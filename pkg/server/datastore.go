@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -57,22 +56,6 @@ func EtcdTLS(l datadir.Layout) datastore.EtcdTLS {
 		PeerCert: p.Cert(pki.EtcdPeer), PeerKey: p.Key(pki.EtcdPeer),
 		ClientCert: p.Cert(pki.EtcdClient), ClientKey: p.Key(pki.EtcdClient),
 	}
-}
-
-// datastorePorts are the ports the datastore will listen on, for the
-// preflight check: embedded etcd's.
-func datastorePorts(c datastore.Config) []hostcheck.Port {
-	if datastore.KindOf(c) != datastore.KindEtcd {
-		return nil
-	}
-	ports := []hostcheck.Port{
-		{Host: "127.0.0.1", Port: datastore.EtcdClientPort, What: "embedded etcd (clients)"},
-		{Host: c.Etcd.IP, Port: datastore.EtcdPeerPort, What: "embedded etcd (peers)"},
-	}
-	if ip := net.ParseIP(c.Etcd.IP); ip != nil && !ip.IsLoopback() {
-		ports = append(ports, hostcheck.Port{Host: c.Etcd.IP, Port: datastore.EtcdClientPort, What: "embedded etcd (clients)"})
-	}
-	return ports
 }
 
 // restoreSnapshot is --cluster-reset --cluster-reset-restore-path: it

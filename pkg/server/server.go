@@ -61,29 +61,24 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 	apiURL := "https://" + net.JoinHostPort(host, strconv.Itoa(c.HTTPSPort))
 
 	// 1. Check the flags and the host; nothing is written before this passes.
-	storeConfig := datastoreConfig(c, l, log)
+	plan := planDatastore(c, l, log)
 	var givenToken *token.Token // --token, parsed by Validate
 	if t, ok := c.ParsedToken(); ok {
 		givenToken = &t
 	}
-	if c.Datastore.RestorePath != "" {
+	if plan.restore != "" {
 		// --cluster-reset --cluster-reset-restore-path: restore, and stop.
-		return restoreSnapshot(storeConfig, c.Datastore.RestorePath, givenToken, log)
+		return restoreSnapshot(plan.config, plan.restore, givenToken, log)
 	}
-	store, err := datastore.New(storeConfig)
+	store, err := plan.open()
 	if err != nil {
 		return err
 	}
-	kind := datastore.KindOf(storeConfig)
-	etcd := kind == datastore.KindEtcd
-	// An external datastore needs none of kubling's certificates: it starts
-	// before them; an embedded one after.
-	external := kind == datastore.KindSQL || kind == datastore.KindExternalEtcd
 	cp := controlPlane(c, l, store.Backend())
 	if err := checkComponentFlags(cp); err != nil {
 		return err
 	}
-	node, err := preflight(c, datastorePorts(storeConfig))
+	node, err := preflight(c, plan.ports)
 	if err != nil {
 		return err
 	}
@@ -110,7 +105,7 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 	// the join token.
 	phase := time.Now()
 	created := newPaths(l)
-	if external {
+	if plan.startsFirst {
 		if err := runner.Start(ctx, readyTimeout, store); err != nil {
 			return err
 		}
@@ -119,22 +114,23 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 			return err
 		}
 	}
-	if c.JoinURL != "" && !datastore.HasEtcdData(l) {
-		member, err := serverjoin.Ask(ctx, c, l, storeConfig.Etcd, log)
+	if plan.joinServer {
+		joiner, ok := store.(datastore.MemberJoiner)
+		if !ok {
+			return fmt.Errorf("--server: the %s datastore cannot join a cluster's etcd members", plan.kind)
+		}
+		members, err := serverjoin.Ask(ctx, c, l, plan.config.Etcd, log)
 		if err != nil {
 			removeAll(created)
 			return err
 		}
-		storeConfig.Etcd.Join = member
-		if store, err = datastore.New(storeConfig); err != nil {
-			return err
-		}
+		joiner.JoinMembers(members)
 	}
 	sans, err := apiserverSANs(c, host)
 	if err != nil {
 		return err
 	}
-	p, written, err := ensurePKI(c, l, sans, apiURL, etcd)
+	p, written, err := ensurePKI(c, l, sans, apiURL, plan.etcdMember)
 	if err != nil {
 		return err
 	}
@@ -149,7 +145,7 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 	log.Info("Certificates ready", "dir", p.Dir, "written", len(written), "duration", time.Since(phase).Round(time.Millisecond))
 
 	// 3. The embedded datastore, then the apiserver.
-	if !external {
+	if !plan.startsFirst {
 		if err := runner.Start(ctx, readyTimeout, store); err != nil {
 			return err
 		}
@@ -173,7 +169,7 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 	tokenID, _ := joinToken.Bootstrap()
 	joins := &nodejoin.Service{PKI: p, Cluster: c.Cluster(), ServerIPs: sans.IPs, Client: newAdminClient, Log: log}
 	handlers := joins.Handlers()
-	handlers[join.ServerJoinPath] = &serverjoin.Service{Backend: store.Backend(), Kind: kind, Cluster: c.Cluster(), TokenID: tokenID, Log: log}
+	handlers[join.ServerJoinPath] = &serverjoin.Service{Backend: store.Backend(), Kind: plan.kind, Cluster: c.Cluster(), TokenID: tokenID, Log: log}
 	encryption.UseReloadInterval() // a rotated key is picked up in seconds
 	apiserver := newAPIServer(apiArgs, host, c.HTTPSPort, p, handlers)
 	if err := runner.Start(ctx, readyTimeout, apiserver); err != nil {
@@ -203,10 +199,10 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 	}
 	perCluster := []component.Component{newScheduler(schedArgs), newControllerManager(cmArgs),
 		&nodejoin.PasswordCleaner{Client: newAdminClient, Log: log}, manifestsController}
-	if etcd {
+	if plan.etcdMember {
 		perCluster = append(perCluster, &etcdMembers{backend: store.Backend(), client: newAdminClient, log: log})
 	}
-	if kind != datastore.KindSQLite {
+	if plan.elected {
 		client, err := newAdminClient()
 		if err != nil {
 			return err
@@ -233,7 +229,7 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 	}
 	// Renew leaf certificates while running (shortly after start, then every
 	// 12 hours); the components reload the rewritten files themselves.
-	renewer := &certRenewer{c: c, l: l, sans: sans, etcd: etcd, url: apiURL, log: log}
+	renewer := &certRenewer{c: c, l: l, sans: sans, etcd: plan.etcdMember, url: apiURL, log: log}
 	if node != nil {
 		renewer.node, renewer.ip = node.Name(), net.ParseIP(node.IP())
 	}
