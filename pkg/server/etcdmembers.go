@@ -101,6 +101,34 @@ func (m *etcdMembers) work(ctx context.Context) {
 	}
 }
 
+// memberAction is what the controller does about one Node.
+type memberAction int
+
+const (
+	memberNone memberAction = iota
+	// memberHold: a server's Node without the finalizer: put it on if the
+	// Node is named after an etcd member.
+	memberHold
+	// memberRemove: a Node with the finalizer is being deleted: remove its
+	// member (never the last), then the finalizer.
+	memberRemove
+)
+
+// memberActionFor decides from the Node alone. Only servers' Nodes
+// (labelled by their own server) can be members: agents' Nodes, updated
+// all the time, cost etcd nothing.
+func memberActionFor(node *corev1.Node) memberAction {
+	has := slices.Contains(node.Finalizers, EtcdMemberFinalizer)
+	_, server := node.Labels[controlPlaneLabel]
+	switch {
+	case node.DeletionTimestamp != nil && has:
+		return memberRemove
+	case node.DeletionTimestamp == nil && server && !has:
+		return memberHold
+	}
+	return memberNone
+}
+
 // sync brings one Node's finalizer and etcd member in line.
 func (m *etcdMembers) sync(ctx context.Context, name string) error {
 	node, err := m.nodes.Get(name)
@@ -109,32 +137,26 @@ func (m *etcdMembers) sync(ctx context.Context, name string) error {
 	} else if err != nil {
 		return err
 	}
-	has := slices.Contains(node.Finalizers, EtcdMemberFinalizer)
-	if node.DeletionTimestamp == nil {
-		// Only servers' Nodes (labelled by their own server) can be
-		// members: agents' Nodes, updated all the time, cost etcd nothing.
-		if _, server := node.Labels[controlPlaneLabel]; has || !server {
-			return nil
-		}
+	switch memberActionFor(node) {
+	case memberHold:
 		members, err := datastore.MemberNames(ctx, m.backend)
 		if err != nil || !slices.Contains(members, name) {
 			return err
 		}
 		return m.setFinalizer(ctx, node, append(slices.Clip(node.Finalizers), EtcdMemberFinalizer))
+	case memberRemove:
+		removed, err := datastore.RemoveMember(ctx, m.backend, name)
+		switch {
+		case errors.Is(err, datastore.ErrLastMember):
+			m.log.Info("Node deleted; its etcd member is the cluster's last and stays", "node", name)
+		case err != nil:
+			return err
+		case removed:
+			m.log.Info("Node deleted; removed its etcd member", "node", name)
+		}
+		return m.setFinalizer(ctx, node, slices.DeleteFunc(slices.Clone(node.Finalizers), func(f string) bool { return f == EtcdMemberFinalizer }))
 	}
-	if !has {
-		return nil
-	}
-	removed, err := datastore.RemoveMember(ctx, m.backend, name)
-	switch {
-	case errors.Is(err, datastore.ErrLastMember):
-		m.log.Info("Node deleted; its etcd member is the cluster's last and stays", "node", name)
-	case err != nil:
-		return err
-	case removed:
-		m.log.Info("Node deleted; removed its etcd member", "node", name)
-	}
-	return m.setFinalizer(ctx, node, slices.DeleteFunc(slices.Clone(node.Finalizers), func(f string) bool { return f == EtcdMemberFinalizer }))
+	return nil
 }
 
 // setFinalizer writes a Node's finalizers (a conflict is retried by the
