@@ -1,7 +1,7 @@
 // Package server runs kubling's control plane: PKI, datastore, kube-apiserver,
 // kube-scheduler and kube-controller-manager, in one process, then the
-// server's own node through pkg/agent. Run holds the whole start sequence,
-// top to bottom.
+// server's own node through pkg/agent. Run reads as the start's phases, top
+// to bottom; each phase is a method of start, in the same order below it.
 package server
 
 import (
@@ -53,36 +53,18 @@ const snapshotListInterval = 30 * time.Second
 
 // Run starts the control plane and, unless --disable-agent, the node beside
 // it; logs "ready"; serves until ctx ends or a component fails; then stops
-// everything in reverse order.
+// everything in reverse order. Each phase is a method of start, below, in
+// the order Run calls them.
 func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 	begin := time.Now()
-	l := c.Layout()
-	host := loopbackHost(c.BindAddress)
-	apiURL := "https://" + net.JoinHostPort(host, strconv.Itoa(c.HTTPSPort))
+	s := newStart(c, log)
 
 	// 1. Check the flags and the host; nothing is written before this passes.
-	plan := planDatastore(c, l, log)
-	var givenToken *token.Token // --token, parsed by Validate
-	if t, ok := c.ParsedToken(); ok {
-		givenToken = &t
-	}
-	if plan.restore != "" {
+	if s.plan.restore != "" {
 		// --cluster-reset --cluster-reset-restore-path: restore, and stop.
-		return restoreSnapshot(plan.config, plan.restore, givenToken, log)
+		return restoreSnapshot(s.plan.config, s.plan.restore, s.givenToken, log)
 	}
-	store, err := plan.open()
-	if err != nil {
-		return err
-	}
-	cp := controlPlane(c, l, store.Backend())
-	if err := checkComponentFlags(cp); err != nil {
-		return err
-	}
-	node, err := preflight(c, plan.ports)
-	if err != nil {
-		return err
-	}
-	if _, err := token.CheckOwnership(l.Token(), givenToken); err != nil {
+	if err := s.check(); err != nil {
 		return err
 	}
 	lock, err := hostcheck.LockDir(c.DataDir)
@@ -90,181 +72,282 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 		return err
 	}
 	defer lock.Close()
-
-	runner := component.NewRunner(log)
 	defer func() {
-		if stopErr := runner.Stop(); stopErr != nil {
+		if stopErr := s.runner.Stop(); stopErr != nil {
 			err = errors.Join(err, stopErr)
 		}
 	}()
 
-	// 2. A new server takes the cluster's keys: one joining another's
-	// cluster (--server) from that server, with its etcd members; one on an
-	// external datastore from the datastore, which needs none of kubling's
-	// certificates and so starts first. Then certificates, kubeconfigs and
-	// the join token.
+	// 2. The cluster's keys, certificates, kubeconfigs and the join token.
+	if err := s.keys(ctx); err != nil {
+		return err
+	}
+	// 3. The datastore, then the apiserver.
+	if err := s.apiServer(ctx); err != nil {
+		return err
+	}
+	// 4. What the cluster holds before nodes join, then what runs once per
+	// cluster (clusterControllers).
+	if err := s.perCluster(ctx); err != nil {
+		return err
+	}
+	// 5. The server's own node, certificate renewal, snapshots.
+	if err := s.nodeAndUpkeep(ctx); err != nil {
+		return err
+	}
+
+	// 6. Hand the cluster to the user.
+	if err := writeUserKubeconfig(c, s.pki, s.apiURL, log); err != nil {
+		return err
+	}
+	// Never the token itself: logs are kept (journald) and read more widely.
+	log.Info("Join nodes with: kubling agent --server "+joinURL(c)+" --token-file <a copy of "+s.l.Token()+">", "tokenFile", s.l.Token())
+	log.Info("kubling is ready", "kubernetes", s.apiURL, "duration", time.Since(begin).Round(time.Millisecond))
+	// Tell systemd (Type=notify), when it started us.
+	_, _ = daemon.SdNotify(false, daemon.SdNotifyReady)
+
+	// 7. Serve until asked to stop, or until a component dies.
+	return component.Serve(ctx, log, s.watched)
+}
+
+// start is one server start: what its phases share.
+type start struct {
+	c      *config.Server
+	l      datadir.Layout
+	log    klog.Logger
+	plan   datastorePlan
+	host   string // where kubling's own clients reach the apiserver
+	apiURL string
+	// givenToken is --token as Validate parsed it; nil without.
+	givenToken *token.Token
+	runner     *component.Runner
+	// watched are the components whose death ends the server.
+	watched []component.Component
+
+	store                 datastore.Datastore // check
+	node                  *agent.Node         // check; nil with --disable-agent
+	pki                   pki.PKI             // keys
+	sans                  pki.SANs            // keys
+	joinToken             token.Token         // keys
+	created               []string            // keys: what a refused first start removes
+	schedulerArgs         []string            // apiServer
+	controllerManagerArgs []string            // apiServer
+	newAdminClient        func() (kubernetes.Interface, error)
+	applier               *apply.Applier // perCluster
+}
+
+func newStart(c *config.Server, log klog.Logger) *start {
+	l := c.Layout()
+	s := &start{c: c, l: l, log: log, plan: planDatastore(c, l, log), host: loopbackHost(c.BindAddress), runner: component.NewRunner(log)}
+	s.apiURL = "https://" + net.JoinHostPort(s.host, strconv.Itoa(c.HTTPSPort))
+	if t, ok := c.ParsedToken(); ok {
+		s.givenToken = &t
+	}
+	s.newAdminClient = func() (kubernetes.Interface, error) { return kubeconfig.NewClient(l.AdminKubeconfig()) }
+	return s
+}
+
+// check opens the datastore the plan names and checks the components'
+// flags, the host and the data dir's token. It writes nothing.
+func (s *start) check() (err error) {
+	if s.store, err = s.plan.open(); err != nil {
+		return err
+	}
+	if err := checkComponentFlags(controlPlane(s.c, s.l, s.store.Backend())); err != nil {
+		return err
+	}
+	if s.node, err = preflight(s.c, s.plan.ports); err != nil {
+		return err
+	}
+	_, err = token.CheckOwnership(s.l.Token(), s.givenToken)
+	return err
+}
+
+// keys: a new server takes the cluster's keys — one joining another's
+// cluster (--server) from that server, with its etcd members; one on an
+// external datastore from the datastore, which needs none of kubling's
+// certificates and so starts first. Then certificates, kubeconfigs and the
+// join token.
+func (s *start) keys(ctx context.Context) error {
+	c, l, log := s.c, s.l, s.log
 	phase := time.Now()
 	created := newPaths(l)
-	if plan.startsFirst {
-		if err := runner.Start(ctx, readyTimeout, store); err != nil {
+	if s.plan.startsFirst {
+		if err := s.runner.Start(ctx, readyTimeout, s.store); err != nil {
 			return err
 		}
-		if err := adoptBootstrapData(ctx, store.Backend(), l, givenToken, log); err != nil {
+		if err := adoptBootstrapData(ctx, s.store.Backend(), l, s.givenToken, log); err != nil {
 			removeAll(created)
 			return err
 		}
 	}
-	if plan.joinServer {
-		joiner, ok := store.(datastore.MemberJoiner)
+	if s.plan.joinServer {
+		joiner, ok := s.store.(datastore.MemberJoiner)
 		if !ok {
-			return fmt.Errorf("--server: the %s datastore cannot join a cluster's etcd members", plan.kind)
+			return fmt.Errorf("--server: the %s datastore cannot join a cluster's etcd members", s.plan.kind)
 		}
-		members, err := serverjoin.Ask(ctx, c, l, plan.config.Etcd, log)
+		members, err := serverjoin.Ask(ctx, c, l, s.plan.config.Etcd, log)
 		if err != nil {
 			removeAll(created)
 			return err
 		}
 		joiner.JoinMembers(members)
 	}
-	sans, err := apiserverSANs(c, host)
+	var err error
+	if s.sans, err = apiserverSANs(c, s.host); err != nil {
+		return err
+	}
+	p, written, err := ensurePKI(c, l, s.sans, s.apiURL, s.plan.etcdMember)
 	if err != nil {
 		return err
 	}
-	p, written, err := ensurePKI(c, l, sans, apiURL, plan.etcdMember)
-	if err != nil {
-		return err
-	}
+	s.pki = p
 	caPEM, err := p.CABundle()
 	if err != nil {
 		return err
 	}
-	joinToken, err := token.Ensure(l.Token(), givenToken, caPEM)
-	if err != nil {
+	if s.joinToken, err = token.Ensure(l.Token(), s.givenToken, caPEM); err != nil {
 		return err
 	}
 	log.Info("Certificates ready", "dir", p.Dir, "written", len(written), "duration", time.Since(phase).Round(time.Millisecond))
+	// A first start against another cluster's datastore leaves nothing
+	// behind (apiServer).
+	s.created = created
+	return nil
+}
 
-	// 3. The embedded datastore, then the apiserver.
-	if !plan.startsFirst {
-		if err := runner.Start(ctx, readyTimeout, store); err != nil {
+// apiServer starts the embedded datastore (an external one runs already),
+// seals the cluster's keys into it, then starts the apiserver with the join
+// endpoints.
+func (s *start) apiServer(ctx context.Context) error {
+	c, l, log := s.c, s.l, s.log
+	if !s.plan.startsFirst {
+		if err := s.runner.Start(ctx, readyTimeout, s.store); err != nil {
 			return err
 		}
 	}
-	if err := storeBootstrapData(ctx, store.Backend(), l, joinToken.Secret, log); err != nil {
+	if err := storeBootstrapData(ctx, s.store.Backend(), l, s.joinToken.Secret, log); err != nil {
 		if errors.Is(err, bootstrapdata.ErrOtherCluster) {
-			// A first start against another cluster's datastore leaves
-			// nothing behind.
-			removeAll(created)
+			removeAll(s.created)
 		}
 		return err
 	}
 	// The running datastore's backend also names the TLS files, if any.
-	apiArgs, schedArgs, cmArgs, err := componentArgs(controlPlane(c, l, store.Backend()))
+	apiArgs, schedArgs, cmArgs, err := componentArgs(controlPlane(c, l, s.store.Backend()))
 	if err != nil {
 		return err
 	}
+	s.schedulerArgs, s.controllerManagerArgs = schedArgs, cmArgs
 	log.V(1).Info("Component arguments", "apiserver", apiArgs, "scheduler", schedArgs, "controller-manager", cmArgs)
-	cluster := c.Cluster().Join()
-	newAdminClient := func() (kubernetes.Interface, error) { return kubeconfig.NewClient(l.AdminKubeconfig()) }
-	tokenID, _ := joinToken.Bootstrap()
-	joins := &nodejoin.Service{PKI: p, Cluster: c.Cluster(), ServerIPs: sans.IPs, Client: newAdminClient, Log: log}
+	tokenID, _ := s.joinToken.Bootstrap()
+	joins := &nodejoin.Service{PKI: s.pki, Cluster: c.Cluster(), ServerIPs: s.sans.IPs, Client: s.newAdminClient, Log: log}
 	handlers := joins.Handlers()
-	handlers[join.ServerJoinPath] = &serverjoin.Service{Backend: store.Backend(), Kind: plan.kind, Cluster: c.Cluster(), TokenID: tokenID, Log: log}
+	handlers[join.ServerJoinPath] = &serverjoin.Service{Backend: s.store.Backend(), Kind: s.plan.kind, Cluster: c.Cluster(), TokenID: tokenID, Log: log}
 	encryption.UseReloadInterval() // a rotated key is picked up in seconds
-	apiserver := newAPIServer(apiArgs, host, c.HTTPSPort, p, handlers)
-	if err := runner.Start(ctx, readyTimeout, apiserver); err != nil {
+	apiserver := newAPIServer(apiArgs, s.host, c.HTTPSPort, s.pki, handlers)
+	if err := s.runner.Start(ctx, readyTimeout, apiserver); err != nil {
 		return err
 	}
-	watched := []component.Component{store, apiserver}
+	s.watched = append(s.watched, s.store, apiserver)
+	return nil
+}
 
-	// 4. What the cluster holds before nodes join (kubling's RBAC, the join
-	// token, the server node's name); then what runs once per cluster: the
-	// scheduler, the controller-manager, the cleaner that frees a deleted
-	// node's name, the add-ons. Where more than one server can share the
-	// datastore, those run on the elected leader only.
-	applier, err := apply.NewApplier(l.AdminKubeconfig())
+// perCluster applies what the cluster holds before nodes join (kubling's
+// RBAC, the join token, the server node's name), then starts what runs once
+// per cluster (clusterControllers): where more than one server can share
+// the datastore, on the elected leader only.
+func (s *start) perCluster(ctx context.Context) error {
+	var err error
+	if s.applier, err = apply.NewApplier(s.l.AdminKubeconfig()); err != nil {
+		return err
+	}
+	bootstrap, err := newClusterBootstrap(s.l, s.applier, s.joinToken, s.node)
 	if err != nil {
 		return err
 	}
-	bootstrap, err := newClusterBootstrap(l, applier, joinToken, node)
+	if err := s.runner.Start(ctx, readyTimeout, bootstrap); err != nil {
+		return err
+	}
+	controllers, err := s.clusterControllers(ctx)
 	if err != nil {
 		return err
 	}
-	if err := runner.Start(ctx, readyTimeout, bootstrap); err != nil {
-		return err
-	}
-	manifestsController, err := newManifestsController(ctx, c, l, applier, log)
-	if err != nil {
-		return err
-	}
-	perCluster := []component.Component{newScheduler(schedArgs), newControllerManager(cmArgs),
-		&nodejoin.PasswordCleaner{Client: newAdminClient, Log: log}, manifestsController}
-	if plan.etcdMember {
-		perCluster = append(perCluster, &etcdMembers{backend: store.Backend(), client: newAdminClient, log: log})
-	}
-	if plan.elected {
-		client, err := newAdminClient()
+	if s.plan.elected {
+		client, err := s.newAdminClient()
 		if err != nil {
 			return err
 		}
-		perCluster = []component.Component{&leader.Elected{Identity: c.NodeName, Client: client,
-			Components: perCluster, ReadyTimeout: readyTimeout, Log: log}}
+		controllers = []component.Component{&leader.Elected{Identity: s.c.NodeName, Client: client,
+			Components: controllers, ReadyTimeout: readyTimeout, Log: s.log}}
 	}
-	if err := runner.Start(ctx, readyTimeout, perCluster...); err != nil {
+	if err := s.runner.Start(ctx, readyTimeout, controllers...); err != nil {
 		return err
 	}
-	watched = append(watched, perCluster...)
+	s.watched = append(s.watched, controllers...)
+	return nil
+}
 
-	// 5. The server's own node, through the same code as an agent's, with
-	// certificates signed here.
-	if node != nil {
-		parts, err := nodeComponents(node, p, l, agent.Connection{APIServer: apiURL, Cluster: cluster}, log)
+// clusterControllers are the components that run once per cluster, in
+// start order, all with the cluster-admin client (docs/architecture.md,
+// "Adding a controller"): a new one is one line here.
+func (s *start) clusterControllers(ctx context.Context) ([]component.Component, error) {
+	addonsController, err := newManifestsController(ctx, s.c, s.l, s.applier, s.log)
+	if err != nil {
+		return nil, err
+	}
+	controllers := []component.Component{
+		newScheduler(s.schedulerArgs),
+		newControllerManager(s.controllerManagerArgs),
+		&nodejoin.PasswordCleaner{Client: s.newAdminClient, Log: s.log},
+		addonsController,
+	}
+	if s.plan.etcdMember {
+		controllers = append(controllers, &etcdMembers{backend: s.store.Backend(), client: s.newAdminClient, log: s.log})
+	}
+	return controllers, nil
+}
+
+// nodeAndUpkeep starts the server's own node (through the same code as an
+// agent's, with certificates signed here), the certificate renewer and,
+// for an embedded datastore, the snapshot schedule and the SnapshotFile
+// objects.
+func (s *start) nodeAndUpkeep(ctx context.Context) error {
+	c, l, log := s.c, s.l, s.log
+	if s.node != nil {
+		parts, err := nodeComponents(s.node, s.pki, l, agent.Connection{APIServer: s.apiURL, Cluster: c.Cluster().Join()}, log)
 		if err != nil {
 			return err
 		}
-		if err := runner.Start(ctx, readyTimeout, parts...); err != nil {
+		if err := s.runner.Start(ctx, readyTimeout, parts...); err != nil {
 			return err
 		}
-		watched = append(watched, parts...)
+		s.watched = append(s.watched, parts...)
 	}
 	// Renew leaf certificates while running (shortly after start, then every
 	// 12 hours); the components reload the rewritten files themselves.
-	renewer := &certRenewer{c: c, l: l, sans: sans, etcd: plan.etcdMember, url: apiURL, log: log}
-	if node != nil {
-		renewer.node, renewer.ip = node.Name(), net.ParseIP(node.IP())
+	renewer := &certRenewer{c: c, l: l, sans: s.sans, etcd: s.plan.etcdMember, url: s.apiURL, log: log}
+	if s.node != nil {
+		renewer.node, renewer.ip = s.node.Name(), net.ParseIP(s.node.IP())
 	}
-	if err := runner.Start(ctx, readyTimeout, renewer.component()); err != nil {
+	if err := s.runner.Start(ctx, readyTimeout, renewer.component()); err != nil {
 		return err
 	}
 	// Snapshot the embedded datastore on its schedule, and list this
 	// server's snapshots in the cluster (SnapshotFile objects).
-	if s, ok := store.(datastore.Snapshotter); ok {
-		parts := []component.Component{(&snapshotfiles.Sync{Dir: snapshotDir(c.Snapshots.Dir, l), Node: c.NodeName,
-			Kubeconfig: l.AdminKubeconfig(), Applier: applier, Log: log}).Component(snapshotListInterval)}
-		if !c.Snapshots.Disable {
-			schedule, err := snapshotSchedule(c, l, s, log)
-			if err != nil {
-				return err
-			}
-			parts = append(parts, schedule)
-		}
-		if err := runner.Start(ctx, readyTimeout, parts...); err != nil {
+	snapshotter, ok := s.store.(datastore.Snapshotter)
+	if !ok {
+		return nil
+	}
+	parts := []component.Component{(&snapshotfiles.Sync{Dir: snapshotDir(c.Snapshots.Dir, l), Node: c.NodeName,
+		Kubeconfig: l.AdminKubeconfig(), Applier: s.applier, Log: log}).Component(snapshotListInterval)}
+	if !c.Snapshots.Disable {
+		schedule, err := snapshotSchedule(c, l, snapshotter, log)
+		if err != nil {
 			return err
 		}
+		parts = append(parts, schedule)
 	}
-
-	// 6. Hand the cluster to the user.
-	if err := writeUserKubeconfig(c, p, apiURL, log); err != nil {
-		return err
-	}
-	// Never the token itself: logs are kept (journald) and read more widely.
-	log.Info("Join nodes with: kubling agent --server "+joinURL(c)+" --token-file <a copy of "+l.Token()+">", "tokenFile", l.Token())
-	log.Info("kubling is ready", "kubernetes", apiURL, "duration", time.Since(begin).Round(time.Millisecond))
-	// Tell systemd (Type=notify), when it started us.
-	_, _ = daemon.SdNotify(false, daemon.SdNotifyReady)
-
-	// 7. Serve until asked to stop, or until a component dies.
-	return component.Serve(ctx, log, watched)
+	return s.runner.Start(ctx, readyTimeout, parts...)
 }
 
 func removeAll(paths []string) {
