@@ -9,30 +9,23 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"os"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
-	"github.com/kubling/kubling/manifests"
 	"github.com/kubling/kubling/pkg/agent"
 	"github.com/kubling/kubling/pkg/component"
 	"github.com/kubling/kubling/pkg/config"
 	"github.com/kubling/kubling/pkg/datadir"
 	"github.com/kubling/kubling/pkg/datastore"
-	"github.com/kubling/kubling/pkg/fileutil"
 	"github.com/kubling/kubling/pkg/hostcheck"
 	"github.com/kubling/kubling/pkg/join"
 	"github.com/kubling/kubling/pkg/kubeconfig"
-	"github.com/kubling/kubling/pkg/server/addons"
 	"github.com/kubling/kubling/pkg/server/apply"
-	"github.com/kubling/kubling/pkg/server/args"
 	"github.com/kubling/kubling/pkg/server/bootstrapdata"
 	"github.com/kubling/kubling/pkg/server/encryption"
 	"github.com/kubling/kubling/pkg/server/leader"
@@ -356,124 +349,12 @@ func removeAll(paths []string) {
 	}
 }
 
-// controlPlane gathers what the control-plane components' arguments are
-// built from.
-func controlPlane(c *config.Server, l datadir.Layout, store datastore.Backend) args.ControlPlane {
-	return args.ControlPlane{
-		AuthenticationConfig:   l.AuthenticationConfig(),
-		EncryptionConfig:       l.EncryptionConfig(),
-		AuditPolicy:            auditPolicy(c, l),
-		AuditLog:               l.AuditLog(),
-		PKI:                    pki.PKI{Dir: l.ServerTLS()},
-		EtcdServers:            store.Endpoints,
-		EtcdCAFile:             store.CAFile,
-		EtcdCertFile:           store.CertFile,
-		EtcdKeyFile:            store.KeyFile,
-		BindAddress:            c.BindAddress,
-		AdvertiseAddress:       c.AdvertiseAddress,
-		HTTPSPort:              c.HTTPSPort,
-		ClusterCIDR:            c.ClusterCIDR,
-		ServiceCIDR:            c.ServiceCIDR,
-		ClusterDomain:          c.ClusterDomain,
-		NodeCIDRMaskSize:       config.DefaultNodeCIDRMaskLen,
-		SchedulerKubeconfig:    l.ServerKubeconfig(schedulerClient),
-		ControllerKubeconfig:   l.ServerKubeconfig(controllerManagerClient),
-		ExtraAPIServer:         c.KubeAPIServerArgs,
-		ExtraScheduler:         c.KubeSchedulerArgs,
-		ExtraControllerManager: c.KubeControllerManagerArgs,
-	}
-}
-
 // Control-plane clients with a kubeconfig under the server's cred folder.
 const (
 	adminClient             = "admin"
 	schedulerClient         = "scheduler"
 	controllerManagerClient = "controller-manager"
 )
-
-// ensurePKI creates (first start) or checks and renews (later starts) the
-// cluster's certificates, and writes the control plane's kubeconfigs and
-// the apiserver's configuration files.
-func ensurePKI(c *config.Server, l datadir.Layout, sans pki.SANs, apiURL string, etcd bool) (pki.PKI, []string, error) {
-	p, written, err := pki.Ensure(pki.Options{Dir: l.ServerTLS(), APIServerSAN: sans, Etcd: etcd})
-	if err != nil {
-		return p, nil, fmt.Errorf("certificates: %w", err)
-	}
-	if err := writeAPIServerFiles(c, l); err != nil {
-		return p, nil, err
-	}
-	if err := encryption.Ensure(l.EncryptionConfig()); err != nil {
-		return p, nil, err
-	}
-	certs := map[string]string{adminClient: pki.AdminClient, schedulerClient: pki.SchedulerClient, controllerManagerClient: pki.ControllerClient}
-	for client, cert := range certs {
-		spec := kubeconfig.Spec{Server: apiURL, CAFile: p.Cert(pki.ServerCA), CertFile: p.Cert(cert), KeyFile: p.Key(cert)}
-		if err := kubeconfig.Write(l.ServerKubeconfig(client), spec, 0o600); err != nil {
-			return p, nil, err
-		}
-	}
-	return p, written, nil
-}
-
-// writeAPIServerFiles writes the apiserver's authentication configuration
-// and, unless the user brings one or turns auditing off, kubling's audit
-// policy; it makes the audit log's folder.
-func writeAPIServerFiles(c *config.Server, l datadir.Layout) error {
-	authn := l.AuthenticationConfig()
-	if err := os.MkdirAll(filepath.Dir(authn), 0o700); err != nil {
-		return err
-	}
-	if err := fileutil.WriteAtomic(authn, args.AuthenticationConfig(join.CACertsPath), 0o600); err != nil {
-		return err
-	}
-	if c.DisableAudit {
-		return nil
-	}
-	if c.AuditPolicyFile == "" {
-		if err := fileutil.WriteAtomic(l.AuditPolicy(), args.AuditPolicy(), 0o600); err != nil {
-			return err
-		}
-	}
-	return os.MkdirAll(filepath.Dir(l.AuditLog()), 0o700)
-}
-
-// auditPolicy is the audit policy the apiserver uses: the user's, kubling's,
-// or none (--disable-audit).
-func auditPolicy(c *config.Server, l datadir.Layout) string {
-	switch {
-	case c.DisableAudit:
-		return ""
-	case c.AuditPolicyFile != "":
-		return c.AuditPolicyFile
-	}
-	return l.AuditPolicy()
-}
-
-// newManifestsController renders the bundled add-ons with this cluster's
-// values and returns the controller that applies the manifests folder.
-func newManifestsController(ctx context.Context, c *config.Server, l datadir.Layout, applier *apply.Applier, log klog.Logger) (*addons.Controller, error) {
-	disabled := map[string]bool{}
-	for _, d := range c.Disable {
-		disabled[d] = true
-	}
-	if c.NFSServer == "" {
-		// Without an NFS server the driver would only idle on every node
-		// (or sit in ImagePullBackOff where no registry is reachable).
-		disabled["nfs-csi"] = true
-	}
-	values := manifests.Values{
-		ClusterDNS: c.ClusterDNS, ClusterDomain: c.ClusterDomain, ClusterCIDR: c.ClusterCIDR, ServiceCIDR: c.ServiceCIDR,
-		SystemDefaultRegistry: c.SystemDefaultRegistry, KubeletDir: l.KubeletDir(),
-	}
-	if !disabled["nfs-csi"] {
-		values.NFS = manifests.NFS{Server: c.NFSServer, Share: c.NFSShare, MountOptions: c.NFSMountOptions, ReclaimPolicy: c.NFSReclaimPolicy}
-		var err error
-		if values.NFS.Default, err = nfsDefault(ctx, l.AdminKubeconfig(), c.NFSDefaultClass, log); err != nil {
-			return nil, err
-		}
-	}
-	return addons.New(addons.Config{Dir: l.Manifests(), Kubeconfig: l.AdminKubeconfig(), Applier: applier, Values: values, Disabled: disabled, Log: log}), nil
-}
 
 // writeUserKubeconfig writes the admin kubeconfig users get
 // (--write-kubeconfig, --write-kubeconfig-mode), certificates embedded.
@@ -488,93 +369,4 @@ func writeUserKubeconfig(c *config.Server, p pki.PKI, apiURL string, log klog.Lo
 	}
 	log.Info("Wrote kubeconfig", "path", c.WriteKubeconfig)
 	return nil
-}
-
-func componentArgs(cp args.ControlPlane) (apiserver, scheduler, controllerManager []string, err error) {
-	if apiserver, err = args.APIServer(cp); err != nil {
-		return nil, nil, nil, err
-	}
-	if scheduler, err = args.Scheduler(cp); err != nil {
-		return nil, nil, nil, err
-	}
-	if controllerManager, err = args.ControllerManager(cp); err != nil {
-		return nil, nil, nil, err
-	}
-	return apiserver, scheduler, controllerManager, nil
-}
-
-// checkComponentFlags refuses flags the upstream components do not know
-// (from --kube-*-arg) before anything starts.
-func checkComponentFlags(cp args.ControlPlane) error {
-	apiserver, scheduler, controllerManager, err := componentArgs(cp)
-	if err != nil {
-		return err
-	}
-	for _, err := range []error{checkAPIServerFlags(apiserver), checkSchedulerFlags(scheduler), checkControllerManagerFlags(controllerManager)} {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// joinURL is the server URL agents join, at the server's address.
-func joinURL(c *config.Server) string {
-	return "https://" + net.JoinHostPort(serverAddress(c), strconv.Itoa(c.HTTPSPort))
-}
-
-// loopbackHost is where kubling's own clients reach the apiserver.
-func loopbackHost(bind string) string {
-	if ip := net.ParseIP(bind); ip != nil && !ip.IsUnspecified() {
-		return bind
-	}
-	return "127.0.0.1"
-}
-
-// apiserverSANs names the apiserver by every address and name a client may
-// use: loopback, the host's addresses and name, the in-cluster service names
-// and IP, and --tls-san.
-func apiserverSANs(c *config.Server, host string) (pki.SANs, error) {
-	cluster := c.Cluster()
-	s := pki.SANs{
-		DNSNames: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc." + cluster.ClusterDomain},
-		IPs:      []net.IP{net.ParseIP("127.0.0.1"), net.IPv6loopback, net.IP(cluster.APIServerServiceIP().AsSlice())},
-	}
-	if h, err := os.Hostname(); err == nil {
-		s.DNSNames = append(s.DNSNames, strings.ToLower(h))
-	}
-	addIP := func(ip net.IP) {
-		for _, have := range s.IPs {
-			if have.Equal(ip) {
-				return
-			}
-		}
-		s.IPs = append(s.IPs, ip)
-	}
-	addIP(net.ParseIP(host))
-	addIP(net.ParseIP(serverAddress(c))) // --node-ip, --advertise-address or the default route's
-	if ip := net.ParseIP(c.AdvertiseAddress); ip != nil {
-		addIP(ip)
-	}
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		return s, fmt.Errorf("list host addresses: %w", err)
-	}
-	// Host addresses, but not kubling's own bridges (cni0, flannel.1) whose
-	// addresses lie in the cluster CIDR: they come and go with the node.
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && n.IP.IsGlobalUnicast() {
-			if ip, ok := netip.AddrFromSlice(n.IP); ok && !cluster.ClusterCIDR.Contains(ip.Unmap()) {
-				addIP(n.IP)
-			}
-		}
-	}
-	for _, san := range c.TLSSANs {
-		if ip := net.ParseIP(san); ip != nil {
-			addIP(ip)
-		} else if san != "" {
-			s.DNSNames = append(s.DNSNames, strings.ToLower(san))
-		}
-	}
-	return s, nil
 }

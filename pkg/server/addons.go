@@ -1,0 +1,39 @@
+package server
+
+import (
+	"context"
+
+	"k8s.io/klog/v2"
+
+	"github.com/kubling/kubling/manifests"
+	"github.com/kubling/kubling/pkg/config"
+	"github.com/kubling/kubling/pkg/datadir"
+	"github.com/kubling/kubling/pkg/server/addons"
+	"github.com/kubling/kubling/pkg/server/apply"
+)
+
+// newManifestsController renders the bundled add-ons with this cluster's
+// values and returns the controller that applies the manifests folder.
+func newManifestsController(ctx context.Context, c *config.Server, l datadir.Layout, applier *apply.Applier, log klog.Logger) (*addons.Controller, error) {
+	disabled := map[string]bool{}
+	for _, d := range c.Disable {
+		disabled[d] = true
+	}
+	if c.NFSServer == "" {
+		// Without an NFS server the driver would only idle on every node
+		// (or sit in ImagePullBackOff where no registry is reachable).
+		disabled["nfs-csi"] = true
+	}
+	values := manifests.Values{
+		ClusterDNS: c.ClusterDNS, ClusterDomain: c.ClusterDomain, ClusterCIDR: c.ClusterCIDR, ServiceCIDR: c.ServiceCIDR,
+		SystemDefaultRegistry: c.SystemDefaultRegistry, KubeletDir: l.KubeletDir(),
+	}
+	if !disabled["nfs-csi"] {
+		values.NFS = manifests.NFS{Server: c.NFSServer, Share: c.NFSShare, MountOptions: c.NFSMountOptions, ReclaimPolicy: c.NFSReclaimPolicy}
+		var err error
+		if values.NFS.Default, err = nfsDefault(ctx, l.AdminKubeconfig(), c.NFSDefaultClass, log); err != nil {
+			return nil, err
+		}
+	}
+	return addons.New(addons.Config{Dir: l.Manifests(), Kubeconfig: l.AdminKubeconfig(), Applier: applier, Values: values, Disabled: disabled, Log: log}), nil
+}
