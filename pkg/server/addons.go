@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
 	"github.com/kubling/kubling/manifests"
@@ -14,7 +15,7 @@ import (
 
 // newManifestsController renders the bundled add-ons with this cluster's
 // values and returns the controller that applies the manifests folder.
-func newManifestsController(ctx context.Context, c *config.Server, l datadir.Layout, applier *apply.Applier, log klog.Logger) (*addons.Controller, error) {
+func newManifestsController(ctx context.Context, c *config.Server, l datadir.Layout, applier *apply.Applier, newClient func() (kubernetes.Interface, error), log klog.Logger) (*addons.Controller, error) {
 	disabled := map[string]bool{}
 	for _, d := range c.Disable {
 		disabled[d] = true
@@ -24,14 +25,18 @@ func newManifestsController(ctx context.Context, c *config.Server, l datadir.Lay
 		// (or sit in ImagePullBackOff where no registry is reachable).
 		disabled["nfs-csi"] = true
 	}
+	cluster := c.Cluster()
 	values := manifests.Values{
-		ClusterDNS: c.ClusterDNS, ClusterDomain: c.ClusterDomain, ClusterCIDR: c.ClusterCIDR, ServiceCIDR: c.ServiceCIDR,
+		ClusterDNS: cluster.ClusterDNS.String(), ClusterDomain: cluster.ClusterDomain, ClusterCIDR: cluster.ClusterCIDR.String(), ServiceCIDR: cluster.ServiceCIDR.String(),
 		SystemDefaultRegistry: c.SystemDefaultRegistry, KubeletDir: l.KubeletDir(),
 	}
 	if !disabled["nfs-csi"] {
 		values.NFS = manifests.NFS{Server: c.NFSServer, Share: c.NFSShare, MountOptions: c.NFSMountOptions, ReclaimPolicy: c.NFSReclaimPolicy}
-		var err error
-		if values.NFS.Default, err = nfsDefault(ctx, l.AdminKubeconfig(), c.NFSDefaultClass, log); err != nil {
+		client, err := newClient()
+		if err != nil {
+			return nil, err
+		}
+		if values.NFS.Default, err = nfsDefault(ctx, client, c.NFSDefaultClass, log); err != nil {
 			return nil, err
 		}
 	}

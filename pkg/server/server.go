@@ -284,7 +284,7 @@ func (s *start) perCluster(ctx context.Context) error {
 // start order, all with the cluster-admin client (docs/architecture.md,
 // "Adding a controller"): a new one is one line here.
 func (s *start) clusterControllers(ctx context.Context) ([]component.Component, error) {
-	addonsController, err := newManifestsController(ctx, s.c, s.l, s.applier, s.log)
+	addonsController, err := newManifestsController(ctx, s.c, s.l, s.applier, s.newAdminClient, s.log)
 	if err != nil {
 		return nil, err
 	}

@@ -6,9 +6,8 @@ import (
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
-
-	"github.com/kubling/kubling/pkg/kubeconfig"
 )
 
 // nfsStorageClass is the StorageClass the nfs-csi add-on makes.
@@ -21,13 +20,9 @@ var defaultClassAnnotations = []string{"storageclass.kubernetes.io/is-default-cl
 // nfsDefault decides whether nfs-csi is the default StorageClass: never
 // when another class already is (never two defaults), else when mode is
 // true or auto.
-func nfsDefault(ctx context.Context, kubeconfigPath, mode string, log klog.Logger) (bool, error) {
+func nfsDefault(ctx context.Context, client kubernetes.Interface, mode string, log klog.Logger) (bool, error) {
 	if mode == "false" {
 		return false, nil
-	}
-	client, err := kubeconfig.NewClient(kubeconfigPath)
-	if err != nil {
-		return false, err
 	}
 	classes, err := client.StorageV1().StorageClasses().List(ctx, metav1.ListOptions{})
 	if err != nil {
