@@ -2,7 +2,8 @@
 // and the memory of the agent (kubling + containerd) after idling. It runs
 // `kubling server --disable-agent` and one agent on this machine (they use
 // different ports), joined through the server's token. It prints a table;
-// it is a benchmark, not a test.
+// it is a benchmark, not a test. KUBLING_AGENT_BIN, if set, runs the agent
+// from another executable (an agent-only build, docs/benchmarks.md).
 //
 //	KUBLING_BIN=bin/kubling KUBLING_TEST_IMAGES=build/test-images go run ./test/bench/agent
 package main
@@ -64,7 +65,11 @@ func main() {
 
 	r := benchutil.NewReport("agent", "kubling agent joined to a kubling server --disable-agent on the same machine")
 	begin := time.Now()
-	agent := start(bin, filepath.Join(dir, "agent.log"), "agent", "--server", "https://127.0.0.1:6443", "--token", strings.TrimSpace(string(tok)), "--data-dir", agentDir, "--node-name", "bench-agent", "--node-ip", agentIP)
+	agentBin := bin
+	if b := os.Getenv("KUBLING_AGENT_BIN"); b != "" {
+		agentBin = b
+	}
+	agent := start(agentBin, filepath.Join(dir, "agent.log"), "agent", "--server", "https://127.0.0.1:6443", "--token", strings.TrimSpace(string(tok)), "--data-dir", agentDir, "--node-name", "bench-agent", "--node-ip", agentIP)
 	defer stop(agent)
 	benchutil.WaitFor("node Ready", func() bool { return benchutil.NodeReady(ctx, client, "bench-agent") })
 	r.Add("agent: start to node Ready (cold)", time.Since(begin).Seconds(), "s", 6)
