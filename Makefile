@@ -21,6 +21,7 @@ DEB_ARCH := $(if $(filter arm,$(ARCH)),armhf,$(ARCH))
 CROSS := $(if $(filter $(HOST_ARCH),$(ARCH)),,$(TRIPLET)-)
 TARGET_ENV := GOOS=linux GOARCH=$(ARCH) $(if $(filter arm,$(ARCH)),GOARM=7) CC=$(CROSS)gcc
 BIN := bin/kubling$(if $(CROSS),-$(ARCH))
+AGENT_BIN := bin/kubling-agent$(if $(CROSS),-$(ARCH))
 
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.0.0-dev)
 COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -39,7 +40,7 @@ LDFLAGS := $(K8S_VERSION_LDFLAGS) \
 
 .PHONY: build deps test-deps release-deps release release-arch test-arm payload test test-unit check-imports fuzz test-e2e test-multinode bench bench-out bench-start bench-node bench-agent bench-datastore bench-artifacts conformance-deps conformance-build conformance-images conformance conformance-multinode clean
 
-build: $(BIN)
+build: $(BIN) $(AGENT_BIN)
 
 # Debian packages the build needs: installed as root, else named (scripts/deps.sh).
 deps:
@@ -125,6 +126,14 @@ $(BIN): $(PAYLOAD) $(shell find cmd pkg manifests -name '*.go' -not -name '*_tes
 	$(TARGET_ENV) CGO_ENABLED=$(MAIN_CGO) $(GO) build -tags 'netgo osusergo sqlite_omit_load_extension' \
 		-ldflags '$(LDFLAGS) $(MAIN_LINK)' -o $@ ./cmd/kubling
 
+# The agent build: `kubling agent` and the node's tools without the control
+# plane (tag agentonly, cmd/kubling/commands_agent.go): half the code, so an
+# agent maps half the pages (docs/benchmarks.md). Released beside kubling;
+# install.sh installs it for agents.
+$(AGENT_BIN): $(PAYLOAD) $(shell find cmd pkg -name '*.go' -not -name '*_test.go') go.mod go.sum | deps
+	$(TARGET_ENV) CGO_ENABLED=$(MAIN_CGO) $(GO) build -tags 'netgo osusergo agentonly' \
+		-ldflags '$(LDFLAGS) $(MAIN_LINK)' -o $@ ./cmd/kubling
+
 # Releases: one gzip-compressed binary per architecture (gzip is on every
 # host, BusyBox's included, for install.sh to unpack) and sha256sum.txt,
 # in dist/. Each architecture is a build of its own (cold, about 18 minutes
@@ -138,8 +147,9 @@ release: | release-deps
 	set -e; for a in $(RELEASE_ARCHES); do $(MAKE) --no-print-directory ARCH=$$a release-arch; done
 	cd dist && sha256sum kubling-*.gz >sha256sum.txt && cat sha256sum.txt
 
-release-arch: $(BIN)
+release-arch: $(BIN) $(AGENT_BIN)
 	gzip -9 -n -c $(BIN) >dist/kubling-$(ARCH).gz
+	gzip -9 -n -c $(AGENT_BIN) >dist/kubling-agent-$(ARCH).gz
 
 # The arm64 and armv7 builds, run here under qemu-user (docs/testing.md):
 # --version, check-config, every payload program's version, and a server
@@ -205,13 +215,13 @@ NODE_IMAGE := kubling-test-node:latest
 # For the installer test: systemd as PID 1, wget for downloads, and the
 # host's iptables (kubling uses it where there is one).
 SYSTEMD_IMAGE := kubling-test-systemd:bookworm-iptables
-test-multinode: $(BIN) $(TEST_IMAGES)/busybox.tar | test-deps
+test-multinode: $(BIN) $(AGENT_BIN) $(TEST_IMAGES)/busybox.tar | test-deps
 	test/multinode/docker.sh start
 	test/multinode/docker.sh base-image $(BASE_IMAGE)
 	test/multinode/docker.sh base-image $(SYSTEMD_IMAGE) systemd,systemd-sysv,dbus,wget,iptables
 	docker build -q --build-arg BASE=$(BASE_IMAGE) -f Dockerfile.test -t $(NODE_IMAGE) . >/dev/null
 	KUBLING_NODE_IMAGE=$(NODE_IMAGE) KUBLING_BASE_IMAGE=$(BASE_IMAGE) KUBLING_SYSTEMD_IMAGE=$(SYSTEMD_IMAGE) KUBLING_BIN=$(abspath $(BIN)) \
-		KUBLING_PAYLOAD_ROOT=$(abspath $(PAYLOAD_ROOT)) \
+		KUBLING_AGENT_BIN=$(abspath $(AGENT_BIN)) KUBLING_PAYLOAD_ROOT=$(abspath $(PAYLOAD_ROOT)) \
 		KUBLING_TEST_IMAGES=$(abspath $(TEST_IMAGES)) $(GO) test -tags e2e -count=1 -timeout 30m -v $(if $(MULTINODE_RUN),-run '$(MULTINODE_RUN)') ./test/multinode/...; \
 		rc=$$?; test/multinode/docker.sh stop; exit $$rc
 test: test-unit test-e2e test-multinode
@@ -303,8 +313,8 @@ bench-start: $(BIN)
 bench-node: $(BIN) $(TEST_IMAGES)/busybox.tar
 	$(bench_env) KUBLING_TEST_IMAGES=$(abspath $(TEST_IMAGES)) $(GO) run ./test/bench/node
 
-bench-agent: $(BIN) $(TEST_IMAGES)/busybox.tar
-	$(bench_env) KUBLING_TEST_IMAGES=$(abspath $(TEST_IMAGES)) $(GO) run ./test/bench/agent
+bench-agent: $(BIN) $(AGENT_BIN) $(TEST_IMAGES)/busybox.tar
+	$(bench_env) KUBLING_AGENT_BIN=$(abspath $(AGENT_BIN)) KUBLING_TEST_IMAGES=$(abspath $(TEST_IMAGES)) $(GO) run ./test/bench/agent
 
 bench-artifacts: $(BIN) | release-deps
 	set -e; for a in $(filter-out $(ARCH),$(RELEASE_ARCHES)); do $(MAKE) --no-print-directory ARCH=$$a build; done

@@ -258,11 +258,18 @@ install_binary() {
 			version=$(tr -d ' \n' <"$tmp/version")
 		fi
 		a=$(arch) || exit 1
-		artifact=kubling-$a.gz
 		command -v gzip >/dev/null 2>&1 || fatal "gzip is missing: the release is gzip-compressed"
-		info "downloading kubling $version ($a)"
-		download "$RELEASE_URL/download/$version/$artifact" "$tmp/$artifact" || fatal "download of $artifact ($version) failed"
 		download "$RELEASE_URL/download/$version/sha256sum.txt" "$tmp/sums" || fatal "download of the checksums of $version failed"
+		# An agent gets the agent build (no control plane: half the memory)
+		# where the release has one; a server, or an older release, kubling.
+		artifact=kubling-$a.gz
+		build=""
+		if [ "${MODE:-server}" = agent ] && awk -v f="kubling-agent-$a.gz" '$2 == f || $2 == "*"f {found = 1} END {exit !found}' "$tmp/sums"; then
+			artifact=kubling-agent-$a.gz
+			build=", agent build"
+		fi
+		info "downloading kubling $version ($a$build)"
+		download "$RELEASE_URL/download/$version/$artifact" "$tmp/$artifact" || fatal "download of $artifact ($version) failed"
 		want=$(awk -v f="$artifact" '$2 == f || $2 == "*"f {print $1}' "$tmp/sums")
 		got=$(sha256sum "$tmp/$artifact" | cut -d' ' -f1)
 		[ -n "$want" ] && [ "$want" = "$got" ] || fatal "checksum mismatch for $artifact (want ${want:-none}, got $got)"

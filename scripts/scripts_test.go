@@ -915,35 +915,43 @@ echo "root-out $(tr '\n' '|' <"$tmp/out")"
 // (install_binary) against a local release folder, with uname -m faked:
 // each machine gets its architecture's artifact, checked against
 // sha256sum.txt and decompressed with gzip; a wrong sum, a missing artifact
-// and an unknown machine are refused with one line and leave no binary.
+// and an unknown machine are refused with one line and leave no binary. An
+// agent gets the agent build where the release lists one, else kubling.
 func TestInstallPicksVerifiesAndRefuses(t *testing.T) {
 	release := t.TempDir()
 	artifact := func(version, arch string) string {
 		// A "binary" that runs here and says which release it is.
 		return "#!/bin/sh\necho kubling " + version + " " + arch + "\n"
 	}
-	var good, bad strings.Builder
+	var good, bad, old strings.Builder
 	for _, arch := range []string{"amd64", "arm64", "arm"} {
-		for version, sums := range map[string]*strings.Builder{"v1.0.0": &good, "v1.0.1": &bad} {
+		// v0.9.0 is a release from before the agent build.
+		for version, sums := range map[string]*strings.Builder{"v1.0.0": &good, "v1.0.1": &bad, "v0.9.0": &old} {
 			dir := filepath.Join(release, "download", version)
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				t.Fatal(err)
 			}
-			var gz bytes.Buffer
-			zw := gzip.NewWriter(&gz)
-			zw.Write([]byte(artifact(version, arch)))
-			zw.Close()
-			if err := os.WriteFile(filepath.Join(dir, "kubling-"+arch+".gz"), gz.Bytes(), 0o644); err != nil {
-				t.Fatal(err)
+			names := []string{"kubling"}
+			if version != "v0.9.0" {
+				names = append(names, "kubling-agent")
 			}
-			sum := sha256.Sum256(gz.Bytes())
-			if version == "v1.0.1" {
-				sum[0] ^= 1
+			for _, name := range names {
+				var gz bytes.Buffer
+				zw := gzip.NewWriter(&gz)
+				zw.Write([]byte(strings.Replace(artifact(version, arch), "kubling", name, 1)))
+				zw.Close()
+				if err := os.WriteFile(filepath.Join(dir, name+"-"+arch+".gz"), gz.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				sum := sha256.Sum256(gz.Bytes())
+				if version == "v1.0.1" {
+					sum[0] ^= 1
+				}
+				fmt.Fprintf(sums, "%x  %s-%s.gz\n", sum, name, arch)
 			}
-			fmt.Fprintf(sums, "%x  kubling-%s.gz\n", sum, arch)
 		}
 	}
-	for version, sums := range map[string]string{"v1.0.0": good.String(), "v1.0.1": bad.String()} {
+	for version, sums := range map[string]string{"v1.0.0": good.String(), "v1.0.1": bad.String(), "v0.9.0": old.String()} {
 		if err := os.WriteFile(filepath.Join(release, "download", version, "sha256sum.txt"), []byte(sums), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -958,15 +966,19 @@ func TestInstallPicksVerifiesAndRefuses(t *testing.T) {
 	fns := shFuncs(t, readScript(t, "install.sh"), "info", "fatal", "download", "arch", "install_binary")
 	for shell, env := range shells(t) {
 		for _, c := range []struct {
-			machine, version, want, err string
+			mode, machine, version, want, err string
 		}{
-			{"x86_64", "v1.0.0", "kubling v1.0.0 amd64", ""},
-			{"aarch64", "v1.0.0", "kubling v1.0.0 arm64", ""},
-			{"armv7l", "v1.0.0", "kubling v1.0.0 arm", ""},
-			{"armv8l", "v1.0.0", "kubling v1.0.0 arm", ""},
-			{"aarch64", "v1.0.1", "", "checksum mismatch for kubling-arm64.gz"},
-			{"armv7l", "v1.0.2", "", "download of kubling-arm.gz (v1.0.2) failed"},
-			{"riscv64", "v1.0.0", "", "unsupported architecture riscv64"},
+			{"server", "x86_64", "v1.0.0", "kubling v1.0.0 amd64", ""},
+			{"server", "aarch64", "v1.0.0", "kubling v1.0.0 arm64", ""},
+			{"server", "armv7l", "v1.0.0", "kubling v1.0.0 arm", ""},
+			{"server", "armv8l", "v1.0.0", "kubling v1.0.0 arm", ""},
+			{"agent", "x86_64", "v1.0.0", "kubling-agent v1.0.0 amd64", ""},
+			{"agent", "armv7l", "v1.0.0", "kubling-agent v1.0.0 arm", ""},
+			{"agent", "aarch64", "v0.9.0", "kubling v0.9.0 arm64", ""},
+			{"server", "aarch64", "v1.0.1", "", "checksum mismatch for kubling-arm64.gz"},
+			{"agent", "aarch64", "v1.0.1", "", "checksum mismatch for kubling-agent-arm64.gz"},
+			{"server", "armv7l", "v1.0.2", "", "download of kubling-arm.gz (v1.0.2) failed"},
+			{"server", "riscv64", "v1.0.0", "", "unsupported architecture riscv64"},
 		} {
 			// Fake curl (downloads from the folder) and uname (the machine:
 			// a function, since BusyBox's sh prefers its own applets to PATH).
@@ -978,12 +990,12 @@ func TestInstallPicksVerifiesAndRefuses(t *testing.T) {
 			uname := "uname() { [ \"$1\" = -m ] && echo " + c.machine + "; }\n"
 			binDir := t.TempDir()
 			path := fake + ":" + strings.TrimPrefix(env[0], "PATH=")
-			vars := []string{"PATH=" + path, "BIN_DIR=" + binDir, "RELEASE_URL=http://release.test", "INSTALL_KUBLING_VERSION=" + c.version}
+			vars := []string{"PATH=" + path, "BIN_DIR=" + binDir, "RELEASE_URL=http://release.test", "INSTALL_KUBLING_VERSION=" + c.version, "MODE=" + c.mode}
 			_, stderr, err := sh(t, vars, t.TempDir(), "set -eu\n"+uname+fns+"install_binary")
 			got, _ := exec.Command(filepath.Join(binDir, "kubling"), "--version").Output()
 			if c.err == "" {
 				if err != nil || strings.TrimSpace(string(got)) != c.want {
-					t.Errorf("%s: %s %s: installed %q (%v %s), want %q", shell, c.machine, c.version, got, err, stderr, c.want)
+					t.Errorf("%s: %s %s %s: installed %q (%v %s), want %q", shell, c.mode, c.machine, c.version, got, err, stderr, c.want)
 				}
 				continue
 			}

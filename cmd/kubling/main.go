@@ -9,8 +9,6 @@ import (
 	"runtime/debug"
 
 	"github.com/kubling/kubling/pkg/agent/tools"
-	"github.com/kubling/kubling/pkg/config"
-	"github.com/kubling/kubling/pkg/kubectl"
 )
 
 // gcPercent is Go's GC target unless GOGC says otherwise: half the default
@@ -24,7 +22,7 @@ func main() {
 	}
 	switch filepath.Base(os.Args[0]) {
 	case "kubectl":
-		kubectl.Main(os.Args[1:], config.DefaultKubeconfig)
+		runKubectl(os.Args[1:])
 	case "crictl", "ctr":
 		err := tools.Exec(filepath.Base(os.Args[0]), layoutFromEnv(), os.Args[1:])
 		fmt.Fprintf(os.Stderr, "kubling: %v\n", err)

@@ -11,4 +11,8 @@ root="kubling-$(hostname)"
 for d in /sys/fs/cgroup/*/; do
 	if [ -e "${d}cgroup.procs" ]; then mkdir -p "${d}${root}"; fi
 done
-exec kubling "$@" --kubelet-arg="cgroup-root=/${root}"
+# Agents run the agent build (bin/kubling-agent), as install.sh installs
+# them; servers the full kubling.
+exe=kubling
+if [ "${1:-}" = agent ]; then exe=kubling-agent; fi
+exec "$exe" "$@" --kubelet-arg="cgroup-root=/${root}"

@@ -27,8 +27,9 @@ import (
 // neither host may keep anything of kubling's. (OpenRC is not exercised.)
 func TestInstall(t *testing.T) {
 	base, systemd, bin, images := os.Getenv("KUBLING_BASE_IMAGE"), os.Getenv("KUBLING_SYSTEMD_IMAGE"), os.Getenv("KUBLING_BIN"), os.Getenv("KUBLING_TEST_IMAGES")
-	if base == "" || systemd == "" || bin == "" || images == "" {
-		t.Fatal("KUBLING_BASE_IMAGE, KUBLING_SYSTEMD_IMAGE, KUBLING_BIN and KUBLING_TEST_IMAGES must be set; run `make test-multinode`")
+	agentBin := os.Getenv("KUBLING_AGENT_BIN")
+	if base == "" || systemd == "" || bin == "" || images == "" || agentBin == "" {
+		t.Fatal("KUBLING_BASE_IMAGE, KUBLING_SYSTEMD_IMAGE, KUBLING_BIN, KUBLING_AGENT_BIN and KUBLING_TEST_IMAGES must be set; run `make test-multinode`")
 	}
 	script, err := filepath.Abs("../../scripts/install.sh")
 	if err != nil {
@@ -53,7 +54,7 @@ func TestInstall(t *testing.T) {
 		a := append([]string{"run", "-d"}, nodeFlags(name)...)
 		// The data dir's parent is a volume: containerd's overlay snapshots
 		// cannot live on the container's own overlay root.
-		a = append(a, "-v", "/var/lib", "-v", bin+":/tmp/kb-bin:ro", "-v", script+":/tmp/install.sh:ro")
+		a = append(a, "-v", "/var/lib", "-v", bin+":/tmp/kb-bin:ro", "-v", agentBin+":/tmp/kb-agent-bin:ro", "-v", script+":/tmp/install.sh:ro")
 		if withSystemd {
 			a = append(a, "-e", "container=docker", "--stop-signal", "SIGRTMIN+3", "--tmpfs", "/run/lock", systemd, "/sbin/init")
 		} else {
@@ -164,7 +165,8 @@ func TestInstall(t *testing.T) {
 	mustDocker(t, "cp", filepath.Join(images, "busybox.tar"), container("iagent")+":/var/lib/kubling/agent/images/busybox.tar")
 	// Behind a proxy (never reached: the server is in NO_PROXY, and the
 	// installer adds the cluster's own networks).
-	out, err = install("iagent", "INSTALL_KUBLING_BIN=/tmp/kb-bin", "KUBLING_URL="+join[1], "KUBLING_TOKEN="+join[2],
+	// The agent build, as a release would give an agent.
+	out, err = install("iagent", "INSTALL_KUBLING_BIN=/tmp/kb-agent-bin", "KUBLING_URL="+join[1], "KUBLING_TOKEN="+join[2],
 		"HTTPS_PROXY=http://proxy.invalid:3128", "NO_PROXY="+subnet)
 	if err != nil || !strings.Contains(out, "no systemd or OpenRC on this host") {
 		t.Fatalf("install on the host without init: %v\n%s", err, out)
