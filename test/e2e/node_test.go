@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kubling/kubling/pkg/datadir"
 )
 
 // busyboxImage is built by the Makefile from Debian's busybox-static. (Its
@@ -244,8 +246,8 @@ func TestNode(t *testing.T) {
 
 	// killall leaves no process, mount, interface or rule of kubling's.
 	killall(t, s.dataDir)
-	if out, _ := exec.Command("sh", "-c", "grep -c -e "+s.dataDir+" -e /run/kubling /proc/self/mounts").Output(); strings.TrimSpace(string(out)) != "0" {
-		t.Errorf("mounts left after killall: %s", out)
+	if left := mountsUnder(s.dataDir, datadir.New(s.dataDir).RunDir()); len(left) > 0 {
+		t.Errorf("mounts left after killall:\n%s", strings.Join(left, "\n"))
 	}
 	for _, dev := range []string{"cni0", "flannel.1"} {
 		if err := exec.Command("ip", "link", "show", dev).Run(); err == nil {
@@ -433,6 +435,27 @@ func contains(list []string, s string) bool {
 // processesUnder lists live processes whose executable lies under dir
 // (containerd, shims). Zombies have no executable and do not count: on hosts
 // whose PID 1 does not reap, killed orphans stay zombies.
+// mountsUnder lists the mounts of /proc/self/mounts strictly below any of
+// dirs (this test's own kubling: other kublings on the host are not its
+// business).
+func mountsUnder(dirs ...string) []string {
+	b, _ := os.ReadFile("/proc/self/mounts")
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) < 2 {
+			continue
+		}
+		for _, d := range dirs {
+			if strings.HasPrefix(fields[1], d+"/") {
+				out = append(out, line)
+				break
+			}
+		}
+	}
+	return out
+}
+
 func processesUnder(dir string) []string {
 	var out []string
 	procs, _ := filepath.Glob("/proc/[0-9]*/exe")
