@@ -7,18 +7,21 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 
 	"github.com/kubling/kubling/pkg/agent/tools"
 )
 
 // gcPercent is Go's GC target unless GOGC says otherwise: half the default
 // 100 keeps the long-running server and agent about 50 MB smaller at idle
-// (docs/benchmarks.md), for a little more GC work.
+// (docs/benchmarks.md), for a little more GC work. containerd and its shims
+// (Go too) get the same through the environment they inherit.
 const gcPercent = 50
 
 func main() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(gcPercent)
+		_ = os.Setenv("GOGC", strconv.Itoa(gcPercent))
 	}
 	switch filepath.Base(os.Args[0]) {
 	case "kubectl":

@@ -8,7 +8,9 @@ import (
 	cadvisorcontainerd "github.com/google/cadvisor/lib/container/containerd"
 	"github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
+	"k8s.io/client-go/kubernetes"
 	cliflag "k8s.io/component-base/cli/flag"
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
 	kubeletapp "k8s.io/kubernetes/cmd/kubelet/app"
@@ -21,6 +23,7 @@ import (
 
 	"github.com/kubling/kubling/pkg/component"
 	"github.com/kubling/kubling/pkg/componentargs"
+	"github.com/kubling/kubling/pkg/kubeconfig"
 )
 
 // kubeletSettings are kubling's choices for the kubelet on this node.
@@ -145,6 +148,31 @@ func newKubelet(s kubeletSettings) *component.InProcess {
 				return kubeletapp.Run(ctx, server, deps, utilfeature.DefaultFeatureGate)
 			}, nil
 		},
-		component.HTTPProbe(fmt.Sprintf("http://127.0.0.1:%d/healthz", kubeletHealthPort), nil),
+		kubeletReady(s),
 	).StopGrace(5 * time.Second)
+}
+
+// kubeletReady is the kubelet's readiness: healthy, and its Node registered.
+// kube-proxy, next, looks for its Node once a second: started before the
+// Node exists, it waits a second more (measured: kube-proxy ready 1.4 s
+// after the kubelet, against 0.4 s).
+func kubeletReady(s kubeletSettings) component.ProbeFunc {
+	healthy := component.HTTPProbe(fmt.Sprintf("http://127.0.0.1:%d/healthz", kubeletHealthPort), nil)
+	var client kubernetes.Interface
+	return func(ctx context.Context) error {
+		if err := healthy(ctx); err != nil {
+			return err
+		}
+		if client == nil {
+			c, err := kubeconfig.NewClient(s.Kubeconfig)
+			if err != nil {
+				return err
+			}
+			client = c
+		}
+		if _, err := client.CoreV1().Nodes().Get(ctx, s.NodeName, metav1.GetOptions{}); err != nil {
+			return fmt.Errorf("node %s not registered yet: %w", s.NodeName, err)
+		}
+		return nil
+	}
 }

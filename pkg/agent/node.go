@@ -175,6 +175,16 @@ func (n *Node) Components(conn Connection, log klog.Logger) ([]component.Compone
 			Taints:           n.taints,
 			ExtraArgs:        n.cfg.KubeletArgs,
 		}),
+		// Services' rules before any pod has a network (the CNI config,
+		// next): a pod that dials a Service IP before kube-proxy's rules
+		// exist keeps an un-NATed conntrack entry and waits out its dial
+		// timeout (CoreDNS Ready 40 s instead of 9 s).
+		newKubeProxy(kubeProxySettings{
+			NodeName:    n.Name(),
+			ClusterCIDR: cluster.ClusterCIDR,
+			Kubeconfig:  l.NodeKubeconfig(kubeProxyComponent),
+			ExtraArgs:   n.cfg.KubeProxyArgs,
+		}),
 		cni.NewWriter(cni.WriterConfig{
 			NodeName:    n.Name(),
 			NodeIP:      n.ip,
@@ -199,12 +209,7 @@ func (n *Node) Components(conn Connection, log klog.Logger) ([]component.Compone
 			Dir:        l.FlannelDir(),
 		}))
 	}
-	return append(parts, newKubeProxy(kubeProxySettings{
-		NodeName:    n.Name(),
-		ClusterCIDR: cluster.ClusterCIDR,
-		Kubeconfig:  l.NodeKubeconfig(kubeProxyComponent),
-		ExtraArgs:   n.cfg.KubeProxyArgs,
-	})), nil
+	return parts, nil
 }
 
 // Node components with a kubeconfig of their own, and the credential each uses.

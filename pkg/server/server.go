@@ -18,6 +18,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kubling/kubling/pkg/agent"
+	"github.com/kubling/kubling/pkg/codepages"
 	"github.com/kubling/kubling/pkg/component"
 	"github.com/kubling/kubling/pkg/config"
 	"github.com/kubling/kubling/pkg/datadir"
@@ -99,7 +100,9 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 	// Tell systemd (Type=notify), when it started us.
 	_, _ = daemon.SdNotify(false, daemon.SdNotifyReady)
 
-	// 7. Serve until asked to stop, or until a component dies.
+	// 7. Serve until asked to stop, or until a component dies; once start-up
+	// is over, give back the executable's pages only it used.
+	go codepages.ReleaseAfter(ctx, log, codepages.AfterReady)
 	return component.Serve(ctx, log, s.watched)
 }
 
