@@ -161,7 +161,7 @@ func (r *report) memory() {
 		r.add(OK, "memory", total)
 		return
 	}
-	r.add(Warn, "memory", total+", under 2 GiB: idle, a server with its node and CoreDNS takes about 560 MB and an agent about 200 MB (docs/benchmarks.md); pods get what is left")
+	r.add(Warn, "memory", total+", under 2 GiB: idle, a server with its node and CoreDNS takes about 400 MB and an agent about 115 MB (docs/benchmarks.md); pods get what is left")
 }
 
 // programs on the host that the node's components call.
