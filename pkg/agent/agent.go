@@ -62,10 +62,15 @@ func Run(ctx context.Context, c *config.Agent, log klog.Logger) (err error) {
 	// load balancer over every server the cluster lists.
 	lbAddress := net.JoinHostPort("127.0.0.1", strconv.Itoa(LoadBalancerPort))
 	lb := loadbalancer.New(lbAddress, append([]string{server.Host}, hostPorts(cluster.Servers)...), log)
+	runtime, err := node.Runtime(log)
+	if err != nil {
+		return err
+	}
 	parts, err := node.Components(Connection{APIServer: "https://" + lbAddress, Cluster: *cluster}, log)
 	if err != nil {
 		return err
 	}
+	parts = append(runtime, parts...)
 	runner := component.NewRunner(log)
 	defer func() {
 		if stopErr := runner.Stop(); stopErr != nil {

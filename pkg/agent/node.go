@@ -36,6 +36,7 @@ type Node struct {
 	labels     map[string]string
 	taints     []corev1.Taint
 	registries *containerd.Registries
+	runtime    *nodeRuntime // set by Runtime
 }
 
 // NewNode checks the node's flags against this host (taints, registries.yaml,
@@ -101,14 +102,13 @@ type Connection struct {
 	Cluster   join.Cluster
 }
 
-// Components prepares the node — credentials into kubeconfigs, the payload,
-// host settings, containerd's, the kubelet's and the pod network's
-// configuration — and returns its components in start order.
-func (n *Node) Components(conn Connection, log klog.Logger) ([]component.Component, error) {
-	l, cluster := n.layout, conn.Cluster
-	if err := n.writeKubeconfigs(conn.APIServer); err != nil {
-		return nil, err
-	}
+// Runtime prepares the node's container runtime — the payload, host
+// settings, containerd's configuration — and returns its components
+// (containerd, then the images it imports) in start order. It needs no
+// cluster, so a server starts them beside its apiserver. Call it before
+// Components, once.
+func (n *Node) Runtime(log klog.Logger) ([]component.Component, error) {
+	l := n.layout
 	p, err := payload.Embedded()
 	if err != nil {
 		return nil, err
@@ -153,10 +153,33 @@ func (n *Node) Components(conn Connection, log klog.Logger) ([]component.Compone
 	if err != nil {
 		return nil, err
 	}
-	labels := n.labelsWith(gpu)
+	n.runtime = &nodeRuntime{ctr: ctr, facts: facts, gpu: gpu, resolvConf: resolv}
+	return []component.Component{containerd.NewProcess(ctr, l.ContainerdLog(), log), images}, nil
+}
+
+// nodeRuntime is what Runtime settled that the node's other components use.
+type nodeRuntime struct {
+	ctr        containerd.Config
+	facts      hostcheck.Facts
+	gpu        nvidia.Info
+	resolvConf string
+}
+
+// Components writes the node's credentials into kubeconfigs and returns
+// the components that run on the container runtime (Runtime, called
+// before) and reach the cluster: the kubelet, kube-proxy, the pod
+// network's configuration and flannel, in start order.
+func (n *Node) Components(conn Connection, log klog.Logger) ([]component.Component, error) {
+	l, cluster, rt := n.layout, conn.Cluster, n.runtime
+	if rt == nil {
+		return nil, fmt.Errorf("node %s: the container runtime is not prepared", n.Name())
+	}
+	if err := n.writeKubeconfigs(conn.APIServer); err != nil {
+		return nil, err
+	}
+	ctr, facts, resolv := rt.ctr, rt.facts, rt.resolvConf
+	labels := n.labelsWith(rt.gpu)
 	parts := []component.Component{
-		containerd.NewProcess(ctr, l.ContainerdLog(), log),
-		images,
 		newKubelet(kubeletSettings{
 			NodeName:         n.Name(),
 			NodeIP:           n.ip,

@@ -30,6 +30,45 @@ func nodeComponents(node *agent.Node, p pki.PKI, l datadir.Layout, conn agent.Co
 	return append(parts, &roleLabeller{node: node.Name(), kubeconfig: l.AdminKubeconfig()}), nil
 }
 
+// runtimeStart is the server's node's container runtime (payload,
+// containerd, images), started beside the apiserver: it needs no cluster,
+// and the node's other components wait for it anyway.
+type runtimeStart struct {
+	runner *component.Runner
+	cancel context.CancelFunc
+	done   chan struct{}
+	parts  []component.Component // set before done closes
+	err    error
+}
+
+func startRuntime(ctx context.Context, node *agent.Node, log klog.Logger) *runtimeStart {
+	ctx, cancel := context.WithCancel(ctx)
+	r := &runtimeStart{runner: component.NewRunner(log), cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		parts, err := node.Runtime(log)
+		if err == nil {
+			err = r.runner.Start(ctx, readyTimeout, parts...)
+		}
+		r.parts, r.err = parts, err
+	}()
+	return r
+}
+
+// wait returns the runtime's components once they are ready, or why they
+// are not.
+func (r *runtimeStart) wait() ([]component.Component, error) {
+	<-r.done
+	return r.parts, r.err
+}
+
+// stop ends a start still under way and stops what started.
+func (r *runtimeStart) stop() error {
+	r.cancel()
+	<-r.done
+	return r.runner.Stop()
+}
+
 // controlPlaneLabel marks the server's node. The NodeRestriction admission
 // plugin forbids a kubelet to set node-role labels on itself, so the server
 // applies it.

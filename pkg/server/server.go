@@ -70,13 +70,19 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 		if stopErr := s.runner.Stop(); stopErr != nil {
 			err = errors.Join(err, stopErr)
 		}
+		if s.runtime != nil {
+			if stopErr := s.runtime.stop(); stopErr != nil {
+				err = errors.Join(err, stopErr)
+			}
+		}
 	}()
 
 	// 2. The cluster's keys, certificates, kubeconfigs and the join token.
 	if err := s.keys(ctx); err != nil {
 		return err
 	}
-	// 3. The datastore, then the apiserver.
+	// 3. The datastore, then the apiserver; beside the apiserver, the node's
+	// container runtime (it needs no cluster).
 	if err := s.apiServer(ctx); err != nil {
 		return err
 	}
@@ -122,6 +128,7 @@ type start struct {
 
 	store                 datastore.Datastore // check
 	node                  *agent.Node         // check; nil with --disable-agent
+	runtime               *runtimeStart       // apiServer; nil with --disable-agent
 	pki                   pki.PKI             // keys
 	sans                  pki.SANs            // keys
 	joinToken             token.Token         // keys
@@ -228,6 +235,9 @@ func (s *start) apiServer(ctx context.Context) error {
 		}
 		return err
 	}
+	if s.node != nil {
+		s.runtime = startRuntime(ctx, s.node, log)
+	}
 	// The running datastore's backend also names the TLS files, if any.
 	apiArgs, schedArgs, cmArgs, err := componentArgs(controlPlane(c, l, s.store.Backend()))
 	if err != nil {
@@ -310,6 +320,10 @@ func (s *start) clusterControllers(ctx context.Context) ([]component.Component, 
 func (s *start) nodeAndUpkeep(ctx context.Context) error {
 	c, l, log := s.c, s.l, s.log
 	if s.node != nil {
+		runtime, err := s.runtime.wait()
+		if err != nil {
+			return err
+		}
 		parts, err := nodeComponents(s.node, s.pki, l, agent.Connection{APIServer: s.apiURL, Cluster: c.Cluster().Join()}, log)
 		if err != nil {
 			return err
@@ -317,7 +331,7 @@ func (s *start) nodeAndUpkeep(ctx context.Context) error {
 		if err := s.runner.Start(ctx, readyTimeout, parts...); err != nil {
 			return err
 		}
-		s.watched = append(s.watched, parts...)
+		s.watched = append(append(s.watched, runtime...), parts...)
 	}
 	// Renew leaf certificates while running (shortly after start, then every
 	// 12 hours); the components reload the rewritten files themselves.
