@@ -183,9 +183,15 @@ func harmless(err error, msg string) bool {
 		// component-base's metrics options log this whenever no label
 		// allow-list manifest is configured, i.e. always.
 		return true
-	case msg == "Failed to ensure lease exists, will retry" && errContains(err, `namespaces "kube-system" not found`):
-		// First start: the apiserver's lease controller runs before its own
-		// bootstrap creates kube-system, and retries.
+	case (msg == "Failed to ensure lease exists, will retry" || msg == "Error while syncing ConfigMap") &&
+		errContains(err, `namespaces "kube-system" not found`):
+		// First start: the apiserver's lease and legacy-token-tracking
+		// controllers run before its own bootstrap creates kube-system, and
+		// retry.
+		return true
+	case strings.HasPrefix(msg, "Failed to initialize CSINode") && strings.Contains(msg, "not found"):
+		// The kubelet's CSI plugin manager starts before the Node is
+		// registered, and retries (the cause is in the message, not err).
 		return true
 	}
 	for _, h := range kubeletStartup {
@@ -208,6 +214,7 @@ var kubeletStartup = []struct{ msg, err string }{
 	{"eviction manager: failed to check if we have separate container filesystem", ""},
 	{"Image garbage collection failed once. Stats initialization may not have completed yet", ""},
 	{"Skipping pod synchronization", "PLEG is not healthy: pleg has yet to be successful"},
+	{"Skipping pod synchronization", "container runtime status check may not have completed yet"},
 	{"Failed to read data from checkpoint", "checkpoint is not found"},
 	{"Failed to set rlimit on max file handles", "operation not permitted"},
 	{"Failed to ensure process in container with oom score", ""},

@@ -23,11 +23,15 @@ func TestQuietUnlessOursOrError(t *testing.T) {
 	klog.ErrorS(errors.New(`node "n1" not found`), "Error getting the current node from lister")
 	klog.ErrorS(errors.New("disk full"), "Error getting the current node from lister")
 	klog.ErrorS(errors.New(`rpc error: code = NotFound desc = an error occurred when try to find container "38ff": not found`), "ContainerStatus from runtime service failed")
+	klog.ErrorS(errors.New(`namespaces "kube-system" not found`), "Error while syncing ConfigMap", "configmap", "kube-system/x")
+	klog.ErrorS(errors.New(`configmaps "x" is forbidden`), "Error while syncing ConfigMap", "configmap", "kube-system/y")
+	klog.ErrorS(nil, `Failed to initialize CSINode: error updating CSINode annotation: timed out waiting for the condition; caused by: nodes "n1" not found`)
+	klog.ErrorS(errors.New("container runtime status check may not have completed yet"), "Skipping pod synchronization")
 	logrus.Info("kine chatter")
 	logrus.Error("kine failure")
 	klog.Flush()
 	out := buf.String()
-	for _, want := range []string{"phase done", "sub-logger line", "upstream failure", "kine failure", "disk full"} {
+	for _, want := range []string{"phase done", "sub-logger line", "upstream failure", "kine failure", "disk full", "is forbidden"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("missing %q in:\n%s", want, out)
 		}
@@ -35,7 +39,8 @@ func TestQuietUnlessOursOrError(t *testing.T) {
 	if !strings.Contains(out, "logging_test.go") {
 		t.Errorf("lines do not name their caller:\n%s", out)
 	}
-	for _, unwanted := range []string{"upstream chatter", "upstream structured chatter", "kine chatter", "manifest file is empty", `node \"n1\" not found`, "ContainerStatus"} {
+	for _, unwanted := range []string{"upstream chatter", "upstream structured chatter", "kine chatter", "manifest file is empty", `node \"n1\" not found`, "ContainerStatus",
+		`namespaces \"kube-system\" not found`, "CSINode", "runtime status check"} {
 		if strings.Contains(out, unwanted) {
 			t.Errorf("%q shown without --debug:\n%s", unwanted, out)
 		}
