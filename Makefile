@@ -316,7 +316,7 @@ bench-node: $(BIN) $(TEST_IMAGES)/busybox.tar
 bench-agent: $(BIN) $(AGENT_BIN) $(TEST_IMAGES)/busybox.tar
 	$(bench_env) KUBLING_AGENT_BIN=$(abspath $(AGENT_BIN)) KUBLING_TEST_IMAGES=$(abspath $(TEST_IMAGES)) $(GO) run ./test/bench/agent
 
-bench-artifacts: $(BIN) | release-deps
+bench-artifacts: $(BIN) $(AGENT_BIN) | release-deps
 	set -e; for a in $(filter-out $(ARCH),$(RELEASE_ARCHES)); do $(MAKE) --no-print-directory ARCH=$$a build; done
 	$(bench_env) $(GO) run ./test/bench/artifacts
 

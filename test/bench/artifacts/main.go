@@ -49,6 +49,17 @@ func main() {
 		}
 		r.Add(arch+": release artifact (gzip -9)", float64(gzipSize(bin))/1e6, "MB", 60)
 		r.Add(arch+": binary", float64(fi.Size())/1e6, "MB", 0)
+		// The agent build (`make build` makes it beside kubling): what an
+		// agent downloads.
+		agent := filepath.Join(filepath.Dir(native), "kubling-agent-"+arch)
+		if arch == runtime.GOARCH {
+			agent = filepath.Join(filepath.Dir(native), "kubling-agent")
+		}
+		if _, err := os.Stat(agent); err == nil {
+			r.Add(arch+": agent release artifact (gzip -9)", float64(gzipSize(agent))/1e6, "MB", 60)
+		} else {
+			fmt.Fprintf(os.Stderr, "bench: no %s agent build (%s): skipped\n", arch, agent)
+		}
 		if p, err := os.Stat(filepath.Join("pkg/agent/payload/assets", arch, "payload.tar.zst")); err == nil {
 			r.Add(arch+": embedded payload (zstd)", float64(p.Size())/1e6, "MB", 0)
 		}
