@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/k3s-io/kine/pkg/drivers"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/kubling/kubling/pkg/datadir"
@@ -49,7 +50,7 @@ func TestExternalSQL(t *testing.T) {
 		if !ok {
 			t.Fatalf("%s: got %T", endpoint, store)
 		}
-		cfg := s.endpointConfig(s.dsn)
+		cfg := s.driverConfig(s.dsn)
 		if cfg.Endpoint != endpoint {
 			t.Errorf("kine endpoint = %q, want %q", cfg.Endpoint, endpoint)
 		}
@@ -181,5 +182,20 @@ func copyFile(t *testing.T, from, to string) {
 	}
 	if err := out.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Every scheme New accepts for kine has its driver linked, and the drivers
+// kubling does not offer are not (kinedrivers.go).
+func TestKineDriversLinked(t *testing.T) {
+	for _, scheme := range []string{"sqlite", "postgres", "mysql"} {
+		if _, ok := drivers.Get(scheme); !ok {
+			t.Errorf("kine driver %q is not registered", scheme)
+		}
+	}
+	for _, scheme := range []string{"nats", "t4"} {
+		if _, ok := drivers.Get(scheme); ok {
+			t.Errorf("kine driver %q is linked, though kubling does not offer it", scheme)
+		}
 	}
 }

@@ -2,16 +2,23 @@ package datastore
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"math"
+	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"time"
 
+	"github.com/k3s-io/kine/pkg/drivers"
 	"github.com/k3s-io/kine/pkg/drivers/generic"
-	"github.com/k3s-io/kine/pkg/endpoint"
+	"github.com/k3s-io/kine/pkg/server"
 	kinetls "github.com/k3s-io/kine/pkg/tls"
+	"go.etcd.io/etcd/server/v3/embed"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
 )
 
 // kineServer serves the etcd API from a SQL database on a unix socket only
@@ -41,20 +48,16 @@ func (k *kineServer) Name() string { return "datastore" }
 
 func (k *kineServer) Backend() Backend { return k.backend }
 
-// endpointConfig is kine's configuration for serving dsn.
-func (k *kineServer) endpointConfig(dsn string) endpoint.Config {
-	return endpoint.Config{
-		Listener:  "unix://" + k.socket,
-		Endpoint:  dsn,
-		WaitGroup: &k.wg,
+// driverConfig is kine's configuration for opening dsn.
+func (k *kineServer) driverConfig(dsn string) drivers.Config {
+	return drivers.Config{
+		Endpoint: dsn,
 		BackendTLSConfig: kinetls.Config{
 			CAFile:   k.backendTLS.CAFile,
 			CertFile: k.backendTLS.CertFile,
 			KeyFile:  k.backendTLS.KeyFile,
 		},
 		ConnectionPoolConfig: generic.ConnectionPoolConfig{MaxIdle: 2, MaxIdleTime: 2 * time.Minute},
-		NotifyInterval:       5 * time.Second,
-		EmulatedETCDVersion:  "3.6.11",
 		CompactTimeout:       5 * time.Second,
 		CompactMinRetain:     1000,
 		CompactBatchSize:     1000,
@@ -72,28 +75,81 @@ func (k *kineServer) start(dsn string) error {
 	}
 	// kine lives until Stop, not until the start-up context ends.
 	ctx, cancel := context.WithCancel(context.Background())
-	etcd, err := endpoint.Listen(ctx, k.endpointConfig(dsn))
-	if err != nil {
+	if err := k.serve(ctx, dsn); err != nil {
 		cancel()
+		k.wg.Wait()
 		return fmt.Errorf("kine (%s): %w", k.driver, err)
 	}
 	k.cancel = cancel
-	if !slices.Equal(etcd.Endpoints, k.backend.Endpoints) {
-		// The apiserver may already be configured with the endpoint New
-		// promised; serving elsewhere would leave it talking to nothing.
-		err := fmt.Errorf("kine (%s) serves %v, not %v", k.driver, etcd.Endpoints, k.backend.Endpoints)
-		if serr := k.Stop(); serr != nil {
-			err = fmt.Errorf("%w; stop: %w", err, serr)
-		}
-		return err
-	}
-	k.backend.CAFile = etcd.TLSConfig.CAFile
-	k.backend.CertFile = etcd.TLSConfig.CertFile
-	k.backend.KeyFile = etcd.TLSConfig.KeyFile
 	return nil
 }
 
-// Ready returns at once: endpoint.Listen returns only once the backend has
+// serve opens dsn's backend and serves the etcd API on the socket until ctx
+// ends: the wiring kine's endpoint package does, which kubling does not
+// use because it links every driver kine has (NATS with a JetStream
+// client, t4 with pebble and an S3 client: 13 MB of kubling's binary for
+// datastores kubling does not offer). The drivers kubling offers register
+// themselves through the imports in kinedrivers.go.
+func (k *kineServer) serve(ctx context.Context, dsn string) error {
+	// The backend outlives the gRPC server by its graceful stop, so the
+	// apiserver's last requests are answered.
+	bctx, bcancel := context.WithCancel(context.Background())
+	cfg := k.driverConfig(dsn)
+	_, backend, err := drivers.New(bctx, &k.wg, &cfg)
+	if err != nil {
+		bcancel()
+		// kine's error only: the DSN may carry a password.
+		return fmt.Errorf("open the datastore: %w", err)
+	}
+	if backend == nil { // drivers that hand over to an etcd: none of kubling's
+		bcancel()
+		return errors.New("open the datastore: kine returned no backend")
+	}
+	if err := backend.Start(bctx); err != nil {
+		bcancel()
+		return fmt.Errorf("start kine's backend: %w", err)
+	}
+	if err := os.Remove(k.socket); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		bcancel()
+		return fmt.Errorf("remove the old socket: %w", err)
+	}
+	lis, err := net.Listen("unix", k.socket)
+	if err == nil {
+		err = os.Chmod(k.socket, 0o600)
+	}
+	if err != nil {
+		bcancel()
+		if lis != nil {
+			lis.Close()
+		}
+		return fmt.Errorf("listen: %w", err)
+	}
+	// etcd's own server limits, as the apiserver expects of an etcd.
+	srv := grpc.NewServer(
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: embed.DefaultGRPCKeepAliveMinTime}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: embed.DefaultGRPCKeepAliveInterval, Timeout: embed.DefaultGRPCKeepAliveTimeout}),
+		grpc.MaxConcurrentStreams(embed.DefaultMaxConcurrentStreams),
+		grpc.MaxRecvMsgSize(int(embed.DefaultMaxRequestBytes)+512*1024),
+		grpc.MaxSendMsgSize(math.MaxInt32),
+	)
+	server.New(backend, "unix", 5*time.Second, "3.6.11").Register(srv)
+	k.wg.Add(2)
+	go func() {
+		defer k.wg.Done()
+		_ = srv.Serve(lis) // returns when stopped below
+	}()
+	go func() {
+		defer k.wg.Done()
+		<-ctx.Done()
+		force := time.AfterFunc(2*time.Second, srv.Stop)
+		srv.GracefulStop()
+		force.Stop()
+		bcancel()
+	}()
+	return nil
+}
+
+// Ready returns at once: start returns only once the backend has
 // started and the socket listens. The apiserver's own etcd check follows.
 func (k *kineServer) Ready(context.Context) error { return nil }
 
