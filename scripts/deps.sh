@@ -4,11 +4,12 @@
 # that installs them) otherwise. `make build` and .ci/run both use it.
 set -eu
 
-build="gcc libc6-dev pkg-config make git"
+build="gcc libc6-dev pkg-config make git zstd"
 # gcc, libc6-dev              cgo (SQLite through kine; runc)
 # pkg-config                  runc, built static with seccomp, for the payload
 #                             (libseccomp is Debian's, unpacked by the build)
 # make, git                   the build
+# zstd                        the payload archive (payload/cmd/pack)
 test="$build iptables iproute2 util-linux procps busybox-static ca-certificates docker.io debootstrap debian-archive-keyring postgresql mariadb-server etcd-server"
 # iptables                    kube-proxy and the CNI plugins at run time
 # iproute2, util-linux        e2e: host routes, interfaces, mounts
@@ -25,9 +26,10 @@ conformance="$test curl bzip2"
 # curl, bzip2                 make conformance: upstream BusyBox's source
 #                             from Debian's archive (test/conformance/busybox.sh)
 
-release="$build gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-arm-linux-gnueabihf libc6-dev-armhf-cross qemu-user-static"
+release="$build xz-utils gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-arm-linux-gnueabihf libc6-dev-armhf-cross qemu-user-static"
 # gcc-*-linux-gnu*, libc6-dev-*-cross
 #                             cgo for arm64 and armv7 (SQLite, runc)
+# xz-utils                    the release's xz artifacts
 # qemu-user-static            make test-arm: the arm builds run here, emulated
 # and dpkg's foreign architectures arm64 and armhf, so apt can fetch their
 # packages for the payload (libseccomp, iptables; unpacked, not installed)

@@ -1,6 +1,7 @@
 // Command pack turns the built payload folder into the archive kubling
-// embeds: a zstd-compressed tar plus a manifest of every file's sha256, so
-// kubling can check an unpacked copy without decompressing anything.
+// embeds: a tar compressed by zstd's own command (zstdArgs) plus a manifest
+// of every file's sha256, so kubling can check an unpacked copy without
+// decompressing anything.
 //
 //	pack -dir build/payload/root -out pkg/agent/payload/assets
 package main
@@ -15,12 +16,20 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"time"
-
-	"github.com/klauspost/compress/zstd"
 )
+
+// zstdArgs compress the archive: zstd's level 19 with a 64 MB window
+// (--long=26). The payload's programs are Go executables that share much
+// of their code (containerd, ctr, crictl, the shim), tens of MB apart in
+// the tar; the default 8 MB window never sees those matches. amd64,
+// 2026-12-07: 55.3 MB with klauspost/compress's best level (the default
+// window), 43.8 MB with its best level and a 128 MB window, 39.7 MB with
+// these. Unpacking holds the window in memory once, at first start.
+var zstdArgs = []string{"-19", "--long=26", "-T0", "-q", "-c"}
 
 // Manifest is what kubling reads back (pkg/agent/payload).
 type Manifest struct {
@@ -66,31 +75,28 @@ func pack(dir, out string) error {
 	}
 	defer archive.Close()
 	whole := sha256.New()
-	zw, err := zstd.NewWriter(io.MultiWriter(archive, whole), zstd.WithEncoderLevel(zstd.SpeedBestCompression))
+	zstd := exec.Command("zstd", zstdArgs...)
+	zstd.Stdout = io.MultiWriter(archive, whole)
+	zstd.Stderr = os.Stderr
+	stdin, err := zstd.StdinPipe()
 	if err != nil {
 		return err
 	}
-	tw := tar.NewWriter(zw)
-	m := Manifest{Files: map[string]string{}}
-	for _, rel := range paths {
-		data, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(rel)))
-		if err != nil {
-			return err
-		}
-		sum := sha256.Sum256(data)
-		m.Files[rel] = hex.EncodeToString(sum[:])
-		hdr := &tar.Header{Name: rel, Mode: 0o755, Size: int64(len(data)), Typeflag: tar.TypeReg, ModTime: time.Unix(0, 0)}
-		if err := tw.WriteHeader(hdr); err != nil {
-			return err
-		}
-		if _, err := tw.Write(data); err != nil {
-			return err
-		}
+	if err := zstd.Start(); err != nil {
+		return fmt.Errorf("zstd (Debian's zstd package): %w", err)
 	}
-	if err := tw.Close(); err != nil {
+	m := Manifest{Files: map[string]string{}}
+	err = writeTar(stdin, dir, paths, m.Files)
+	if cerr := stdin.Close(); err == nil {
+		err = cerr
+	}
+	if werr := zstd.Wait(); err == nil && werr != nil {
+		err = fmt.Errorf("zstd: %w", werr)
+	}
+	if err != nil {
 		return err
 	}
-	if err := zw.Close(); err != nil {
+	if err := archive.Close(); err != nil {
 		return err
 	}
 	m.Version = hex.EncodeToString(whole.Sum(nil))[:16]
@@ -99,4 +105,26 @@ func pack(dir, out string) error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(out, "payload.json"), append(js, '\n'), 0o644)
+}
+
+// writeTar writes paths (relative to dir) to w as a tar, recording each
+// file's sha256 in sums.
+func writeTar(w io.Writer, dir string, paths []string, sums map[string]string) error {
+	tw := tar.NewWriter(w)
+	for _, rel := range paths {
+		data, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(rel)))
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(data)
+		sums[rel] = hex.EncodeToString(sum[:])
+		hdr := &tar.Header{Name: rel, Mode: 0o755, Size: int64(len(data)), Typeflag: tar.TypeReg, ModTime: time.Unix(0, 0)}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		if _, err := tw.Write(data); err != nil {
+			return err
+		}
+	}
+	return tw.Close()
 }
