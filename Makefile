@@ -150,9 +150,11 @@ release-deps:
 release: | release-deps
 	rm -rf dist && mkdir -p dist
 	set -e; for a in $(RELEASE_ARCHES); do $(MAKE) --no-print-directory ARCH=$$a release-arch; done
-	cd dist && sha256sum kubling-*.gz >sha256sum.txt && cat sha256sum.txt
+	cd dist && sha256sum kubling-*.xz kubling-*.gz >sha256sum.txt && cat sha256sum.txt
 
 release-arch: $(BIN) $(AGENT_BIN)
+	xz -9 -T0 -c $(BIN) >dist/kubling-$(ARCH).xz
+	xz -9 -T0 -c $(AGENT_BIN) >dist/kubling-agent-$(ARCH).xz
 	gzip -9 -n -c $(BIN) >dist/kubling-$(ARCH).gz
 	gzip -9 -n -c $(AGENT_BIN) >dist/kubling-agent-$(ARCH).gz
 

@@ -10,7 +10,8 @@ build="gcc libc6-dev pkg-config make git zstd"
 #                             (libseccomp is Debian's, unpacked by the build)
 # make, git                   the build
 # zstd                        the payload archive (payload/cmd/pack)
-test="$build iptables iproute2 util-linux procps busybox-static ca-certificates docker.io debootstrap debian-archive-keyring postgresql mariadb-server etcd-server"
+test="$build xz-utils iptables iproute2 util-linux procps busybox-static ca-certificates docker.io debootstrap debian-archive-keyring postgresql mariadb-server etcd-server"
+# xz-utils                    install.sh's tests: xz release artifacts
 # iptables                    kube-proxy and the CNI plugins at run time
 # iproute2, util-linux        e2e: host routes, interfaces, mounts
 # procps                      kubling-killall.sh (pgrep)

@@ -216,6 +216,11 @@ check_root() {
 
 # --- the binary ---------------------------------------------------------------
 
+have() { command -v "$1" >/dev/null 2>&1; }
+
+# listed SUMS FILE: sha256sum.txt SUMS has a line for FILE.
+listed() { awk -v f="$2" '$2 == f || $2 == "*"f {found = 1} END {exit !found}' "$1"; }
+
 download() { # URL FILE
 	if command -v curl >/dev/null 2>&1; then
 		curl -fsSL -o "$2" "$1"
@@ -258,22 +263,43 @@ install_binary() {
 			version=$(tr -d ' \n' <"$tmp/version")
 		fi
 		a=$(arch) || exit 1
-		command -v gzip >/dev/null 2>&1 || fatal "gzip is missing: the release is gzip-compressed"
 		download "$RELEASE_URL/download/$version/sha256sum.txt" "$tmp/sums" || fatal "download of the checksums of $version failed"
 		# An agent gets the agent build (no control plane: half the memory)
 		# where the release has one; a server, or an older release, kubling.
-		artifact=kubling-$a.gz
+		name=kubling
 		build=""
-		if [ "${MODE:-server}" = agent ] && awk -v f="kubling-agent-$a.gz" '$2 == f || $2 == "*"f {found = 1} END {exit !found}' "$tmp/sums"; then
-			artifact=kubling-agent-$a.gz
+		if [ "${MODE:-server}" = agent ] && { listed "$tmp/sums" "kubling-agent-$a.xz" || listed "$tmp/sums" "kubling-agent-$a.gz"; }; then
+			name=kubling-agent
 			build=", agent build"
+		fi
+		# xz where the release has it and this host can unpack it (a fifth
+		# smaller), else gzip (every host, BusyBox's included, has one).
+		artifact=""
+		missing=""
+		for ext in xz gz; do
+			listed "$tmp/sums" "$name-$a.$ext" || continue
+			tool=gzip
+			[ "$ext" = xz ] && tool=xz
+			if have "$tool"; then
+				artifact=$name-$a.$ext
+				break
+			fi
+			missing="$missing $tool"
+		done
+		if [ -z "$artifact" ]; then
+			[ -z "$missing" ] || fatal "cannot unpack kubling $version: install one of:$missing"
+			artifact=$name-$a.gz # an unlisted artifact: its download fails below
 		fi
 		info "downloading kubling $version ($a$build)"
 		download "$RELEASE_URL/download/$version/$artifact" "$tmp/$artifact" || fatal "download of $artifact ($version) failed"
 		want=$(awk -v f="$artifact" '$2 == f || $2 == "*"f {print $1}' "$tmp/sums")
 		got=$(sha256sum "$tmp/$artifact" | cut -d' ' -f1)
 		[ -n "$want" ] && [ "$want" = "$got" ] || fatal "checksum mismatch for $artifact (want ${want:-none}, got $got)"
-		gzip -dc "$tmp/$artifact" >"$target.tmp" || {
+		case $artifact in
+		*.xz) unpack="xz -dc" ;;
+		*) unpack="gzip -dc" ;;
+		esac
+		$unpack "$tmp/$artifact" >"$target.tmp" || {
 			rm -f "$target.tmp"
 			fatal "cannot decompress $artifact"
 		}

@@ -129,7 +129,7 @@ func shells(t *testing.T) map[string][]string {
 		return out
 	}
 	dir := t.TempDir()
-	for _, applet := range []string{"sh", "awk", "sed", "sort", "tr", "head", "cut", "realpath", "readlink", "sha256sum", "cat", "grep", "gzip"} {
+	for _, applet := range []string{"sh", "awk", "sed", "sort", "tr", "head", "cut", "realpath", "readlink", "sha256sum", "cat", "grep", "gzip", "xz"} {
 		if err := os.Symlink(bb, filepath.Join(dir, applet)); err != nil {
 			t.Fatal(err)
 		}
@@ -914,18 +914,24 @@ echo "root-out $(tr '\n' '|' <"$tmp/out")"
 // TestInstallPicksVerifiesAndRefuses runs install.sh's download step
 // (install_binary) against a local release folder, with uname -m faked:
 // each machine gets its architecture's artifact, checked against
-// sha256sum.txt and decompressed with gzip; a wrong sum, a missing artifact
-// and an unknown machine are refused with one line and leave no binary. An
-// agent gets the agent build where the release lists one, else kubling.
+// sha256sum.txt and decompressed: xz where the release has it and the host
+// can unpack it, else gzip. A wrong sum, a missing artifact, a host that
+// can unpack neither and an unknown machine are refused with one line and
+// leave no binary. An agent gets the agent build where the release lists
+// one, else kubling.
 func TestInstallPicksVerifiesAndRefuses(t *testing.T) {
+	xz, err := exec.LookPath("xz")
+	if err != nil {
+		t.Fatal("xz is missing: install xz-utils (scripts/deps.sh test does)")
+	}
 	release := t.TempDir()
-	artifact := func(version, arch string) string {
-		// A "binary" that runs here and says which release it is.
-		return "#!/bin/sh\necho kubling " + version + " " + arch + "\n"
+	artifact := func(name, version, arch, ext string) string {
+		// A "binary" that runs here and says which artifact it came from.
+		return "#!/bin/sh\necho " + name + " " + version + " " + arch + " " + ext + "\n"
 	}
 	var good, bad, old strings.Builder
 	for _, arch := range []string{"amd64", "arm64", "arm"} {
-		// v0.9.0 is a release from before the agent build.
+		// v0.9.0 is a release from before the agent build and xz.
 		for version, sums := range map[string]*strings.Builder{"v1.0.0": &good, "v1.0.1": &bad, "v0.9.0": &old} {
 			dir := filepath.Join(release, "download", version)
 			if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -938,16 +944,29 @@ func TestInstallPicksVerifiesAndRefuses(t *testing.T) {
 			for _, name := range names {
 				var gz bytes.Buffer
 				zw := gzip.NewWriter(&gz)
-				zw.Write([]byte(strings.Replace(artifact(version, arch), "kubling", name, 1)))
+				zw.Write([]byte(artifact(name, version, arch, "gz")))
 				zw.Close()
-				if err := os.WriteFile(filepath.Join(dir, name+"-"+arch+".gz"), gz.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
+				compressed := map[string][]byte{"gz": gz.Bytes()}
+				if version != "v0.9.0" {
+					cmd := exec.Command(xz, "-c")
+					cmd.Stdin = strings.NewReader(artifact(name, version, arch, "xz"))
+					out, err := cmd.Output()
+					if err != nil {
+						t.Fatal(err)
+					}
+					compressed["xz"] = out
 				}
-				sum := sha256.Sum256(gz.Bytes())
-				if version == "v1.0.1" {
-					sum[0] ^= 1
+				for ext, data := range compressed {
+					file := name + "-" + arch + "." + ext
+					if err := os.WriteFile(filepath.Join(dir, file), data, 0o644); err != nil {
+						t.Fatal(err)
+					}
+					sum := sha256.Sum256(data)
+					if version == "v1.0.1" {
+						sum[0] ^= 1
+					}
+					fmt.Fprintf(sums, "%x  %s\n", sum, file)
 				}
-				fmt.Fprintf(sums, "%x  %s-%s.gz\n", sum, name, arch)
 			}
 		}
 	}
@@ -963,22 +982,25 @@ func TestInstallPicksVerifiesAndRefuses(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(release, "download", "v1.0.2", "sha256sum.txt"), []byte(good.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	fns := shFuncs(t, readScript(t, "install.sh"), "info", "fatal", "download", "arch", "install_binary")
+	fns := shFuncs(t, readScript(t, "install.sh"), "info", "fatal", "have", "listed", "download", "arch", "install_binary")
 	for shell, env := range shells(t) {
 		for _, c := range []struct {
-			mode, machine, version, want, err string
+			mode, machine, version, lacks, want, err string
 		}{
-			{"server", "x86_64", "v1.0.0", "kubling v1.0.0 amd64", ""},
-			{"server", "aarch64", "v1.0.0", "kubling v1.0.0 arm64", ""},
-			{"server", "armv7l", "v1.0.0", "kubling v1.0.0 arm", ""},
-			{"server", "armv8l", "v1.0.0", "kubling v1.0.0 arm", ""},
-			{"agent", "x86_64", "v1.0.0", "kubling-agent v1.0.0 amd64", ""},
-			{"agent", "armv7l", "v1.0.0", "kubling-agent v1.0.0 arm", ""},
-			{"agent", "aarch64", "v0.9.0", "kubling v0.9.0 arm64", ""},
-			{"server", "aarch64", "v1.0.1", "", "checksum mismatch for kubling-arm64.gz"},
-			{"agent", "aarch64", "v1.0.1", "", "checksum mismatch for kubling-agent-arm64.gz"},
-			{"server", "armv7l", "v1.0.2", "", "download of kubling-arm.gz (v1.0.2) failed"},
-			{"server", "riscv64", "v1.0.0", "", "unsupported architecture riscv64"},
+			{"server", "x86_64", "v1.0.0", "", "kubling v1.0.0 amd64 xz", ""},
+			{"server", "aarch64", "v1.0.0", "", "kubling v1.0.0 arm64 xz", ""},
+			{"server", "armv7l", "v1.0.0", "", "kubling v1.0.0 arm xz", ""},
+			{"server", "armv8l", "v1.0.0", "", "kubling v1.0.0 arm xz", ""},
+			{"server", "armv7l", "v1.0.0", "xz", "kubling v1.0.0 arm gz", ""},
+			{"agent", "x86_64", "v1.0.0", "", "kubling-agent v1.0.0 amd64 xz", ""},
+			{"agent", "armv7l", "v1.0.0", "xz", "kubling-agent v1.0.0 arm gz", ""},
+			{"agent", "aarch64", "v0.9.0", "", "kubling v0.9.0 arm64 gz", ""},
+			{"server", "aarch64", "v1.0.1", "", "", "checksum mismatch for kubling-arm64.xz"},
+			{"agent", "aarch64", "v1.0.1", "xz", "", "checksum mismatch for kubling-agent-arm64.gz"},
+			{"server", "armv7l", "v1.0.2", "", "", "download of kubling-arm.xz (v1.0.2) failed"},
+			{"server", "x86_64", "v1.0.0", "xz gzip", "", "cannot unpack kubling v1.0.0: install one of: xz gzip"},
+			{"server", "x86_64", "v0.9.0", "gzip", "", "cannot unpack kubling v0.9.0: install one of: gzip"},
+			{"server", "riscv64", "v1.0.0", "", "", "unsupported architecture riscv64"},
 		} {
 			// Fake curl (downloads from the folder) and uname (the machine:
 			// a function, since BusyBox's sh prefers its own applets to PATH).
@@ -988,14 +1010,16 @@ func TestInstallPicksVerifiesAndRefuses(t *testing.T) {
 				t.Fatal(err)
 			}
 			uname := "uname() { [ \"$1\" = -m ] && echo " + c.machine + "; }\n"
+			// A host without some decompressors: what install.sh asks of it.
+			lacks := "have() { case \" " + c.lacks + " \" in *\" $1 \"*) return 1 ;; esac; command -v \"$1\" >/dev/null 2>&1; }\n"
 			binDir := t.TempDir()
 			path := fake + ":" + strings.TrimPrefix(env[0], "PATH=")
 			vars := []string{"PATH=" + path, "BIN_DIR=" + binDir, "RELEASE_URL=http://release.test", "INSTALL_KUBLING_VERSION=" + c.version, "MODE=" + c.mode}
-			_, stderr, err := sh(t, vars, t.TempDir(), "set -eu\n"+uname+fns+"install_binary")
+			_, stderr, err := sh(t, vars, t.TempDir(), "set -eu\n"+uname+fns+lacks+"install_binary")
 			got, _ := exec.Command(filepath.Join(binDir, "kubling"), "--version").Output()
 			if c.err == "" {
 				if err != nil || strings.TrimSpace(string(got)) != c.want {
-					t.Errorf("%s: %s %s %s: installed %q (%v %s), want %q", shell, c.mode, c.machine, c.version, got, err, stderr, c.want)
+					t.Errorf("%s: %s %s %s (without %q): installed %q (%v %s), want %q", shell, c.mode, c.machine, c.version, c.lacks, got, err, stderr, c.want)
 				}
 				continue
 			}

@@ -1,7 +1,7 @@
 // Command artifacts measures what a user downloads and how the cross builds
 // start: for each architecture built (bin/kubling-<arch>, the native
-// KUBLING_BIN), the binary, the release artifact (gzip -9, as `make
-// release` writes it), the payload embedded in it; and the cold start of
+// KUBLING_BIN), the binary, the release artifacts (xz -9 and gzip -9, as
+// `make release` writes them), the payload embedded in it; and the cold start of
 // `kubling server --disable-agent` to /readyz, native and under
 // qemu-user. It prints a table; it is a benchmark, not a test.
 //
@@ -47,7 +47,8 @@ func main() {
 			fmt.Fprintf(os.Stderr, "bench: no %s build (%s): skipped\n", arch, bin)
 			continue
 		}
-		r.Add(arch+": release artifact (gzip -9)", float64(gzipSize(bin))/1e6, "MB", 60)
+		r.Add(arch+": release artifact (xz -9)", float64(compressedSize(bin, "xz -9 -T0"))/1e6, "MB", 60)
+		r.Add(arch+": release artifact (gzip -9)", float64(compressedSize(bin, "gzip -9 -n"))/1e6, "MB", 0)
 		r.Add(arch+": binary", float64(fi.Size())/1e6, "MB", 0)
 		// The agent build (`make build` makes it beside kubling): what an
 		// agent downloads.
@@ -56,7 +57,8 @@ func main() {
 			agent = filepath.Join(filepath.Dir(native), "kubling-agent")
 		}
 		if _, err := os.Stat(agent); err == nil {
-			r.Add(arch+": agent release artifact (gzip -9)", float64(gzipSize(agent))/1e6, "MB", 60)
+			r.Add(arch+": agent release artifact (xz -9)", float64(compressedSize(agent, "xz -9 -T0"))/1e6, "MB", 60)
+			r.Add(arch+": agent release artifact (gzip -9)", float64(compressedSize(agent, "gzip -9 -n"))/1e6, "MB", 0)
 		} else {
 			fmt.Fprintf(os.Stderr, "bench: no %s agent build (%s): skipped\n", arch, agent)
 		}
@@ -79,9 +81,10 @@ func main() {
 	r.Print()
 }
 
-// gzipSize is the size of the binary as `make release` compresses it.
-func gzipSize(bin string) int64 {
-	out, err := exec.Command("sh", "-c", `gzip -9 -n -c "$1" | wc -c`, "sh", bin).Output()
+// compressedSize is the size of the binary compressed by the command
+// compress (as `make release` runs it).
+func compressedSize(bin, compress string) int64 {
+	out, err := exec.Command("sh", "-c", compress+` -c "$1" | wc -c`, "sh", bin).Output()
 	benchutil.Must(err)
 	n, err := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
 	benchutil.Must(err)
