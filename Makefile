@@ -101,7 +101,7 @@ $(PAYLOAD): payload/go.mod payload/go.sum payload/coredns/go.mod payload/coredns
 		-o ../$(PAYLOAD_ROOT)/bin/ github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2
 	$(call payload_go,0) build -tags 'no_btrfs no_zfs no_devmapper urfave_cli_no_docs' \
 		-ldflags '-s -w -X github.com/containerd/containerd/v2/version.Version=$(call modver,github.com/containerd/containerd/v2)' \
-		-o ../$(PAYLOAD_ROOT)/bin/ github.com/containerd/containerd/v2/cmd/containerd github.com/containerd/containerd/v2/cmd/ctr
+		-o ../$(PAYLOAD_ROOT)/bin/containerd ./cmd/containerd
 	$(call payload_go,1,$(SECCOMP_PKG_CONFIG)) build $(RUNC_MODE) -tags 'seccomp urfave_cli_no_docs netgo osusergo' \
 		-ldflags '-s -w -X main.version=$(patsubst v%,%,$(call modver,github.com/opencontainers/runc)) -linkmode external $(RUNC_STATIC)' \
 		-o ../$(PAYLOAD_ROOT)/bin/ github.com/opencontainers/runc

@@ -100,6 +100,13 @@ func TestPayloadPrograms(t *testing.T) {
 			t.Logf("%s: %s", name, v)
 		}
 	}
+	// ctr is containerd's executable under that name (payload/cmd/containerd).
+	ctrOut, err := exec.Command(qemu, "-0", "ctr", filepath.Join(payloadRoot, "bin", "containerd"), "--version").CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(ctrOut), "ctr ") || versionPattern.FindString(string(ctrOut)) == "" {
+		t.Errorf("containerd run as ctr --version: %v\n%s", err, ctrOut)
+	} else {
+		t.Logf("ctr: %s", strings.TrimSpace(string(ctrOut)))
+	}
 	ipt := filepath.Join(payloadRoot, "iptables")
 	loaders, _ := filepath.Glob(filepath.Join(ipt, "lib", "ld-*.so*"))
 	if len(loaders) != 1 {

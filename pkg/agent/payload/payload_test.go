@@ -83,7 +83,7 @@ func TestEmbeddedPayload(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v (run the tests through `make test`, which builds the payload first)", err)
 	}
-	for _, want := range []string{"bin/containerd", "bin/containerd-shim-runc-v2", "bin/runc", "bin/bridge", "bin/host-local", "bin/loopback", "bin/portmap", "bin/bandwidth", "bin/crictl", "bin/ctr", "images/pause.tar", "images/coredns.tar", "iptables/sbin/xtables-nft-multi", "iptables/sbin/xtables-legacy-multi", "iptables/lib/libc.so.6", "iptables/xtables/libxt_MASQUERADE.so"} {
+	for _, want := range []string{"bin/containerd", "bin/containerd-shim-runc-v2", "bin/runc", "bin/bridge", "bin/host-local", "bin/loopback", "bin/portmap", "bin/bandwidth", "bin/crictl", "images/pause.tar", "images/coredns.tar", "iptables/sbin/xtables-nft-multi", "iptables/sbin/xtables-legacy-multi", "iptables/lib/libc.so.6", "iptables/xtables/libxt_MASQUERADE.so"} {
 		if _, ok := p.Manifest.Files[want]; !ok {
 			t.Errorf("embedded payload lacks %s", want)
 		}

@@ -58,6 +58,11 @@ func Exec(tool string, l datadir.Layout, args []string) error {
 		return fmt.Errorf("unknown tool %q", tool)
 	}
 	bin := filepath.Join(dir, "bin", tool)
+	if tool == "ctr" {
+		// ctr is containerd's executable run under that name
+		// (payload/cmd/containerd).
+		bin = filepath.Join(dir, "bin", "containerd")
+	}
 	return syscall.Exec(bin, append([]string{tool}, args...), env)
 }
 
