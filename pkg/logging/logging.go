@@ -189,6 +189,11 @@ func harmless(err error, msg string) bool {
 		// controllers run before its own bootstrap creates kube-system, and
 		// retry.
 		return true
+	case msg == "Unhandled Error" && errContains(err, "is not as new as written version"):
+		// The ReplicaSet controller waits for its informer to see its own
+		// last write before syncing again (by design; it requeues), and
+		// reports each wait as an error: on every new Deployment.
+		return true
 	case strings.HasPrefix(msg, "Failed to initialize CSINode") && strings.Contains(msg, "not found"):
 		// The kubelet's CSI plugin manager starts before the Node is
 		// registered, and retries (the cause is in the message, not err).

@@ -27,11 +27,13 @@ func TestQuietUnlessOursOrError(t *testing.T) {
 	klog.ErrorS(errors.New(`configmaps "x" is forbidden`), "Error while syncing ConfigMap", "configmap", "kube-system/y")
 	klog.ErrorS(nil, `Failed to initialize CSINode: error updating CSINode annotation: timed out waiting for the condition; caused by: nodes "n1" not found`)
 	klog.ErrorS(errors.New("container runtime status check may not have completed yet"), "Skipping pod synchronization")
+	klog.ErrorS(errors.New(`sync "kube-system/coredns-5f7" failed with read version: 410 is not as new as written version: 412 for group resource pods`), "Unhandled Error")
+	klog.ErrorS(errors.New(`sync "default/web-1" failed with pods "web-1-x" is forbidden`), "Unhandled Error")
 	logrus.Info("kine chatter")
 	logrus.Error("kine failure")
 	klog.Flush()
 	out := buf.String()
-	for _, want := range []string{"phase done", "sub-logger line", "upstream failure", "kine failure", "disk full", "is forbidden"} {
+	for _, want := range []string{"phase done", "sub-logger line", "upstream failure", "kine failure", "disk full", "is forbidden", "web-1-x"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("missing %q in:\n%s", want, out)
 		}
@@ -40,7 +42,7 @@ func TestQuietUnlessOursOrError(t *testing.T) {
 		t.Errorf("lines do not name their caller:\n%s", out)
 	}
 	for _, unwanted := range []string{"upstream chatter", "upstream structured chatter", "kine chatter", "manifest file is empty", `node \"n1\" not found`, "ContainerStatus",
-		`namespaces \"kube-system\" not found`, "CSINode", "runtime status check"} {
+		`namespaces \"kube-system\" not found`, "CSINode", "runtime status check", "not as new as written"} {
 		if strings.Contains(out, unwanted) {
 			t.Errorf("%q shown without --debug:\n%s", unwanted, out)
 		}
