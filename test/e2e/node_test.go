@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -214,6 +215,22 @@ func TestNode(t *testing.T) {
 		t.Errorf("ctr images ls: %q", out)
 	}
 
+	// The payload's images keep no layer in the content store once unpacked
+	// (they are stored uncompressed in the payload), and a start finds them
+	// imported: a label set by hand would be replaced by a new import.
+	blobs := strings.Fields(s.tool("ctr", "content", "ls", "-q"))
+	for _, ref := range []string{"registry.k8s.io/pause:3.10.2", bundledImage(t, s, "localhost/kubling/coredns:")} {
+		for _, layer := range imageLayers(t, s, ref) {
+			if slices.Contains(blobs, layer) {
+				t.Errorf("%s: layer %s kept in the content store", ref, layer)
+			}
+		}
+	}
+	if !slices.Contains(blobs, imageLayers(t, s, busyboxImage)[0]) {
+		t.Errorf("the layer of a pulled image is not listed: %q", blobs)
+	}
+	s.tool("ctr", "images", "label", "registry.k8s.io/pause:3.10.2", "kubling.test/mark=kept")
+
 	// containerd is restarted when it dies; pods keep running meanwhile.
 	old := containerdPID(t, s.dataDir)
 	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
@@ -242,6 +259,9 @@ func TestNode(t *testing.T) {
 		}
 		return ""
 	})
+	if out := s.tool("ctr", "images", "ls", "name==registry.k8s.io/pause:3.10.2"); !strings.Contains(out, "kubling.test/mark=kept") {
+		t.Errorf("the pause image was imported again at restart (its labels were replaced): %s", out)
+	}
 	s.stop()
 
 	// killall leaves no process, mount, interface or rule of kubling's.
@@ -385,6 +405,40 @@ func (s *server) tool(name string, args ...string) string {
 		s.t.Fatalf("kubling %s %v: %v", name, args, err)
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// bundledImage is the reference of the image containerd holds that starts
+// with prefix.
+func bundledImage(t *testing.T, s *server, prefix string) string {
+	t.Helper()
+	for _, ref := range strings.Fields(s.tool("ctr", "images", "ls", "-q")) {
+		if strings.HasPrefix(ref, prefix) {
+			return ref
+		}
+	}
+	t.Fatalf("no image %s* in containerd", prefix)
+	return ""
+}
+
+// imageLayers lists the layer digests of an image's manifest, read from
+// containerd's content store.
+func imageLayers(t *testing.T, s *server, ref string) []string {
+	t.Helper()
+	lines := strings.Split(s.tool("ctr", "images", "ls", "name=="+ref), "\n")
+	if len(lines) != 2 || len(strings.Fields(lines[1])) < 3 {
+		t.Fatalf("ctr images ls %s: %q", ref, lines)
+	}
+	var manifest struct {
+		Layers []struct{ Digest string }
+	}
+	if err := json.Unmarshal([]byte(s.tool("ctr", "content", "get", strings.Fields(lines[1])[2])), &manifest); err != nil || len(manifest.Layers) == 0 {
+		t.Fatalf("%s: manifest without layers: %v", ref, err)
+	}
+	var out []string
+	for _, l := range manifest.Layers {
+		out = append(out, l.Digest)
+	}
+	return out
 }
 
 func killall(t *testing.T, dataDir string) {

@@ -36,7 +36,9 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 type list []string
@@ -51,7 +53,7 @@ type spec struct {
 	user, workdir, stopSignal        string
 	arch, variant                    string
 	out                              string
-	zstd                             bool
+	zstd, raw                        bool
 }
 
 // epoch is every entry's and the image's time: the same inputs give the
@@ -76,10 +78,14 @@ func main() {
 	flag.Var(&links, "link", "PATH-IN-IMAGE=TARGET symlink, repeatable")
 	flag.Var(&env, "env", "KEY=VALUE, repeatable")
 	flag.BoolVar(&s.zstd, "zstd", false, "compress layers with zstd at its best level instead of gzip (smaller; containerd 1.5+ reads it)")
+	flag.BoolVar(&s.raw, "raw", false, "store layers uncompressed, for an archive that is compressed as a whole with other programs (kubling's payload)")
 	flag.Parse()
 	s.names, s.rootfs, s.files, s.links, s.env = names, rootfs, files, links, env
 	if len(s.names) == 0 || s.out == "" || len(s.files)+len(s.links)+len(s.rootfs) == 0 {
 		fail(fmt.Errorf("-name, -out and at least one -rootfs, -file or -link are required"))
+	}
+	if s.zstd && s.raw {
+		fail(fmt.Errorf("-zstd and -raw: choose one"))
 	}
 	var err error
 	if s.entrypoint, err = words("-entrypoint", entrypoint); err != nil {
@@ -115,10 +121,6 @@ func build(s spec) error {
 		}
 		tags = append(tags, tag)
 	}
-	opts := []tarball.LayerOption{}
-	if s.zstd {
-		opts = append(opts, tarball.WithCompression(compression.ZStd), tarball.WithCompressionLevel(19))
-	}
 	var layers []v1.Layer
 	for _, dir := range s.rootfs {
 		if fi, err := os.Stat(dir); err != nil {
@@ -126,7 +128,7 @@ func build(s spec) error {
 		} else if !fi.IsDir() {
 			return fmt.Errorf("-rootfs %s: not a folder", dir)
 		}
-		layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return folderTar(dir), nil }, opts...)
+		layer, err := s.layer(func() (io.ReadCloser, error) { return folderTar(dir), nil })
 		if err != nil {
 			return fmt.Errorf("-rootfs %s: %w", dir, err)
 		}
@@ -137,7 +139,7 @@ func build(s spec) error {
 		if err != nil {
 			return err
 		}
-		layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(raw)), nil }, opts...)
+		layer, err := s.layer(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(raw)), nil })
 		if err != nil {
 			return err
 		}
@@ -172,6 +174,29 @@ func build(s spec) error {
 		refs[t] = img
 	}
 	return tarball.MultiRefWriteToFile(s.out, refs)
+}
+
+// layer makes a layer of the tar stream open gives: gzip, zstd (-zstd) or
+// as it is (-raw; containerd's importer takes an uncompressed docker-save
+// layer as such).
+func (s spec) layer(open func() (io.ReadCloser, error)) (v1.Layer, error) {
+	switch {
+	case s.raw:
+		r, err := open()
+		if err != nil {
+			return nil, err
+		}
+		defer r.Close()
+		b, err := io.ReadAll(r)
+		if err != nil {
+			return nil, err
+		}
+		return static.NewLayer(b, types.DockerUncompressedLayer), nil
+	case s.zstd:
+		return tarball.LayerFromOpener(open, tarball.WithCompression(compression.ZStd), tarball.WithCompressionLevel(19))
+	default:
+		return tarball.LayerFromOpener(open)
+	}
 }
 
 // filesTar is the layer of -file and -link entries, with the folders above

@@ -2,6 +2,7 @@ package main
 
 import (
 	"archive/tar"
+	"bytes"
 	"errors"
 	"io"
 	"os"
@@ -156,5 +157,44 @@ func TestWords(t *testing.T) {
 	}
 	if _, err := words("-cmd", `["a",`); err == nil {
 		t.Error("a broken JSON array was accepted")
+	}
+}
+
+// -raw stores the layer as it is: the archive holds the program's bytes
+// verbatim, so the payload's compressor sees them beside its other programs.
+func TestRawLayerIsStoredUncompressed(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "coredns")
+	program := []byte("\x7fELF a program that compresses well: " + string(make([]byte, 4096)))
+	if err := os.WriteFile(bin, program, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, raw := range []bool{true, false} {
+		out := filepath.Join(t.TempDir(), "img.tar")
+		if err := build(spec{names: []string{"example.test/dns:1"}, files: []string{"coredns=" + bin}, entrypoint: []string{"/coredns"}, out: out, raw: raw}); err != nil {
+			t.Fatal(err)
+		}
+		archive, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if verbatim := bytes.Contains(archive, program); verbatim != raw {
+			t.Errorf("raw=%v: program verbatim in the archive = %v", raw, verbatim)
+		}
+		tag, _ := name.NewTag("example.test/dns:1")
+		img, err := tarball.ImageFromPath(out, &tag)
+		if err != nil {
+			t.Fatal(err)
+		}
+		layers, err := img.Layers()
+		if err != nil || len(layers) != 1 {
+			t.Fatalf("layers %d, %v", len(layers), err)
+		}
+		rc, err := layers[0].Uncompressed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := layerEntries(t, rc)["coredns"]; e.data != string(program) || e.mode != 0o755 {
+			t.Errorf("raw=%v: coredns entry of %d bytes, mode %o", raw, len(e.data), e.mode)
+		}
 	}
 }
