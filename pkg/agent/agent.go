@@ -19,6 +19,7 @@ import (
 
 	"github.com/coreos/go-systemd/v22/daemon"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 
 	"github.com/kubling/kubling/pkg/agent/loadbalancer"
 	"github.com/kubling/kubling/pkg/codepages"
@@ -52,7 +53,7 @@ func Run(ctx context.Context, c *config.Agent, log klog.Logger) (err error) {
 	// this node's own keys. While the server cannot be reached, retry; a
 	// node that joined before starts with what it has.
 	phase := time.Now()
-	cluster, err := joinCluster(ctx, server, tok, node, log)
+	cluster, err := joinCluster(ctx, clock.RealClock{}, server, tok, node, log)
 	if err != nil {
 		return err
 	}

@@ -6,20 +6,20 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"net/url"
 	"os"
 	"strings"
 	"time"
 
-	"k8s.io/apimachinery/pkg/util/wait"
 	certutil "k8s.io/client-go/util/cert"
 	"k8s.io/client-go/util/keyutil"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 
 	"github.com/kubling/kubling/pkg/datadir"
 	"github.com/kubling/kubling/pkg/fileutil"
 	"github.com/kubling/kubling/pkg/join"
+	"github.com/kubling/kubling/pkg/retry"
 	"github.com/kubling/kubling/pkg/token"
 )
 
@@ -48,7 +48,7 @@ func checkSameCluster(l datadir.Layout, t token.Token) error {
 // joined before goes on with its stored credentials when the server cannot
 // be reached; a refusal (wrong token, wrong CA, clock skew, name taken) ends
 // the agent.
-func joinCluster(ctx context.Context, server *url.URL, t token.Token, node *Node, log klog.Logger) (*join.Cluster, error) {
+func joinCluster(ctx context.Context, clk clock.Clock, server *url.URL, t token.Token, node *Node, log klog.Logger) (*join.Cluster, error) {
 	l := node.layout
 	req, err := joinRequest(node)
 	if err != nil {
@@ -57,37 +57,35 @@ func joinCluster(ctx context.Context, server *url.URL, t token.Token, node *Node
 	stored, storedErr := storedCluster(l)
 	id, secret := t.Bootstrap()
 	var resp *join.Response
-	attempt, refusals := 0, 0
-	backoff := wait.Backoff{Duration: time.Second, Factor: 2, Jitter: 0.1, Steps: math.MaxInt32, Cap: 30 * time.Second}
-	err = wait.ExponentialBackoffWithContext(ctx, backoff, func(ctx context.Context) (bool, error) {
-		attempt++
+	refusals := 0
+	err = retry.Until(ctx, clk, retry.Backoff(30*time.Second), func(ctx context.Context) error {
 		ca, err := join.FetchCA(ctx, server, t, nil)
 		if err == nil {
 			resp, err = join.Post(ctx, server, ca, id+"."+secret, req)
 			if err == nil {
-				return true, writeCredentials(l, ca, resp)
+				return retry.Permanent(writeCredentials(l, ca, resp))
 			}
 		}
 		if join.IsAuthRefusal(err) && storedErr == nil {
 			// A token may expire (`kubling token create` makes 24-hour ones)
 			// long after its node joined; the node's own certificates go on.
 			log.Info("The server refused the token; starting with the credentials of the last join", "server", server.String(), "err", err.Error())
-			return true, nil
+			return nil
 		}
 		if join.IsAuthRefusal(err) && refusals < 3 {
 			refusals++ // the server may have started a moment ago
-			log.Info("The server refused the token; trying again in case it is still starting", "err", err.Error())
-			return false, nil
+			return fmt.Errorf("the server refused the token; trying again in case it is still starting: %w", err)
 		}
 		if join.IsPermanent(err) {
-			return false, err
+			return retry.Permanent(err)
 		}
 		if storedErr == nil {
 			log.Info("Cannot reach the server; starting with the credentials of the last join", "server", server.String(), "err", err.Error())
-			return true, nil
+			return nil
 		}
-		log.Info("Cannot join yet; retrying", "attempt", attempt, "err", err.Error())
-		return false, nil
+		return err
+	}, func(err error, attempts int) {
+		log.Info("Cannot join yet; retrying until the server answers", "server", server.String(), "attempt", attempts, "err", err.Error())
 	})
 	if err != nil {
 		return nil, err

@@ -40,8 +40,9 @@ func NewRunner(log klog.Logger) *Runner {
 }
 
 // Start starts each component and waits for it to be ready before the next.
-// readyTimeout bounds each Ready call. On the first failure it stops what it
-// started (in reverse) and returns the error.
+// readyTimeout bounds each Ready call (0: until ctx ends, for a component
+// that waits on something outside kubling). On the first failure it stops
+// what it started (in reverse) and returns the error.
 func (r *Runner) Start(ctx context.Context, readyTimeout time.Duration, components ...Component) error {
 	for _, c := range components {
 		begin := time.Now()
@@ -49,7 +50,10 @@ func (r *Runner) Start(ctx context.Context, readyTimeout time.Duration, componen
 			return errors.Join(fmt.Errorf("start %s: %w", c.Name(), err), r.Stop())
 		}
 		r.started = append(r.started, c)
-		readyCtx, cancel := context.WithTimeout(ctx, readyTimeout)
+		readyCtx, cancel := ctx, context.CancelFunc(func() {})
+		if readyTimeout > 0 {
+			readyCtx, cancel = context.WithTimeout(ctx, readyTimeout)
+		}
 		err := c.Ready(readyCtx)
 		timedOut := readyCtx.Err() != nil && ctx.Err() == nil
 		cancel()

@@ -75,6 +75,19 @@ func TestRunnerReadyTimeoutIsReported(t *testing.T) {
 	}
 }
 
+// With no ready timeout, Ready waits until the caller's context ends (an
+// external datastore waited for until kubling is stopped).
+func TestRunnerWithoutReadyTimeoutWaitsForItsContext(t *testing.T) {
+	var log []string
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	begin := time.Now()
+	err := NewRunner(klog.Background()).Start(ctx, 0, &fake{name: "database", log: &log, blockUntilCancel: true})
+	if !errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "not ready after") || time.Since(begin) < 300*time.Millisecond {
+		t.Fatalf("after %v: %v", time.Since(begin), err)
+	}
+}
+
 func TestServeEndsOnCancelOrOnAComponentsExit(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	waiting := NewInProcess("waits", func(context.Context) (func(context.Context) error, error) {

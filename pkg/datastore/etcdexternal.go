@@ -8,8 +8,10 @@ import (
 	"strings"
 	"time"
 
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+
+	"github.com/kubling/kubling/pkg/retry"
 )
 
 // externalEtcd is an etcd cluster kubling does not run: the apiserver talks
@@ -20,12 +22,13 @@ type externalEtcd struct {
 	endpoints []string
 	tls       TLSFiles
 	log       klog.Logger
+	clock     clock.Clock
 }
 
 var _ Datastore = (*externalEtcd)(nil)
 
 func newExternalEtcd(c Config) (*externalEtcd, error) {
-	s := &externalEtcd{tls: c.TLS, log: c.Log}
+	s := &externalEtcd{tls: c.TLS, log: c.Log, clock: clock.RealClock{}}
 	for _, e := range strings.Split(c.Endpoint, ",") {
 		u, err := url.Parse(strings.TrimSpace(e))
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") {
@@ -35,6 +38,10 @@ func newExternalEtcd(c Config) (*externalEtcd, error) {
 			return nil, fmt.Errorf("--datastore-endpoint %s: etcd takes client certificates (--datastore-certfile, --datastore-keyfile), not a user in the URL", redact(e))
 		}
 		s.endpoints = append(s.endpoints, u.Scheme+"://"+u.Host)
+		if u.Scheme == "http" {
+			// Allowed (a test cluster, a loopback etcd), but never silently.
+			s.log.Info("Warning: external etcd over plain http: every object and Secret crosses the network unencrypted and unauthenticated; use https:// with --datastore-cafile, --datastore-certfile and --datastore-keyfile", "endpoint", s.endpoints[len(s.endpoints)-1])
+		}
 	}
 	return s, nil
 }
@@ -47,23 +54,17 @@ func (s *externalEtcd) Backend() Backend {
 
 func (s *externalEtcd) Start(context.Context) error { return nil }
 
-// Ready asks the cluster for its status until one endpoint answers, pausing
-// 1 s, 2 s, 4 s… (at most 30 s) between tries and logging each failure.
+// Ready asks the cluster for its status until one endpoint answers or
+// kubling is stopped, pausing 1 s, 2 s, 4 s… (then 30 s each time) between
+// tries and logging each new reason once.
 func (s *externalEtcd) Ready(ctx context.Context) error {
-	backoff := wait.Backoff{Duration: time.Second, Factor: 2, Steps: 1 << 30, Cap: 30 * time.Second}
-	var last error
-	err := wait.ExponentialBackoffWithContext(ctx, backoff, func(ctx context.Context) (bool, error) {
-		last = s.status(ctx)
-		if last == nil {
-			return true, nil
-		}
-		s.log.Info("External etcd not reachable yet; retrying", "endpoints", s.endpoints, "err", last.Error())
-		return false, nil
+	err := retry.Until(ctx, s.clock, retry.Backoff(30*time.Second), s.status, func(err error, attempts int) {
+		s.log.Info("External etcd not reachable yet; retrying until it is", "endpoints", s.endpoints, "attempt", attempts, "err", err.Error())
 	})
-	if err != nil && last != nil {
-		return fmt.Errorf("etcd at %s: %w", strings.Join(s.endpoints, ","), last)
+	if err != nil {
+		return fmt.Errorf("etcd at %s: %w", strings.Join(s.endpoints, ","), err)
 	}
-	return err
+	return nil
 }
 
 // status asks every endpoint for its status; one answer is enough.

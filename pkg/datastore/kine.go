@@ -66,16 +66,23 @@ func (k *kineServer) driverConfig(dsn string) drivers.Config {
 	}
 }
 
-// start runs kine on dsn until Stop and returns once it serves.
-func (k *kineServer) start(dsn string) error {
+// start runs kine on dsn until Stop and returns once it serves. If ctx
+// ends first (kubling stopped while kine waits for its database: kine's own
+// connect loop runs for minutes), kine is stopped and start returns.
+func (k *kineServer) start(ctx context.Context, dsn string) error {
 	// A new server on an external datastore starts it before anything
 	// else is in the data dir.
 	if err := os.MkdirAll(filepath.Dir(k.socket), 0o700); err != nil {
 		return fmt.Errorf("kine (%s): %w", k.driver, err)
 	}
 	// kine lives until Stop, not until the start-up context ends.
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := k.serve(ctx, dsn); err != nil {
+	life, cancel := context.WithCancel(context.Background())
+	stopOnEnd := context.AfterFunc(ctx, cancel)
+	err := k.serve(life, dsn)
+	if !stopOnEnd() && err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
 		cancel()
 		k.wg.Wait()
 		return fmt.Errorf("kine (%s): %w", k.driver, err)

@@ -30,7 +30,7 @@ const migratedSuffix = ".migrated"
 func migrateSQLite(ctx context.Context, log klog.Logger, db, socketDir string, to *clientv3.Client) error {
 	k := &kineServer{driver: "sqlite", socket: filepath.Join(socketDir, "kine-migrate.sock")}
 	k.backend = Backend{Endpoints: []string{"unix://" + k.socket}}
-	if err := k.start("sqlite://" + db + "?" + sqlite.DefaultParams); err != nil {
+	if err := k.start(ctx, "sqlite://"+db+"?"+sqlite.DefaultParams); err != nil {
 		return err
 	}
 	defer k.Stop()

@@ -59,11 +59,11 @@ func sqlitePath(dsn string) string {
 	return u.Path
 }
 
-func (s *sqliteStore) Start(context.Context) error {
+func (s *sqliteStore) Start(ctx context.Context) error {
 	if err := os.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
 		return fmt.Errorf("sqlite database folder: %w", err)
 	}
-	return s.start("sqlite://" + s.dsn)
+	return s.start(ctx, "sqlite://"+s.dsn)
 }
 
 // Snapshot copies the database with VACUUM INTO, on a connection of its own

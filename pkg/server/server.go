@@ -176,7 +176,9 @@ func (s *start) keys(ctx context.Context) error {
 	phase := time.Now()
 	created := newPaths(l)
 	if s.plan.startsFirst {
-		if err := s.runner.Start(ctx, readyTimeout, s.store); err != nil {
+		// An external datastore is waited for until kubling is stopped: a
+		// site's servers and database boot in no order.
+		if err := s.runner.Start(ctx, 0, s.store); err != nil {
 			return err
 		}
 		if err := adoptBootstrapData(ctx, s.store.Backend(), l, s.givenToken, log); err != nil {

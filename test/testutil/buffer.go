@@ -1,4 +1,4 @@
-// Package testutil holds small helpers the end-to-end test packages share.
+// Package testutil holds small helpers kubling's tests share.
 package testutil
 
 import (

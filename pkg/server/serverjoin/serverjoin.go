@@ -16,24 +16,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"sync"
 	"time"
 
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 
 	"github.com/kubling/kubling/pkg/config"
 	"github.com/kubling/kubling/pkg/datadir"
 	"github.com/kubling/kubling/pkg/datastore"
 	"github.com/kubling/kubling/pkg/join"
+	"github.com/kubling/kubling/pkg/retry"
 	"github.com/kubling/kubling/pkg/server/bootstrapdata"
 )
-
-// joinTimeout bounds how long a joining server waits for the server it
-// joins through (retrying with back-off).
-const joinTimeout = 5 * time.Minute
 
 // Service is the answering end: with the server token only, it adds the
 // new server's etcd member as a learner and answers with the cluster's
@@ -86,8 +82,14 @@ func (j *Service) join(ctx context.Context, req join.ServerRequest) (*join.Serve
 
 // Ask is the joining end: it asks the server at --server to add this one,
 // writes the cluster's keys and the token file, and returns how this
-// server's etcd member joins.
+// server's etcd member joins. It waits for that server until kubling is
+// stopped (servers of a site boot in no order, and one busy adding another
+// member answers "try again"); a refusal no retry mends ends it.
 func Ask(ctx context.Context, c *config.Server, l datadir.Layout, member datastore.EtcdMember, log klog.Logger) (*datastore.EtcdJoin, error) {
+	return ask(ctx, clock.RealClock{}, c, l, member, log)
+}
+
+func ask(ctx context.Context, clk clock.Clock, c *config.Server, l datadir.Layout, member datastore.EtcdMember, log klog.Logger) (*datastore.EtcdJoin, error) {
 	server, err := join.ServerURL(c.JoinURL)
 	if err != nil {
 		return nil, err
@@ -95,26 +97,23 @@ func Ask(ctx context.Context, c *config.Server, l datadir.Layout, member datasto
 	t, _ := c.ParsedToken() // --server needs --token (config.Server.Validate)
 	id, secret := t.Bootstrap()
 	req := join.ServerRequest{NodeName: c.NodeName, EtcdPeerURL: member.PeerURL(), Cluster: c.Cluster().Join()}
-	ctx, cancel := context.WithTimeout(ctx, joinTimeout)
-	defer cancel()
 	var resp *join.ServerResponse
-	attempt, refusals := 0, 0
-	backoff := wait.Backoff{Duration: time.Second, Factor: 2, Jitter: 0.1, Steps: math.MaxInt32, Cap: 15 * time.Second}
-	err = wait.ExponentialBackoffWithContext(ctx, backoff, func(ctx context.Context) (bool, error) {
-		attempt++
+	refusals := 0
+	err = retry.Until(ctx, clk, retry.Backoff(15*time.Second), func(ctx context.Context) error {
 		ca, err := join.FetchCA(ctx, server, t, nil)
 		if err == nil {
 			if resp, err = join.PostServer(ctx, server, ca, id+"."+secret, req); err == nil {
-				return true, nil
+				return nil
 			}
 		}
 		if join.IsAuthRefusal(err) && refusals < 3 {
 			refusals++ // the server may have started a moment ago
 		} else if join.IsPermanent(err) {
-			return false, err
+			return retry.Permanent(err)
 		}
-		log.Info("Cannot join the cluster yet; retrying", "server", server.String(), "attempt", attempt, "err", err.Error())
-		return false, nil
+		return err
+	}, func(err error, attempts int) {
+		log.Info("Cannot join the cluster yet; retrying until it answers", "server", server.String(), "attempt", attempts, "err", err.Error())
 	})
 	if err != nil {
 		return nil, fmt.Errorf("join %s as a server: %w", server, err)
