@@ -191,7 +191,7 @@ FUZZTIME ?= 30s
 FUZZFLAGS ?=
 FUZZ_TARGETS := token:FuzzParse config:FuzzLoadFile config:FuzzConfigValue \
 	agent/containerd:FuzzRegistries server/apply:FuzzDecode hostcheck:FuzzParseProcNetRoute \
-	server/nodejoin:FuzzDecodeRequest
+	server/nodejoin:FuzzDecodeRequest server/bootstrapdata:FuzzOpen
 
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

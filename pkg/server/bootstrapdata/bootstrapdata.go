@@ -151,6 +151,18 @@ func Seal(files Files, secret string) ([]byte, error) {
 	return json.Marshal(s)
 }
 
+// plausible bounds what a stored seal may ask of Argon2id on both ends: 0
+// passes or threads make argon2 panic, and a bundle written by anyone who
+// can write the datastore must not make a server take gigabytes or
+// minutes. The bounds leave room to raise kubling's own cost later.
+func plausible(s sealed) bool {
+	return s.Time >= 1 && s.Time <= 16 &&
+		s.MemoryKiB >= 8*1024 && s.MemoryKiB <= 256*1024 &&
+		s.Threads >= 1 && s.Threads <= 16 &&
+		len(s.Salt) >= 16 && len(s.Salt) <= 64 &&
+		len(s.Nonce) == chacha20poly1305.NonceSizeX
+}
+
 // ErrWrongToken says the bundle does not open with the secret given: the
 // token of another cluster, or a bundle that was changed.
 var ErrWrongToken = errors.New("the token does not open the cluster keys stored in the datastore (another cluster's token?)")
@@ -164,7 +176,7 @@ func Open(blob []byte, secret string) (Files, error) {
 	if s.Version != version {
 		return nil, fmt.Errorf("bootstrap data in the datastore is of version %d; this kubling reads version %d", s.Version, version)
 	}
-	if s.MemoryKiB > 1<<22 || s.Time > 16 || len(s.Nonce) != chacha20poly1305.NonceSizeX {
+	if !plausible(s) {
 		return nil, errors.New("bootstrap data in the datastore has implausible parameters")
 	}
 	aead, err := chacha20poly1305.NewX(key(secret, s.Salt, s))
