@@ -31,6 +31,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
 
 	"k8s.io/klog/v2"
@@ -168,12 +169,24 @@ func (t TLSFiles) check() error {
 	return nil
 }
 
-// redact is an endpoint fit for errors and logs: without its password.
+// passwordParam is a password given as a parameter (PostgreSQL's
+// ?password=, sslpassword=; a MySQL DSN's).
+var passwordParam = regexp.MustCompile(`(?i)(password=)[^&;\s]*`)
+
+// redact is an endpoint fit for errors and logs: without its password,
+// whether in the user part (which may itself hold an @) or a parameter.
 func redact(endpoint string) string {
+	endpoint = passwordParam.ReplaceAllString(endpoint, "${1}xxxxx")
 	u, err := url.Parse(endpoint)
 	if err != nil || u.User == nil {
-		if i := strings.Index(endpoint, "@"); i >= 0 {
-			// A DSN url.Parse refuses (mysql's user:pass@tcp(host)/db).
+		// A DSN url.Parse refuses (mysql's user:pass@tcp(host)/db, or a
+		// password with characters a URL must escape): the user part ends
+		// at the last @ before the address.
+		head := endpoint
+		if i := strings.Index(head, "("); i >= 0 {
+			head = head[:i]
+		}
+		if i := strings.LastIndex(head, "@"); i >= 0 {
 			if j := strings.Index(endpoint, "://"); j >= 0 && j < i {
 				return endpoint[:j+3] + "…" + endpoint[i:]
 			}

@@ -199,3 +199,24 @@ func TestKineDriversLinked(t *testing.T) {
 		}
 	}
 }
+
+// No password reaches a log or an error line, wherever the endpoint puts it.
+func TestRedact(t *testing.T) {
+	for in, want := range map[string]string{
+		"postgres://kubling:s3cret@db:5432/k":                       "postgres://kubling:xxxxx@db:5432/k",
+		"postgres://kubling:p@ss@word@db:5432/k":                    "postgres://kubling:xxxxx@db:5432/k",
+		"postgres://db:5432/k?user=kubling&password=s3cret":         "postgres://db:5432/k?user=kubling&password=xxxxx",
+		"postgres://db/k?sslmode=verify-full&sslpassword=s3cret":    "postgres://db/k?sslmode=verify-full&sslpassword=xxxxx",
+		"postgres://kubling:p%zz@db/k":                              "postgres://…@db/k",
+		"mysql://kubling:s3cret@tcp(db:3306)/k":                     "mysql://…@tcp(db:3306)/k",
+		"mysql://kubling:p@ss@tcp(db:3306)/k":                       "mysql://…@tcp(db:3306)/k",
+		"mysql://kubling@tcp(db:3306)/k?tls=true&Password=s3cret":   "mysql://…@tcp(db:3306)/k?tls=true&Password=xxxxx",
+		"https://10.0.0.1:2379":                                     "https://10.0.0.1:2379",
+		"sqlite:///var/lib/kubling/server/db/state.db?_journal=WAL": "sqlite:///var/lib/kubling/server/db/state.db?_journal=WAL",
+	} {
+		got := redact(in)
+		if got != want || strings.Contains(got, "s3cret") || strings.Contains(got, "ss@") {
+			t.Errorf("redact(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
