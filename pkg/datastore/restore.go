@@ -43,6 +43,14 @@ const bboltMagic = 0xED0CDAED
 // decompressing them if it is compressed. It does not check the whole file
 // (VerifySnapshot does).
 func ReadSnapshotInfo(path string) (SnapshotInfo, error) {
+	info, err := snapshotInfo(path)
+	if err != nil {
+		return info, fmt.Errorf("%s: %w", path, err)
+	}
+	return info, nil
+}
+
+func snapshotInfo(path string) (SnapshotInfo, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return SnapshotInfo{}, err
@@ -67,7 +75,7 @@ func ReadSnapshotInfo(path string) (SnapshotInfo, error) {
 	}
 	head = make([]byte, 32)
 	if _, err := io.ReadFull(r, head); err != nil {
-		return info, fmt.Errorf("%s: not a snapshot (too short to be one)", path)
+		return info, errors.New("not a snapshot (too short to be one)")
 	}
 	switch {
 	case bytes.HasPrefix(head, sqliteMagic):
@@ -75,7 +83,7 @@ func ReadSnapshotInfo(path string) (SnapshotInfo, error) {
 	case binary.LittleEndian.Uint32(head[16:20]) == bboltMagic:
 		info.Kind = KindEtcd
 	default:
-		return info, fmt.Errorf("%s: not a snapshot (neither a SQLite database nor an etcd snapshot)", path)
+		return info, errors.New("not a snapshot (neither a SQLite database nor an etcd snapshot)")
 	}
 	return info, nil
 }
@@ -84,13 +92,21 @@ func ReadSnapshotInfo(path string) (SnapshotInfo, error) {
 // database must pass SQLite's integrity check and hold kine's table; an
 // etcd snapshot must match the sha256 digest etcd appends to it.
 func VerifySnapshot(path string, kind Kind) error {
+	if err := verifySnapshot(path, kind); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+// verifySnapshot is VerifySnapshot with errors that do not name the file.
+func verifySnapshot(path string, kind Kind) error {
 	switch kind {
 	case KindSQLite:
 		return verifySQLite(path)
 	case KindEtcd:
 		return verifyEtcdSnapshot(path)
 	}
-	return fmt.Errorf("%s: no snapshot of kind %q", path, kind)
+	return fmt.Errorf("no snapshot of kind %q", kind)
 }
 
 func verifySQLite(path string) error {
@@ -100,14 +116,14 @@ func verifySQLite(path string) error {
 	defer db.Close()
 	var result string
 	if err := db.QueryRow("PRAGMA integrity_check").Scan(&result); err != nil {
-		return fmt.Errorf("%s: broken SQLite snapshot: %w", path, err)
+		return fmt.Errorf("broken SQLite snapshot: %w", err)
 	}
 	if result != "ok" {
-		return fmt.Errorf("%s: broken SQLite snapshot: integrity check: %s", path, strings.SplitN(result, "\n", 2)[0])
+		return fmt.Errorf("broken SQLite snapshot: integrity check: %s", strings.SplitN(result, "\n", 2)[0])
 	}
 	var rows int64
 	if err := db.QueryRow("SELECT COUNT(*) FROM kine").Scan(&rows); err != nil {
-		return fmt.Errorf("%s: a SQLite database, but not kubling's datastore: %w", path, err)
+		return fmt.Errorf("a SQLite database, but not kubling's datastore: %w", err)
 	}
 	return nil
 }
@@ -125,18 +141,18 @@ func verifyEtcdSnapshot(path string) error {
 	// etcd appends a sha256 of the database; the database is whole pages.
 	const sum = sha256.Size
 	if st.Size() <= sum || (st.Size()-sum)%512 != 0 {
-		return fmt.Errorf("%s: broken etcd snapshot: %d bytes is not a database and its digest (truncated?)", path, st.Size())
+		return fmt.Errorf("broken etcd snapshot: %d bytes is not a database and its digest (truncated?)", st.Size())
 	}
 	h := sha256.New()
 	if _, err := io.CopyN(h, f, st.Size()-sum); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return err
 	}
 	want := make([]byte, sum)
 	if _, err := io.ReadFull(f, want); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return err
 	}
 	if !bytes.Equal(h.Sum(nil), want) {
-		return fmt.Errorf("%s: broken etcd snapshot: its sha256 digest does not match its content", path)
+		return errors.New("broken etcd snapshot: its sha256 digest does not match its content")
 	}
 	return nil
 }
@@ -177,30 +193,36 @@ func Restore(c Config, path string) (Restored, error) {
 	if c.Endpoint != "" {
 		return Restored{}, errors.New("--cluster-reset-restore-path restores the embedded datastores; an external one is restored with its own tools")
 	}
-	info, err := ReadSnapshotInfo(path)
-	if err != nil {
-		return Restored{}, err
-	}
 	dbDir := filepath.Dir(c.Layout.SQLiteDB())
 	if err := os.MkdirAll(dbDir, 0o700); err != nil {
 		return Restored{}, err
 	}
-	plain := path
+	// The user's file is read once, into root's folder beside the
+	// datastore (the same filesystem): what is checked is what is
+	// restored, whatever happens to the user's path meanwhile.
+	copied, err := copyToTemp(path, dbDir)
+	if err != nil {
+		return Restored{}, err
+	}
+	defer os.Remove(copied)
+	info, err := snapshotInfo(copied)
+	if err != nil {
+		return Restored{}, fmt.Errorf("%s: %w", path, err)
+	}
+	plain := copied
 	if info.Compressed {
-		// Decompressed next to the datastore: the same filesystem, and
-		// root's alone.
-		tmp, err := decompress(path, dbDir)
+		tmp, err := decompress(copied, dbDir)
 		if err != nil {
-			return Restored{}, err
+			return Restored{}, fmt.Errorf("%s: %w", path, err)
 		}
 		defer os.Remove(tmp)
 		plain = tmp
 	}
-	if err := VerifySnapshot(plain, info.Kind); err != nil {
+	if err := verifySnapshot(plain, info.Kind); err != nil {
 		if info.Compressed {
-			err = fmt.Errorf("%s (decompressed): %w", path, err)
+			path += " (decompressed)"
 		}
-		return Restored{}, err
+		return Restored{}, fmt.Errorf("%s: %w", path, err)
 	}
 
 	r := Restored{Kind: info.Kind}
@@ -217,21 +239,16 @@ func Restore(c Config, path string) (Restored, error) {
 	}
 	switch info.Kind {
 	case KindSQLite:
-		// In a fresh file next to the database, then in place with its
-		// WAL files and an etcd member moved aside (a data dir with etcd
-		// data would start etcd).
-		tmp, err := copyToTemp(plain, dbDir)
-		if err != nil {
-			return r, err
-		}
-		defer os.Remove(tmp)
+		// The checked copy, in place with the database's WAL files and an
+		// etcd member moved aside (a data dir with etcd data would start
+		// etcd).
 		db := c.Layout.SQLiteDB()
 		for _, p := range []string{db + "-wal", db + "-shm", db, c.Layout.EtcdDir()} {
 			if err := keep(p); err != nil {
 				return r, err
 			}
 		}
-		if err := os.Rename(tmp, db); err != nil {
+		if err := os.Rename(plain, db); err != nil {
 			return r, err
 		}
 		r.Into = db
