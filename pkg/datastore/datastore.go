@@ -131,6 +131,11 @@ func New(c Config) (Datastore, error) {
 	if c.Etcd.Reset && kind != KindEtcd {
 		return nil, errors.New("--cluster-reset: this data dir holds no embedded etcd member to reset (restore a snapshot with --cluster-reset-restore-path FILE)")
 	}
+	if c.Etcd.Reset {
+		if err := checkReset(c.Layout.EtcdDir()); err != nil {
+			return nil, err
+		}
+	}
 	if err := c.TLS.check(); err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -98,6 +99,21 @@ var (
 	_ component.Exiter = (*etcdStore)(nil)
 	_ MemberJoiner     = (*etcdStore)(nil)
 )
+
+// resetMarker records a finished --cluster-reset of the etcd data in dir.
+func resetMarker(dir string) string { return dir + "-reset" }
+
+// checkReset refuses --cluster-reset on data already reset by it.
+func checkReset(dir string) error {
+	stamp, err := os.ReadFile(resetMarker(dir))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("--cluster-reset: %w", err)
+	}
+	return fmt.Errorf("--cluster-reset: this server's etcd was already reset (%s); left in its flags, config file or environment it would split the cluster at every start: remove it (to reset again after another quorum loss, delete %s first)", strings.TrimSpace(string(stamp)), resetMarker(dir))
+}
 
 func newEtcd(c Config) *etcdStore {
 	s := &etcdStore{dir: c.Layout.EtcdDir(), member: c.Etcd, log: c.Log}
@@ -271,6 +287,16 @@ func (s *etcdStore) Ready(ctx context.Context) error {
 		return fmt.Errorf("embedded etcd: %w", s.err)
 	case <-ctx.Done():
 		return fmt.Errorf("embedded etcd has no leader yet: %w", ctx.Err())
+	}
+	if s.member.Reset {
+		// Recorded, so that a --cluster-reset left in a config file or
+		// unit does not make a cluster of one again at the next start,
+		// dropping the servers that joined since.
+		stamp := []byte(time.Now().UTC().Format(time.RFC3339) + "\n")
+		if err := fileutil.WriteAtomic(resetMarker(s.dir), stamp, 0o600); err != nil {
+			return fmt.Errorf("record the cluster reset: %w", err)
+		}
+		s.log.Info("Reset etcd to a cluster of this one member; remove --cluster-reset from this server's flags, config file and environment now", "member", s.member.Name)
 	}
 	if s.e.Server.IsLearner() {
 		// A new server's member (or one restarted before it was promoted):

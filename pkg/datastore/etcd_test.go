@@ -431,6 +431,45 @@ func TestRestoreUndo(t *testing.T) {
 	}
 }
 
+// TestClusterResetIsOneShot: a finished --cluster-reset is recorded, and
+// the flag is refused afterwards (left in a config file it would make a
+// cluster of one again at every start, dropping servers joined since); a
+// restore clears the record, so the next quorum loss can be reset.
+func TestClusterResetIsOneShot(t *testing.T) {
+	_, c := embedded(t, KindEtcd)
+	_, client, stop := startStore(t, c)
+	put(t, client, "kept")
+	stop()
+
+	c.ClusterInit = false
+	c.Etcd.Reset = true
+	_, client, stop = startStore(t, c)
+	if got := get(t, client); got != "kept" {
+		t.Errorf("after the reset: %q", got)
+	}
+	snap := filepath.Join(t.TempDir(), "snap")
+	stop()
+	if _, err := New(c); err == nil || !strings.Contains(err.Error(), "already reset") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("a second --cluster-reset: %v", err)
+	}
+	c.Etcd.Reset = false
+	store, client, stop := startStore(t, c)
+	if got := get(t, client); got != "kept" {
+		t.Errorf("a plain start after the reset: %q", got)
+	}
+	if err := store.(Snapshotter).Snapshot(context.Background(), snap); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	if _, err := Restore(c, snap); err != nil {
+		t.Fatal(err)
+	}
+	c.Etcd.Reset = true
+	if _, err := New(c); err != nil {
+		t.Errorf("--cluster-reset after a restore: %v", err)
+	}
+}
+
 // TestRestoreReadsTheSnapshotOnce: the user's file is read once, and what
 // was checked is what is restored. A named pipe gives its bytes once (as a
 // file replaced after its check would give other bytes the second time).

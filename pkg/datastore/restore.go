@@ -243,7 +243,7 @@ func Restore(c Config, path string) (Restored, error) {
 		// etcd member moved aside (a data dir with etcd data would start
 		// etcd).
 		db := c.Layout.SQLiteDB()
-		for _, p := range []string{db + "-wal", db + "-shm", db, c.Layout.EtcdDir()} {
+		for _, p := range []string{db + "-wal", db + "-shm", db, c.Layout.EtcdDir(), resetMarker(c.Layout.EtcdDir())} {
 			if err := keep(p); err != nil {
 				return r, err
 			}
@@ -282,7 +282,7 @@ func Restore(c Config, path string) (Restored, error) {
 			return r, fmt.Errorf("restore etcd snapshot %s: %w", path, err)
 		}
 		db := c.Layout.SQLiteDB()
-		for _, p := range []string{c.Layout.EtcdDir(), db + "-wal", db + "-shm", db} {
+		for _, p := range []string{c.Layout.EtcdDir(), resetMarker(c.Layout.EtcdDir()), db + "-wal", db + "-shm", db} {
 			if err := keep(p); err != nil {
 				return r, err
 			}
