@@ -20,6 +20,7 @@ func serverCommand() *cli.Command {
 	var tlsSANs, apiArgs, schedArgs, cmArgs, disable, nfsMountOptions cli.StringSlice
 	flags := []cli.Flag{
 		&cli.StringFlag{Name: "token", Aliases: []string{"t"}, Usage: "cluster secret agents join with (generated on first start when empty)", Destination: &c.Token},
+		&cli.StringFlag{Name: "token-file", Usage: "file holding --token, so the secret is on no command line", Destination: &c.TokenFile},
 		&cli.StringFlag{Name: "write-kubeconfig", Aliases: []string{"o"}, Usage: "write the admin kubeconfig to this file", Value: config.DefaultKubeconfig, Destination: &c.WriteKubeconfig},
 		&cli.StringFlag{Name: "write-kubeconfig-mode", Usage: "file mode of the admin kubeconfig, in octal", Value: config.DefaultKubeconfigMode, Destination: &c.WriteKubeconfigMode},
 		&cli.StringSliceFlag{Name: "tls-san", Usage: "extra hostname or IP in the apiserver's serving certificate", Destination: &tlsSANs},

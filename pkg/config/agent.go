@@ -29,15 +29,24 @@ func (a *Agent) Normalize() error {
 	if err := a.Node.Normalize(); err != nil {
 		return err
 	}
-	if a.TokenFile != "" {
-		if a.Token != "" {
-			return errors.New("give --token or --token-file, not both")
-		}
-		data, err := os.ReadFile(a.TokenFile)
-		if err != nil {
-			return fmt.Errorf("--token-file: %w", err)
-		}
-		a.Token = strings.TrimSpace(string(data))
+	return tokenFromFile(&a.Token, a.TokenFile)
+}
+
+// tokenFromFile reads --token-file into token: the secret then appears in
+// no command line, unit file or process listing.
+func tokenFromFile(token *string, file string) error {
+	if file == "" {
+		return nil
+	}
+	if *token != "" {
+		return errors.New("give --token or --token-file, not both")
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("--token-file: %w", err)
+	}
+	if *token = strings.TrimSpace(string(data)); *token == "" {
+		return fmt.Errorf("--token-file %s is empty", file)
 	}
 	return nil
 }

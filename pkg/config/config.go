@@ -37,6 +37,7 @@ type Server struct {
 	WriteKubeconfig     string
 	WriteKubeconfigMode string
 	Token               string
+	TokenFile           string
 	TLSSANs             []string
 	BindAddress         string
 	AdvertiseAddress    string
@@ -88,6 +89,9 @@ func (s *Server) Normalize() error {
 			return fmt.Errorf("%s: %w", flag, err)
 		}
 		*path = abs
+	}
+	if err := tokenFromFile(&s.Token, s.TokenFile); err != nil {
+		return err
 	}
 	if err := s.Datastore.normalize(); err != nil {
 		return err

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -135,6 +137,39 @@ func TestValidNodeName(t *testing.T) {
 	for _, n := range []string{"", "a..b", ".a", "a.", "-a", "a-", "a.-b", "A", "a_b", "a b", "a/b", longest + "a", strings.Repeat("a", 240), "é"} {
 		if ValidNodeName(n) {
 			t.Errorf("ValidNodeName(%q) = true, want false", n)
+		}
+	}
+}
+
+// --token-file keeps the server's secret off the command line.
+func TestServerTokenFile(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "token")
+	if err := os.WriteFile(file, []byte("  a-secret-of-twenty-chars\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := validServer()
+	s.TokenFile = file
+	if err := s.Normalize(); err != nil || s.Token != "a-secret-of-twenty-chars" {
+		t.Fatalf("Normalize: %v, token %q", err, s.Token)
+	}
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	both := validServer()
+	both.Token, both.TokenFile = "a-secret-of-twenty-chars", file
+	if err := both.Normalize(); err == nil || !strings.Contains(err.Error(), "not both") {
+		t.Errorf("--token and --token-file: %v", err)
+	}
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{empty, filepath.Join(dir, "none")} {
+		s := validServer()
+		s.TokenFile = f
+		if err := s.Normalize(); err == nil || !strings.HasPrefix(err.Error(), "--token-file") {
+			t.Errorf("%s: %v", f, err)
 		}
 	}
 }
