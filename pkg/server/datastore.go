@@ -123,6 +123,9 @@ func snapshotSchedule(c *config.Server, l datadir.Layout, store datastore.Snapsh
 		return nil, err
 	}
 	dir := snapshotDir(c.Snapshots.Dir, l)
+	if err := snapshot.CheckDir(dir, time.Now()); err != nil {
+		return nil, err
+	}
 	take := func(ctx context.Context) error {
 		f, err := snapshot.Save(ctx, store, dir, snapshot.Scheduled, c.NodeName, c.Snapshots.Compress, time.Now())
 		if err != nil {

@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -67,6 +68,9 @@ func Save(ctx context.Context, store datastore.Snapshotter, dir, name, node stri
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return File{}, fmt.Errorf("snapshot folder: %w", err)
 	}
+	if err := CheckDir(dir, now); err != nil {
+		return File{}, err
+	}
 	base := fmt.Sprintf("%s-%s-%d", name, node, now.Unix())
 	path := filepath.Join(dir, base)
 	if compress {
@@ -91,6 +95,48 @@ func Save(ctx context.Context, store datastore.Snapshotter, dir, name, node stri
 		}
 	}
 	return Read(path)
+}
+
+// staleAfter is when a hidden file of a save (the plain copy of a
+// compressed one, a file being written) is taken as left by a save that
+// crashed: no save of an edge device's datastore takes that long.
+const staleAfter = time.Hour
+
+// CheckDir refuses a snapshot folder that others may write to (a snapshot
+// swapped in there would be restored, with its Secrets and keys) or that
+// another user owns, and removes what saves that crashed left in it. A
+// missing folder is fine: Save makes it, root's alone.
+func CheckDir(dir string, now time.Time) error {
+	st, err := os.Stat(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("snapshot folder: %w", err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("snapshot folder %s is not a folder", dir)
+	}
+	if st.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("snapshot folder %s can be written by group or others (mode %04o): chmod go-w it, or choose another --snapshot-dir", dir, st.Mode().Perm())
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) != os.Geteuid() {
+		return fmt.Errorf("snapshot folder %s belongs to user %d, not to the user kubling runs as (%d): chown it, or choose another --snapshot-dir", dir, sys.Uid, os.Geteuid())
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("snapshot folder: %w", err)
+	}
+	for _, e := range entries {
+		n := e.Name()
+		if !strings.HasPrefix(n, ".") || !e.Type().IsRegular() || (!strings.HasSuffix(n, ".uncompressed") && !strings.Contains(n, ".tmp")) {
+			continue
+		}
+		if info, err := e.Info(); err == nil && now.Sub(info.ModTime()) > staleAfter {
+			os.Remove(filepath.Join(dir, n))
+		}
+	}
+	return nil
 }
 
 func compressFile(from, to string) error {

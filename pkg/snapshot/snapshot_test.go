@@ -120,3 +120,47 @@ func TestCheckName(t *testing.T) {
 		}
 	}
 }
+
+// A snapshot folder others may write to is refused (a snapshot swapped in
+// would be restored); what a crashed compressed save left is removed once
+// it is an hour old, and nothing else.
+func TestCheckDir(t *testing.T) {
+	now := time.Now()
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckDir(dir, now); err == nil || !strings.Contains(err.Error(), "chmod go-w") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("a world-writable folder: %v", err)
+	}
+	if _, err := Save(context.Background(), sqliteStore(t), dir, "manual", "n1", true, now); err == nil {
+		t.Error("Save wrote into a world-writable folder")
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	old, fresh := filepath.Join(dir, ".manual-n1-1.uncompressed"), filepath.Join(dir, ".manual-n1-2.zst.tmp123")
+	mine := filepath.Join(dir, ".notes")
+	for _, p := range []string{old, fresh, mine} {
+		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	twoHours := now.Add(-2 * time.Hour)
+	for _, p := range []string{old, mine} {
+		if err := os.Chtimes(p, twoHours, twoHours); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := CheckDir(dir, now); err != nil {
+		t.Fatal(err)
+	}
+	for p, kept := range map[string]bool{old: false, fresh: true, mine: true} {
+		if _, err := os.Stat(p); (err == nil) != kept {
+			t.Errorf("%s: kept %v, want %v", filepath.Base(p), err == nil, kept)
+		}
+	}
+	if err := CheckDir(filepath.Join(dir, "not-yet"), now); err != nil {
+		t.Errorf("a folder Save will make: %v", err)
+	}
+}
