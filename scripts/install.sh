@@ -27,6 +27,7 @@ set -eu
 RELEASE_URL=${INSTALL_KUBLING_RELEASE_URL:-https://github.com/kubling/kubling/releases}
 
 info() { echo "[kubling] $*"; }
+warn() { echo "[kubling] warning: $*" >&2; }
 fatal() {
 	echo "[kubling] error: $*" >&2
 	exit 1
@@ -60,6 +61,24 @@ setup_exec() {
 		;;
 	esac
 	EXEC_WORDS=$(exec_words) || fatal "INSTALL_KUBLING_EXEC has an unterminated quote or ends with a backslash"
+	_se_flag=$(exec_secret)
+	if [ -n "$_se_flag" ]; then
+		warn "INSTALL_KUBLING_EXEC gives $_se_flag a secret: it goes into the service's unit, which every user can read; give it as a KUBLING_* variable instead (kept in the root-only env file), or as --token-file"
+	fi
+}
+
+# exec_secret: the first flag in EXEC_WORDS whose value is a secret (a
+# token, a datastore endpoint with a password), if any.
+exec_secret() {
+	printf '%s\n' "$EXEC_WORDS" | awk '
+		function secretURL(v) { return v ~ /:[^\/@]*@/ || v ~ /[Pp][Aa][Ss][Ss][Ww][Oo][Rr][Dd]=/ }
+		{ w = substr($0, 2) }
+		next_is != "" { if (next_is != "--datastore-endpoint" || secretURL(w)) { print next_is; exit } next_is = ""; next }
+		w ~ /^(--token|-t|--agent-token)$/ { next_is = w; next }
+		w ~ /^(--token|-t|--agent-token)=/ { sub(/=.*/, "", w); print w; exit }
+		w == "--datastore-endpoint" { next_is = w; next }
+		w ~ /^--datastore-endpoint=/ { v = w; sub(/^[^=]*=/, "", v); if (secretURL(v)) { print "--datastore-endpoint"; exit } }
+	'
 }
 
 # exec_words: the words of INSTALL_KUBLING_EXEC, one a line, each after a "="

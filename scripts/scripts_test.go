@@ -383,7 +383,7 @@ func systemdExec(value string) ([]string, error) {
 // and nothing in them runs: no `touch pwned` ever creates pwned.
 func TestInstallerKeepsEachWordOfTheCommand(t *testing.T) {
 	install := readScript(t, "install.sh")
-	fns := shFuncs(t, install, "info", "fatal", "quote", "setup_exec", "exec_words", "command_words", "systemd_words", "sh_words", "systemd_unit", "openrc_service")
+	fns := shFuncs(t, install, "info", "warn", "fatal", "quote", "setup_exec", "exec_words", "exec_secret", "command_words", "systemd_words", "sh_words", "systemd_unit", "openrc_service")
 	nasty := []string{"--node-label", "a=b  c", "$(touch pwned)", "`touch pwned`", "$HOME", "${HOME}", "$", "$$", "%h", "100%", "%%",
 		`back\slash`, `\`, `\\"`, `dq"uote`, "sq'uote", "'", "x' ; touch pwned; '", ";", "a;touch pwned", "", "*", "?", "[ab]", "~", "~root",
 		"--kubelet-arg=cgroup-root=/kubling-x", "ünïcode", "#hash", "a=b", "&", "|", "<x", ">pwned", "{a,b}", "!", "-", "--"}
@@ -472,6 +472,42 @@ eval supervise-daemon "kubling" --start $command -- $command_args $command_args_
 			out, stderr, err := sh(t, append(env, "INSTALL_KUBLING_EXEC="+bad), t.TempDir(), fns+"setup_exec; echo rendered")
 			if err == nil || out != "" || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "INSTALL_KUBLING_EXEC") {
 				t.Errorf("%s: INSTALL_KUBLING_EXEC=%q: want one error line, got %v %q %q", shell, bad, err, out, stderr)
+			}
+		}
+	}
+}
+
+// A secret in INSTALL_KUBLING_EXEC lands in the world-readable unit file:
+// the installer says so (one warning line) and names the flag, never the
+// secret; other flags pass quietly.
+func TestInstallerWarnsOfSecretsInTheCommand(t *testing.T) {
+	install := readScript(t, "install.sh")
+	fns := shFuncs(t, install, "info", "warn", "fatal", "setup_exec", "exec_words", "exec_secret")
+	for shell, env := range shells(t) {
+		for exec, flag := range map[string]string{
+			"--token KL1abc::s3cret":                                     "--token",
+			"--node-name a -t=s3cret":                                    "-t",
+			"--agent-token s3cret":                                       "--agent-token",
+			"--datastore-endpoint postgres://kubling:s3cret@db/k":        "--datastore-endpoint",
+			"--datastore-endpoint=mysql://kubling:s3cret@tcp(db:3306)/k": "--datastore-endpoint",
+			"--datastore-endpoint 'postgres://db/k?password=s3cret'":     "--datastore-endpoint",
+			"--datastore-endpoint https://10.0.0.1:2379 --node-name t":   "",
+			"--token-file /etc/kubling/token --node-label a=b":           "",
+			"": "",
+		} {
+			out, stderr, err := sh(t, append(env, "INSTALL_KUBLING_EXEC="+exec), t.TempDir(), fns+"set -eu\nsetup_exec\necho rendered\n")
+			if err != nil || out != "rendered\n" {
+				t.Errorf("%s: %q: %v %q %q", shell, exec, err, out, stderr)
+				continue
+			}
+			if flag == "" {
+				if stderr != "" {
+					t.Errorf("%s: %q: warned %q", shell, exec, stderr)
+				}
+				continue
+			}
+			if strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "warning: INSTALL_KUBLING_EXEC gives "+flag+" a secret") || strings.Contains(stderr, "s3cret") {
+				t.Errorf("%s: %q: want one warning naming %s, got %q", shell, exec, flag, stderr)
 			}
 		}
 	}
