@@ -590,3 +590,27 @@ func TestEtcdMemberJoinsAndLeaves(t *testing.T) {
 		t.Fatalf("removing the last member: %v, want ErrLastMember", err)
 	}
 }
+
+// TestCreateIfAbsent: Create writes a key only once, on kine (its create
+// transaction) and on etcd: of two servers storing the cluster keys at
+// once, one wins and the other reads the winner's.
+func TestCreateIfAbsent(t *testing.T) {
+	for _, kind := range []Kind{KindSQLite, KindEtcd} {
+		t.Run(string(kind), func(t *testing.T) {
+			_, c := embedded(t, kind)
+			store, _, stop := startStore(t, c)
+			defer stop()
+			ctx := context.Background()
+			b := store.Backend()
+			for i, want := range []bool{true, false} {
+				created, err := Create(ctx, b, "/kubling/once", []byte(fmt.Sprintf("writer-%d", i)))
+				if err != nil || created != want {
+					t.Fatalf("write %d: created %v, %v; want %v", i, created, err, want)
+				}
+			}
+			if v, _, err := Get(ctx, b, "/kubling/once"); err != nil || string(v) != "writer-0" {
+				t.Errorf("stored %q, %v; want the first writer's", v, err)
+			}
+		})
+	}
+}

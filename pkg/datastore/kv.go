@@ -82,6 +82,22 @@ func Put(ctx context.Context, b Backend, key string, value []byte) error {
 	return nil
 }
 
+// Create writes key only if it is absent (an etcd transaction on the key's
+// revision being 0, the create form kine also serves): of two servers
+// writing at once, one creates it. created is false when the key was there.
+func Create(ctx context.Context, b Backend, key string, value []byte) (created bool, err error) {
+	client, err := Client(ctx, b)
+	if err != nil {
+		return false, err
+	}
+	defer client.Close()
+	resp, err := client.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", 0)).Then(clientv3.OpPut(key, string(value))).Commit()
+	if err != nil {
+		return false, fmt.Errorf("write %s to the datastore: %w", key, err)
+	}
+	return resp.Succeeded, nil
+}
+
 // ReadStopped reads key from the data dir's embedded datastore while it is
 // not running (after a restore): kine's table in the SQLite database, or
 // the latest revision in the etcd member's bbolt database.

@@ -202,7 +202,22 @@ func storeBootstrapData(ctx context.Context, b datastore.Backend, l datadir.Layo
 	if err != nil {
 		return err
 	}
-	if err := datastore.Put(ctx, b, bootstrapdata.Key, sealed); err != nil {
+	if !found {
+		// Two servers started at once on an empty external datastore: one
+		// creates the keys; the other then finds them (other CAs than its
+		// own new ones: it stops, its new files removed, and its next start
+		// takes the stored keys).
+		created, err := datastore.Create(ctx, b, bootstrapdata.Key, sealed)
+		if err != nil {
+			return err
+		}
+		if !created {
+			if err := storeBootstrapData(ctx, b, l, secret, log); err != nil {
+				return fmt.Errorf("%w (another server stored its keys at the same moment: start this one again to take them)", err)
+			}
+			return nil
+		}
+	} else if err := datastore.Put(ctx, b, bootstrapdata.Key, sealed); err != nil {
 		return err
 	}
 	log.Info("Stored the cluster keys in the datastore, sealed with the token", "files", len(local))
