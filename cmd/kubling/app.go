@@ -36,7 +36,7 @@ func usageError(_ *cli.Context, err error, _ bool) error {
 
 // env is the environment variable of a flag: KUBLING_ + upper snake case.
 func env(flag string) []string {
-	b := []byte("KUBLING_" + flag)
+	b := []byte(config.EnvPrefix + flag)
 	for i, c := range b {
 		switch {
 		case c == '-':

@@ -86,6 +86,9 @@ func TestNode(t *testing.T) {
 	}
 	copyFile(t, filepath.Join(images, "busybox.tar"), filepath.Join(airgap, "busybox.tar"))
 	t.Cleanup(func() { killall(t, s.dataDir) })
+	// A KUBLING_* variable (as an env file's KUBLING_TOKEN) stays in
+	// kubling: containerd and the shims do not get it.
+	t.Setenv("KUBLING_E2E_SECRET", "not-for-children")
 	s.start("--kubelet-arg", "max-pods=50", "--node-label", "kubling.test/role=e2e")
 
 	node := s.kubectl("get", "nodes", "-o", "jsonpath={.items[0].metadata.name}")
@@ -230,6 +233,13 @@ func TestNode(t *testing.T) {
 		t.Errorf("the layer of a pulled image is not listed: %q", blobs)
 	}
 	s.tool("ctr", "images", "label", "registry.k8s.io/pause:3.10.2", "kubling.test/mark=kept")
+
+	for _, p := range processesUnder(s.dataDir) {
+		pid, exe, _ := strings.Cut(p, ":")
+		if environ, err := os.ReadFile("/proc/" + pid + "/environ"); err == nil && bytes.Contains(environ, []byte("KUBLING_")) {
+			t.Errorf("%s (pid %s) was given kubling's KUBLING_* variables", filepath.Base(exe), pid)
+		}
+	}
 
 	// containerd is restarted when it dies; pods keep running meanwhile.
 	old := containerdPID(t, s.dataDir)

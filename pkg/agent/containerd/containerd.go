@@ -17,6 +17,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kubling/kubling/pkg/component"
+	"github.com/kubling/kubling/pkg/config"
 	"github.com/kubling/kubling/pkg/fileutil"
 )
 
@@ -101,7 +102,7 @@ func (p *Process) supervise(ctx context.Context, first chan<- error) {
 		}
 		// containerd dies with kubling; the shims (and so the pods) do not.
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-		cmd.Env = append(append(os.Environ(), p.cfg.Env...), "PATH="+filepath.Join(p.cfg.PayloadDir, "bin")+":"+os.Getenv("PATH"))
+		cmd.Env = append(append(config.ChildEnv(), p.cfg.Env...), "PATH="+filepath.Join(p.cfg.PayloadDir, "bin")+":"+os.Getenv("PATH"))
 		err = cmd.Start()
 		if logf != nil {
 			logf.Close() // containerd holds its own copy

@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/kubling/kubling/pkg/config"
 	"github.com/kubling/kubling/pkg/fileutil"
 )
 
@@ -73,7 +74,7 @@ func (b Bundled) Command(mode Mode, command string, args ...string) (*exec.Cmd, 
 		return nil, err
 	}
 	cmd := exec.Command(argv[0], append(argv[1:], args...)...)
-	cmd.Env = append(os.Environ(), b.env())
+	cmd.Env = append(config.ChildEnv(), b.env())
 	return cmd, nil
 }
 
