@@ -3,14 +3,11 @@ package agent
 import (
 	"context"
 	"errors"
-	"net"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr/funcr"
 	testclock "k8s.io/utils/clock/testing"
 
 	"github.com/kubling/kubling/pkg/config"
@@ -22,20 +19,13 @@ import (
 // An agent that boots before its server waits for it until stopped, past
 // the backoff's cap, logging the reason once (it used to exit after 33 s).
 func TestJoinWaitsForTheServerPastTheCap(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	server, _ := url.Parse("https://" + ln.Addr().String())
-	ln.Close() // nothing answers there
+	server, _ := url.Parse("https://" + testutil.RefusedAddr(t))
 	tok, err := token.Parse(token.Prefix + strings.Repeat("ab", 32) + "::secret")
 	if err != nil {
 		t.Fatal(err)
 	}
 	node := &Node{cfg: config.Node{NodeName: "edge-1"}, layout: datadir.New(t.TempDir()), ip: "10.0.0.5"}
-	var mu sync.Mutex
-	var lines []string
-	log := funcr.New(func(_, args string) { mu.Lock(); lines = append(lines, args); mu.Unlock() }, funcr.Options{})
+	log, logged := testutil.LineLog()
 
 	clk := testclock.NewFakeClock(time.Now())
 	ctx, cancel := context.WithCancel(context.Background())
@@ -50,9 +40,7 @@ func TestJoinWaitsForTheServerPastTheCap(t *testing.T) {
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Errorf("stopped: %v", err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(lines) != 1 || !strings.Contains(lines[0], "connection refused") {
+	if lines := logged(); len(lines) != 1 || !strings.Contains(lines[0], "connection refused") {
 		t.Errorf("want one line for the one reason, got %q", lines)
 	}
 }

@@ -5,14 +5,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
-	"github.com/go-logr/logr/funcr"
 	testclock "k8s.io/utils/clock/testing"
 
 	"github.com/kubling/kubling/pkg/datadir"
@@ -40,18 +36,11 @@ func waitsPastTheCap(t *testing.T, ready func(context.Context) error, clk *testc
 	}
 }
 
-func lineLog() (logr.Logger, func() []string) {
-	var mu sync.Mutex
-	var lines []string
-	log := funcr.New(func(_, args string) { mu.Lock(); lines = append(lines, args); mu.Unlock() }, funcr.Options{})
-	return log, func() []string { mu.Lock(); defer mu.Unlock(); return slices.Clone(lines) }
-}
-
 // A server that starts before its PostgreSQL or MySQL server waits for it
 // (here kine fails at once on a CA file not there yet), and the password in
 // the DSN stays out of the log.
 func TestSQLWaitsPastTheCap(t *testing.T) {
-	log, lines := lineLog()
+	log, lines := testutil.LineLog()
 	dir := t.TempDir()
 	ds, err := New(Config{Layout: datadir.New(dir), Log: log,
 		Endpoint: "postgres://kubling:s3cret@127.0.0.1:1/kubling?sslmode=verify-full&sslrootcert=" + filepath.Join(dir, "ca-not-yet.pem")})
@@ -72,7 +61,7 @@ func TestSQLWaitsPastTheCap(t *testing.T) {
 // A server that starts before its external etcd waits for it (here the
 // client fails at once: its certificate files are still being written).
 func TestExternalEtcdWaitsPastTheCap(t *testing.T) {
-	log, lines := lineLog()
+	log, lines := testutil.LineLog()
 	dir := t.TempDir()
 	for _, f := range []string{"etcd-ca.pem", "client.pem", "client-key.pem"} {
 		if err := os.WriteFile(filepath.Join(dir, f), nil, 0o600); err != nil {
@@ -92,14 +81,14 @@ func TestExternalEtcdWaitsPastTheCap(t *testing.T) {
 
 // External etcd over http:// is allowed, with a warning naming the endpoint.
 func TestExternalEtcdOverHTTPWarns(t *testing.T) {
-	log, lines := lineLog()
+	log, lines := testutil.LineLog()
 	if _, err := New(Config{Layout: datadir.New(t.TempDir()), Log: log, Endpoint: "https://10.0.0.1:2379,http://10.0.0.2:2379"}); err != nil {
 		t.Fatal(err)
 	}
 	if got := lines(); len(got) != 1 || !strings.Contains(got[0], "plain http") || !strings.Contains(got[0], "http://10.0.0.2:2379") {
 		t.Errorf("want one warning for the http endpoint, got %q", got)
 	}
-	log, lines = lineLog()
+	log, lines = testutil.LineLog()
 	if _, err := New(Config{Layout: datadir.New(t.TempDir()), Log: log, Endpoint: "https://10.0.0.1:2379"}); err != nil {
 		t.Fatal(err)
 	}

@@ -3,13 +3,10 @@ package serverjoin
 import (
 	"context"
 	"errors"
-	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr/funcr"
 	testclock "k8s.io/utils/clock/testing"
 
 	"github.com/kubling/kubling/pkg/config"
@@ -21,12 +18,7 @@ import (
 // in no order) waits for it until stopped, past the backoff's cap, logging
 // the reason once; it used to exit after about 30 s.
 func TestAskWaitsPastTheCap(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close() // nothing answers there
+	addr := testutil.RefusedAddr(t)
 	c := &config.Server{Node: config.Node{DataDir: t.TempDir(), NodeName: "s2", NodeIP: "192.0.2.11"},
 		WriteKubeconfigMode: config.DefaultKubeconfigMode, HTTPSPort: config.DefaultHTTPSPort,
 		ClusterCIDR: config.DefaultClusterCIDR, ServiceCIDR: config.DefaultServiceCIDR, ClusterDomain: config.DefaultClusterDomain,
@@ -40,9 +32,7 @@ func TestAskWaitsPastTheCap(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	var lines []string
-	log := funcr.New(func(_, args string) { mu.Lock(); lines = append(lines, args); mu.Unlock() }, funcr.Options{})
+	log, logged := testutil.LineLog()
 
 	clk := testclock.NewFakeClock(time.Now())
 	ctx, cancel := context.WithCancel(context.Background())
@@ -60,9 +50,7 @@ func TestAskWaitsPastTheCap(t *testing.T) {
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Errorf("stopped: %v", err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(lines) != 1 || !strings.Contains(lines[0], "connection refused") {
+	if lines := logged(); len(lines) != 1 || !strings.Contains(lines[0], "connection refused") {
 		t.Errorf("want one line for the one reason, got %q", lines)
 	}
 }
