@@ -32,6 +32,7 @@ func serverCommand() *cli.Command {
 		&cli.StringFlag{Name: "cluster-dns", Usage: "cluster DNS service IP (default: the 10th address of --service-cidr)", Destination: &c.ClusterDNS},
 		&cli.StringFlag{Name: "cluster-domain", Usage: "cluster DNS domain", Value: config.DefaultClusterDomain, Destination: &c.ClusterDomain},
 		&cli.StringFlag{Name: "datastore-endpoint", Usage: "external datastore: postgres://…, mysql://… (through kine) or https://host:2379,… (etcd); default: embedded SQLite", Destination: &c.Datastore.Endpoint},
+		&cli.StringFlag{Name: "datastore-endpoint-file", Usage: "file holding --datastore-endpoint, so its password is on no command line", Destination: &c.Datastore.EndpointFile},
 		&cli.StringFlag{Name: "datastore-cafile", Usage: "CA bundle that signs the external datastore's certificate", Destination: &c.Datastore.CAFile},
 		&cli.StringFlag{Name: "datastore-certfile", Usage: "client certificate for the external datastore", Destination: &c.Datastore.CertFile},
 		&cli.StringFlag{Name: "datastore-keyfile", Usage: "client key for the external datastore", Destination: &c.Datastore.KeyFile},

@@ -173,3 +173,33 @@ func TestServerTokenFile(t *testing.T) {
 		}
 	}
 }
+
+// --datastore-endpoint-file keeps the datastore's password off the command line.
+func TestDatastoreEndpointFile(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "endpoint")
+	if err := os.WriteFile(file, []byte("postgres://kubling:s3cret@db:5432/kubling\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := validServer()
+	s.EndpointFile = file
+	if err := s.Normalize(); err != nil || s.Endpoint != "postgres://kubling:s3cret@db:5432/kubling" {
+		t.Fatalf("Normalize: %v, endpoint %q", err, s.Endpoint)
+	}
+	both := validServer()
+	both.Endpoint, both.EndpointFile = "postgres://db/k", file
+	if err := both.Normalize(); err == nil || !strings.Contains(err.Error(), "not both") {
+		t.Errorf("both: %v", err)
+	}
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{empty, filepath.Join(dir, "none")} {
+		s := validServer()
+		s.EndpointFile = f
+		if err := s.Normalize(); err == nil || !strings.HasPrefix(err.Error(), "--datastore-endpoint-file") {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}

@@ -3,7 +3,9 @@ package config
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/robfig/cron/v3"
 )
@@ -15,6 +17,9 @@ type Datastore struct {
 	// with ClusterInit), else postgres://…, mysql://…, sqlite://… or
 	// https://… for etcd (--datastore-endpoint).
 	Endpoint string
+	// EndpointFile holds Endpoint (--datastore-endpoint-file), so a
+	// password in it is on no command line.
+	EndpointFile string
 	// CAFile, CertFile and KeyFile reach an external datastore over TLS.
 	CAFile, CertFile, KeyFile string
 	// ClusterInit runs embedded etcd (--cluster-init).
@@ -30,6 +35,18 @@ type Datastore struct {
 }
 
 func (d *Datastore) normalize() error {
+	if d.EndpointFile != "" {
+		if d.Endpoint != "" {
+			return errors.New("give --datastore-endpoint or --datastore-endpoint-file, not both")
+		}
+		data, err := os.ReadFile(d.EndpointFile)
+		if err != nil {
+			return fmt.Errorf("--datastore-endpoint-file: %w", err)
+		}
+		if d.Endpoint = strings.TrimSpace(string(data)); d.Endpoint == "" {
+			return fmt.Errorf("--datastore-endpoint-file %s is empty", d.EndpointFile)
+		}
+	}
 	for flag, path := range map[string]*string{"--datastore-cafile": &d.CAFile, "--datastore-certfile": &d.CertFile, "--datastore-keyfile": &d.KeyFile, "--cluster-reset-restore-path": &d.RestorePath} {
 		if *path == "" {
 			continue
