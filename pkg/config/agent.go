@@ -29,24 +29,25 @@ func (a *Agent) Normalize() error {
 	if err := a.Node.Normalize(); err != nil {
 		return err
 	}
-	return tokenFromFile(&a.Token, a.TokenFile)
+	return fromFile(&a.Token, a.TokenFile, "--token")
 }
 
-// tokenFromFile reads --token-file into token: the secret then appears in
-// no command line, unit file or process listing.
-func tokenFromFile(token *string, file string) error {
+// fromFile reads flag's value from the file of its -file twin (--token-file,
+// --datastore-endpoint-file): a secret then appears in no command line, unit
+// file or process listing. Both given, or an empty file, is refused.
+func fromFile(value *string, file, flag string) error {
 	if file == "" {
 		return nil
 	}
-	if *token != "" {
-		return errors.New("give --token or --token-file, not both")
+	if *value != "" {
+		return fmt.Errorf("give %s or %s-file, not both", flag, flag)
 	}
 	data, err := os.ReadFile(file)
 	if err != nil {
-		return fmt.Errorf("--token-file: %w", err)
+		return fmt.Errorf("%s-file: %w", flag, err)
 	}
-	if *token = strings.TrimSpace(string(data)); *token == "" {
-		return fmt.Errorf("--token-file %s is empty", file)
+	if *value = strings.TrimSpace(string(data)); *value == "" {
+		return fmt.Errorf("%s-file %s is empty", flag, file)
 	}
 	return nil
 }

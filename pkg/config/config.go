@@ -90,7 +90,7 @@ func (s *Server) Normalize() error {
 		}
 		*path = abs
 	}
-	if err := tokenFromFile(&s.Token, s.TokenFile); err != nil {
+	if err := fromFile(&s.Token, s.TokenFile, "--token"); err != nil {
 		return err
 	}
 	if err := s.Datastore.normalize(); err != nil {

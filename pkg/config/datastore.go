@@ -3,9 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/robfig/cron/v3"
 )
@@ -35,17 +33,8 @@ type Datastore struct {
 }
 
 func (d *Datastore) normalize() error {
-	if d.EndpointFile != "" {
-		if d.Endpoint != "" {
-			return errors.New("give --datastore-endpoint or --datastore-endpoint-file, not both")
-		}
-		data, err := os.ReadFile(d.EndpointFile)
-		if err != nil {
-			return fmt.Errorf("--datastore-endpoint-file: %w", err)
-		}
-		if d.Endpoint = strings.TrimSpace(string(data)); d.Endpoint == "" {
-			return fmt.Errorf("--datastore-endpoint-file %s is empty", d.EndpointFile)
-		}
+	if err := fromFile(&d.Endpoint, d.EndpointFile, "--datastore-endpoint"); err != nil {
+		return err
 	}
 	for flag, path := range map[string]*string{"--datastore-cafile": &d.CAFile, "--datastore-certfile": &d.CertFile, "--datastore-keyfile": &d.KeyFile, "--cluster-reset-restore-path": &d.RestorePath} {
 		if *path == "" {
