@@ -560,7 +560,7 @@ install_service() {
 
 print_join_command() {
 	[ "$MODE" = server ] || return 0
-	token_file="$DATA_DIR/server/token"
+	token_file="$DATA_DIR/server/agent-token"
 	if [ -n "$STARTED" ]; then
 		i=0
 		while [ ! -s "$token_file" ] && [ $i -lt 120 ]; do

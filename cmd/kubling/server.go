@@ -19,8 +19,10 @@ func serverCommand() *cli.Command {
 	node := &nodeFlags{node: &c.Node}
 	var tlsSANs, apiArgs, schedArgs, cmArgs, disable, nfsMountOptions cli.StringSlice
 	flags := []cli.Flag{
-		&cli.StringFlag{Name: "token", Aliases: []string{"t"}, Usage: "cluster secret agents join with (generated on first start when empty)", Destination: &c.Token},
+		&cli.StringFlag{Name: "token", Aliases: []string{"t"}, Usage: "server token: joins servers and seals the cluster's keys (generated on first start when empty; <data-dir>/server/token)", Destination: &c.Token},
 		&cli.StringFlag{Name: "token-file", Usage: "file holding --token, so the secret is on no command line", Destination: &c.TokenFile},
+		&cli.StringFlag{Name: "agent-token", Usage: "the token agents join with, replacing the cluster's (generated on first start when empty; <data-dir>/server/agent-token)", Destination: &c.AgentToken},
+		&cli.StringFlag{Name: "agent-token-file", Usage: "file holding --agent-token", Destination: &c.AgentTokenFile},
 		&cli.StringFlag{Name: "write-kubeconfig", Aliases: []string{"o"}, Usage: "write the admin kubeconfig to this file", Value: config.DefaultKubeconfig, Destination: &c.WriteKubeconfig},
 		&cli.StringFlag{Name: "write-kubeconfig-mode", Usage: "file mode of the admin kubeconfig, in octal", Value: config.DefaultKubeconfigMode, Destination: &c.WriteKubeconfigMode},
 		&cli.StringSliceFlag{Name: "tls-san", Usage: "extra hostname or IP in the apiserver's serving certificate", Destination: &tlsSANs},

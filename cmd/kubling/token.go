@@ -147,9 +147,10 @@ func tokenDeleteCommand() *cli.Command {
 func tokenRotateCommand() *cli.Command {
 	return &cli.Command{
 		Name:         "rotate",
-		Usage:        "give the server's durable join token a new secret (joined nodes keep working; new joins need the new token)",
+		Usage:        "give the server token (or with --agent the agent token) a new secret (joined nodes keep working; new joins need the new token)",
 		OnUsageError: usageError,
-		Flags:        []cli.Flag{serverDataDirFlag()},
+		Flags: []cli.Flag{serverDataDirFlag(),
+			&cli.BoolFlag{Name: "agent", Usage: "rotate the agent token (<data-dir>/server/agent-token) instead of the server token"}},
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
 				return err
@@ -158,12 +159,19 @@ func tokenRotateCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			n := config.Node{DataDir: c.String("data-dir")}
+			_ = n.Normalize() // done once already by serverTokens
+			if c.Bool("agent") {
+				if err := t.RotateAgent(context.Background()); err != nil {
+					return err
+				}
+				fmt.Printf("agent token rotated; new agents need the token in %s (the other servers' copies follow within a minute)\n", n.Layout().AgentToken())
+				return nil
+			}
 			if err := t.Rotate(context.Background()); err != nil {
 				return err
 			}
-			n := config.Node{DataDir: c.String("data-dir")}
-			_ = n.Normalize() // done once already by serverTokens
-			fmt.Printf("join token rotated; new joins need the token in %s\n", n.Layout().Token())
+			fmt.Printf("server token rotated; new servers need the token in %s\n", n.Layout().Token())
 			return nil
 		},
 	}

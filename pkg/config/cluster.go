@@ -82,6 +82,10 @@ func (s *Server) Cluster() Cluster { return s.cluster }
 // ParsedToken is --token as Validate parsed it; ok is false without --token.
 func (s *Server) ParsedToken() (t token.Token, ok bool) { return s.token, s.Token != "" }
 
+// ParsedAgentToken is --agent-token as Validate parsed it; ok is false
+// without it.
+func (s *Server) ParsedAgentToken() (t token.Token, ok bool) { return s.agentToken, s.AgentToken != "" }
+
 // NodeAddress is the address this machine goes by in the cluster: its
 // node's IP, its etcd member's URLs, the join URL it prints, a name in its
 // serving certificates. One precedence for all: --node-ip, then

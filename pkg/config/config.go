@@ -38,15 +38,19 @@ type Server struct {
 	WriteKubeconfigMode string
 	Token               string
 	TokenFile           string
-	TLSSANs             []string
-	BindAddress         string
-	AdvertiseAddress    string
-	HTTPSPort           int
-	ClusterCIDR         string
-	ServiceCIDR         string
-	ClusterDNS          string
-	ClusterDomain       string
-	DisableAgent        bool
+	// AgentToken is what agents join with (--agent-token); the server
+	// token joins servers and opens the cluster's sealed keys.
+	AgentToken       string
+	AgentTokenFile   string
+	TLSSANs          []string
+	BindAddress      string
+	AdvertiseAddress string
+	HTTPSPort        int
+	ClusterCIDR      string
+	ServiceCIDR      string
+	ClusterDNS       string
+	ClusterDomain    string
+	DisableAgent     bool
 	Datastore
 	Snapshots
 	Disable []string
@@ -70,8 +74,9 @@ type Server struct {
 	KubeControllerManagerArgs []string
 
 	// Parsed by Validate (Cluster, ParsedToken).
-	cluster Cluster
-	token   token.Token
+	cluster    Cluster
+	token      token.Token
+	agentToken token.Token
 }
 
 // Normalize fills derived defaults (the cluster DNS address comes from the
@@ -91,6 +96,9 @@ func (s *Server) Normalize() error {
 		*path = abs
 	}
 	if err := fromFile(&s.Token, s.TokenFile, "--token"); err != nil {
+		return err
+	}
+	if err := fromFile(&s.AgentToken, s.AgentTokenFile, "--agent-token"); err != nil {
 		return err
 	}
 	if err := s.Datastore.normalize(); err != nil {
@@ -139,6 +147,9 @@ func (s *Server) validateAPI() error {
 		}
 		s.token = t
 	}
+	if err := s.validateAgentToken(); err != nil {
+		return err
+	}
 	if err := s.validateJoin(); err != nil {
 		return err
 	}
@@ -157,6 +168,26 @@ func (s *Server) validateAPI() error {
 	if s.AdvertiseAddress != "" && net.ParseIP(s.AdvertiseAddress) == nil {
 		return fmt.Errorf("--advertise-address %q: not an IP address", s.AdvertiseAddress)
 	}
+	return nil
+}
+
+// validateAgentToken checks --agent-token: a secret of its own, so that an
+// agent's disk holds nothing that joins a server or opens the cluster's keys.
+func (s *Server) validateAgentToken() error {
+	if s.AgentToken == "" {
+		return nil
+	}
+	t, err := token.Parse(s.AgentToken)
+	if err != nil {
+		return fmt.Errorf("--agent-token: %w", err)
+	}
+	if len(t.Secret) < MinTokenSecret {
+		return fmt.Errorf("--agent-token: the secret must be at least %d characters (leave --agent-token out and kubling makes one)", MinTokenSecret)
+	}
+	if s.Token != "" && t.Secret == s.token.Secret {
+		return errors.New("--agent-token must differ from --token: the server token opens the cluster's keys, the agent token must not")
+	}
+	s.agentToken = t
 	return nil
 }
 

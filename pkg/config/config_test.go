@@ -83,6 +83,9 @@ func TestValidateRejects(t *testing.T) {
 			s.Datastore.JoinURL, s.Token, s.Datastore.ClusterInit = "https://10.0.0.1:6443", "KL1"+strings.Repeat("ab", 32)+"::abcdef.0123456789abcdef", true
 		}, "--server joins an existing cluster and --cluster-init starts a new one"},
 		{"server with bare secret", func(s *Server) { s.Datastore.JoinURL, s.Token = "https://10.0.0.1:6443", "0123456789abcdef0123" }, "--server needs the full token"},
+		{"agent token short", func(s *Server) { s.AgentToken = "short" }, "--agent-token: the secret must be at least 16 characters"},
+		{"agent token is the server token", func(s *Server) { s.Token, s.AgentToken = "a-secret-of-twenty-chars", "a-secret-of-twenty-chars" }, "--agent-token must differ from --token"},
+		{"agent token damaged", func(s *Server) { s.AgentToken = "KL1abc::x" }, "--agent-token: token"},
 		{"component arg", func(s *Server) { s.KubeSchedulerArgs = []string{"v=2", "oops"} }, "--kube-scheduler-arg: component argument \"oops\""},
 	}
 	for _, c := range cases {
@@ -171,6 +174,30 @@ func TestServerTokenFile(t *testing.T) {
 		if err := s.Normalize(); err == nil || !strings.HasPrefix(err.Error(), "--token-file") {
 			t.Errorf("%s: %v", f, err)
 		}
+	}
+}
+
+// --agent-token-file reads the agent token; both forms are refused.
+func TestServerAgentTokenFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "agent-token")
+	if err := os.WriteFile(file, []byte("KL1"+strings.Repeat("ab", 32)+"::abcdef.0123456789abcdef\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := validServer()
+	s.AgentTokenFile = file
+	if err := s.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := s.ParsedAgentToken(); !ok || got.Secret != "abcdef.0123456789abcdef" || got.CAHash != strings.Repeat("ab", 32) {
+		t.Errorf("parsed agent token %+v %v", got, ok)
+	}
+	both := validServer()
+	both.AgentToken, both.AgentTokenFile = "a-secret-of-twenty-chars", file
+	if err := both.Normalize(); err == nil || !strings.Contains(err.Error(), "give --agent-token or --agent-token-file, not both") {
+		t.Errorf("--agent-token and --agent-token-file: %v", err)
 	}
 }
 

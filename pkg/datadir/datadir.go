@@ -88,6 +88,10 @@ func (l Layout) AdminKubeconfig() string { return l.ServerKubeconfig("admin") }
 // Token is the durable join token.
 func (l Layout) Token() string { return filepath.Join(l.ServerDir(), "token") }
 
+// AgentToken is the token agents join with (full form): it opens nothing
+// but a node's own credentials.
+func (l Layout) AgentToken() string { return filepath.Join(l.ServerDir(), "agent-token") }
+
 // PreviousTokens lists the tokens `kubling token rotate` replaced, one a
 // line, so that the next start can open the cluster keys sealed with the
 // last of them and seal them again with the new one.

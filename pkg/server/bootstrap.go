@@ -10,6 +10,7 @@ import (
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/client-go/kubernetes"
 	bootstrapapi "k8s.io/cluster-bootstrap/token/api"
+	"k8s.io/klog/v2"
 
 	"github.com/kubling/kubling/pkg/agent"
 	"github.com/kubling/kubling/pkg/component"
@@ -29,21 +30,25 @@ var rbacYAML []byte
 const DurableTokenDescription = "kubling server token (durable; from <data-dir>/server/token)"
 
 // clusterBootstrap writes what the cluster needs before nodes join: kubling's
-// RBAC, the bootstrap token behind the server's durable join token, and the
-// server node's password (so no agent can take its name).
+// RBAC, the bootstrap tokens behind the server token and the agent token,
+// and the server node's password (so no agent can take its name).
 type clusterBootstrap struct {
 	kubeconfig   string
 	applier      *apply.Applier
 	token        token.Token
+	agentTokens  agentTokens
 	node         string // "" when the server runs no node
 	nodePassword string
+	stopFollow   context.CancelFunc
 }
 
 var _ component.Component = (*clusterBootstrap)(nil)
 
-// newClusterBootstrap prepares the bootstrap; node is nil with --disable-agent.
-func newClusterBootstrap(l datadir.Layout, applier *apply.Applier, t token.Token, node *agent.Node) (*clusterBootstrap, error) {
-	b := &clusterBootstrap{kubeconfig: l.AdminKubeconfig(), applier: applier, token: t}
+// newClusterBootstrap prepares the bootstrap: t is the server token,
+// agentToken --agent-token (nil without), node nil with --disable-agent.
+func newClusterBootstrap(l datadir.Layout, applier *apply.Applier, t token.Token, agentToken *token.Token, node *agent.Node, log klog.Logger) (*clusterBootstrap, error) {
+	b := &clusterBootstrap{kubeconfig: l.AdminKubeconfig(), applier: applier, token: t,
+		agentTokens: agentTokens{path: l.AgentToken(), caHash: t.CAHash, given: agentToken, log: log}}
 	if node != nil {
 		password, err := agent.NodePassword(l)
 		if err != nil {
@@ -61,7 +66,11 @@ func (b *clusterBootstrap) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := applyDurableToken(ctx, client, b.token); err != nil {
+	if err := applyDurableToken(ctx, client, b.token, DurableTokenDescription); err != nil {
+		return err
+	}
+	b.agentTokens.client = client
+	if err := b.agentTokens.ensure(ctx); err != nil {
 		return err
 	}
 	if err := b.applier.ApplyDocument(ctx, rbacYAML); err != nil {
@@ -75,11 +84,20 @@ func (b *clusterBootstrap) Start(ctx context.Context) error {
 			return err
 		}
 	}
+	followCtx, stop := context.WithCancel(ctx)
+	b.stopFollow = stop
+	go b.agentTokens.follow(followCtx)
 	return nil
 }
 
 func (b *clusterBootstrap) Ready(context.Context) error { return nil }
-func (b *clusterBootstrap) Stop() error                 { return nil }
+
+func (b *clusterBootstrap) Stop() error {
+	if b.stopFollow != nil {
+		b.stopFollow()
+	}
+	return nil
+}
 
 // retiredRBAC names what earlier versions granted and this one must take
 // back: kubling:flannel let one shared identity, held by every node, patch
@@ -99,10 +117,11 @@ func removeRetiredRBAC(ctx context.Context, client kubernetes.Interface) error {
 	return nil
 }
 
-// applyDurableToken makes the upstream bootstrap token behind the server's
-// durable join token t (its ID and secret derive from t's secret), so the
-// apiserver's own bootstrap-token authenticator checks every join.
-func applyDurableToken(ctx context.Context, client kubernetes.Interface, t token.Token) error {
+// applyDurableToken makes the upstream bootstrap token behind a durable
+// kubling token t (the server's or the agents'; description says which): no
+// expiry, in kubling's join group, so the apiserver's own bootstrap-token
+// authenticator checks every join.
+func applyDurableToken(ctx context.Context, client kubernetes.Interface, t token.Token, description string) error {
 	id, secret := t.Bootstrap()
 	ac := corev1ac.Secret(bootstrapapi.BootstrapTokenSecretPrefix+id, metav1.NamespaceSystem).
 		WithType(bootstrapapi.SecretTypeBootstrapToken).
@@ -111,7 +130,7 @@ func applyDurableToken(ctx context.Context, client kubernetes.Interface, t token
 			bootstrapapi.BootstrapTokenSecretKey:           []byte(secret),
 			bootstrapapi.BootstrapTokenUsageAuthentication: []byte("true"),
 			bootstrapapi.BootstrapTokenExtraGroupsKey:      []byte(join.Group),
-			bootstrapapi.BootstrapTokenDescriptionKey:      []byte(DurableTokenDescription),
+			bootstrapapi.BootstrapTokenDescriptionKey:      []byte(description),
 		})
 	if _, err := client.CoreV1().Secrets(metav1.NamespaceSystem).Apply(ctx, ac, metav1.ApplyOptions{FieldManager: apply.FieldManager, Force: true}); err != nil {
 		return fmt.Errorf("join token: %w", err)

@@ -101,7 +101,7 @@ func Run(ctx context.Context, c *config.Server, log klog.Logger) (err error) {
 		return err
 	}
 	// Never the token itself: logs are kept (journald) and read more widely.
-	log.Info("Join nodes with: kubling agent --server "+joinURL(c)+" --token-file <a copy of "+s.l.Token()+">", "tokenFile", s.l.Token())
+	log.Info("Join nodes with: kubling agent --server "+joinURL(c)+" --token-file <a copy of "+s.l.AgentToken()+">", "tokenFile", s.l.AgentToken())
 	log.Info("kubling is ready", "kubernetes", s.apiURL, "duration", time.Since(begin).Round(time.Millisecond))
 	// Tell systemd (Type=notify), when it started us.
 	_, _ = daemon.SdNotify(false, daemon.SdNotifyReady)
@@ -248,7 +248,8 @@ func (s *start) apiServer(ctx context.Context) error {
 	s.schedulerArgs, s.controllerManagerArgs = schedArgs, cmArgs
 	log.V(1).Info("Component arguments", "apiserver", apiArgs, "scheduler", schedArgs, "controller-manager", cmArgs)
 	tokenID, _ := s.joinToken.Bootstrap()
-	joins := &nodejoin.Service{PKI: s.pki, Cluster: c.Cluster(), ServerIPs: s.sans.IPs, Client: s.newAdminClient, Log: log}
+	joins := &nodejoin.Service{PKI: s.pki, Cluster: c.Cluster(), ServerIPs: s.sans.IPs, Client: s.newAdminClient,
+		ServerTokenUser: "system:bootstrap:" + tokenID, AgentTokenFile: l.AgentToken(), Log: log}
 	handlers := joins.Handlers()
 	handlers[join.ServerJoinPath] = &serverjoin.Service{Backend: s.store.Backend(), Kind: s.plan.kind, Cluster: c.Cluster(), TokenID: tokenID, Log: log}
 	encryption.UseReloadInterval() // a rotated key is picked up in seconds
@@ -269,7 +270,11 @@ func (s *start) perCluster(ctx context.Context) error {
 	if s.applier, err = apply.NewApplier(s.l.AdminKubeconfig()); err != nil {
 		return err
 	}
-	bootstrap, err := newClusterBootstrap(s.l, s.applier, s.joinToken, s.node)
+	var agentToken *token.Token
+	if t, ok := s.c.ParsedAgentToken(); ok {
+		agentToken = &t
+	}
+	bootstrap, err := newClusterBootstrap(s.l, s.applier, s.joinToken, agentToken, s.node, s.log)
 	if err != nil {
 		return err
 	}

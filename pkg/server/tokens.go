@@ -100,7 +100,7 @@ func (t *Tokens) List(ctx context.Context) ([]TokenInfo, error) {
 			continue // not a join token
 		}
 		info := TokenInfo{ID: string(s.Data[bootstrapapi.BootstrapTokenIDKey]), Description: string(s.Data[bootstrapapi.BootstrapTokenDescriptionKey])}
-		info.Durable = info.Description == DurableTokenDescription
+		info.Durable = info.Description == DurableTokenDescription || info.Description == DurableAgentTokenDescription
 		if exp := string(s.Data[bootstrapapi.BootstrapTokenExpirationKey]); exp != "" {
 			if info.Expires, err = time.Parse(time.RFC3339, exp); err != nil {
 				return nil, fmt.Errorf("token %s: expiration %q: %w", info.ID, exp, err)
@@ -132,8 +132,11 @@ func (t *Tokens) Delete(ctx context.Context, idOrToken string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("token %s: %w", id, err)
 	}
-	if string(s.Data[bootstrapapi.BootstrapTokenDescriptionKey]) == DurableTokenDescription {
+	switch string(s.Data[bootstrapapi.BootstrapTokenDescriptionKey]) {
+	case DurableTokenDescription:
 		return "", fmt.Errorf("token %s is the server's durable token; it cannot be deleted (it would come back at the next start)", id)
+	case DurableAgentTokenDescription:
+		return "", fmt.Errorf("token %s is the cluster's agent token; replace it with `kubling token rotate --agent`", id)
 	}
 	if err := secrets.Delete(ctx, s.Name, metav1.DeleteOptions{}); err != nil {
 		return "", fmt.Errorf("delete token %s: %w", id, err)
@@ -160,7 +163,7 @@ func (t *Tokens) Rotate(ctx context.Context) error {
 		return err
 	}
 	rotated := token.Token{CAHash: t.caHash, Secret: secret}
-	if err := applyDurableToken(ctx, t.client, rotated); err != nil {
+	if err := applyDurableToken(ctx, t.client, rotated, DurableTokenDescription); err != nil {
 		return err
 	}
 	// The cluster keys in the datastore stay sealed with the old secret
@@ -175,6 +178,37 @@ func (t *Tokens) Rotate(ctx context.Context) error {
 	err = t.client.CoreV1().Secrets(metav1.NamespaceSystem).Delete(ctx, bootstraputil.BootstrapTokenSecretName(oldID), metav1.DeleteOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("delete the old token's bootstrap token %s: %w", oldID, err)
+	}
+	return nil
+}
+
+// RotateAgent replaces the cluster's agent token with a new random one and
+// writes it to this server's agent-token file; the other servers' files
+// follow within a minute. Joined agents go on with their certificates; new
+// joins need the new token. The old token is deleted last, so a failure
+// leaves one that works.
+func (t *Tokens) RotateAgent(ctx context.Context) error {
+	old, err := durableAgentTokens(ctx, t.client)
+	if err != nil {
+		return err
+	}
+	secret, err := bootstraputil.GenerateBootstrapToken()
+	if err != nil {
+		return err
+	}
+	rotated := token.Token{CAHash: t.caHash, Secret: secret}
+	if err := applyDurableToken(ctx, t.client, rotated, DurableAgentTokenDescription); err != nil {
+		return err
+	}
+	if err := fileutil.WriteAtomic(t.layout.AgentToken(), []byte(rotated.String()+"\n"), 0o600); err != nil {
+		return err
+	}
+	for _, o := range old {
+		id, _ := o.Bootstrap()
+		err := t.client.CoreV1().Secrets(metav1.NamespaceSystem).Delete(ctx, bootstraputil.BootstrapTokenSecretName(id), metav1.DeleteOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete the old agent token %s: %w", id, err)
+		}
 	}
 	return nil
 }

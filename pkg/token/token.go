@@ -92,6 +92,19 @@ func NewSecret() (string, error) {
 // cluster than the token given (nil: none given). It reads only, so it can
 // run before anything is written. It returns the stored token if there is one.
 func CheckOwnership(path string, given *Token) (*Token, error) {
+	stored, err := ReadFile(path)
+	if err != nil || stored == nil || given == nil {
+		return stored, err
+	}
+	if subtle.ConstantTimeCompare([]byte(given.Secret), []byte(stored.Secret)) != 1 ||
+		(given.CAHash != "" && stored.CAHash != "" && given.CAHash != stored.CAHash) {
+		return nil, fmt.Errorf("data dir belongs to another cluster: its token (%s) differs from --token; use that cluster's token or another --data-dir", path)
+	}
+	return stored, nil
+}
+
+// ReadFile reads a token file; nil when there is none.
+func ReadFile(path string) (*Token, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -102,13 +115,6 @@ func CheckOwnership(path string, given *Token) (*Token, error) {
 	stored, err := Parse(string(data))
 	if err != nil {
 		return nil, fmt.Errorf("token file %s is damaged: %w", path, err)
-	}
-	if given == nil {
-		return &stored, nil
-	}
-	if subtle.ConstantTimeCompare([]byte(given.Secret), []byte(stored.Secret)) != 1 ||
-		(given.CAHash != "" && stored.CAHash != "" && given.CAHash != stored.CAHash) {
-		return nil, fmt.Errorf("data dir belongs to another cluster: its token (%s) differs from --token; use that cluster's token or another --data-dir", path)
 	}
 	return &stored, nil
 }

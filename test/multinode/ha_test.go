@@ -46,7 +46,18 @@ func TestHAServers(t *testing.T) {
 	waitServing(t, "ha-server2", 3*time.Minute)
 	runNode(t, image, "ha-server3", nil, "server", "--server", url("ha-server2"), "--token", tok)
 	waitServing(t, "ha-server3", 3*time.Minute)
-	runNode(t, image, "ha-agent", nil, "agent", "--server", url("ha-server1"), "--token", tok)
+	// Every server holds the cluster's one agent token; the agent joins
+	// with the third server's copy.
+	agentTok := strings.TrimSpace(mustDocker(t, "exec", container("ha-server1"), "cat", "/var/lib/kubling/server/agent-token"))
+	for _, s := range []string{"ha-server2", "ha-server3"} {
+		waitFor(t, s+" holding ha-server1's agent token", time.Minute, func() error {
+			if got, _ := docker("exec", container(s), "cat", "/var/lib/kubling/server/agent-token"); strings.TrimSpace(got) != agentTok {
+				return fmt.Errorf("it holds %d other bytes", len(got))
+			}
+			return nil
+		})
+	}
+	runNode(t, image, "ha-agent", nil, "agent", "--server", url("ha-server1"), "--token", agentTok)
 	all := []string{"ha-server1", "ha-server2", "ha-server3", "ha-agent"}
 	waitFor(t, "four Ready nodes", 3*time.Minute, func() error { return nodesReady("ha-server1", all, nil) })
 	for _, s := range []string{"ha-server2", "ha-server3"} {
@@ -60,8 +71,7 @@ func TestHAServers(t *testing.T) {
 	if out, err := runOnce(image, "ha-bad", "server", "--server", url("ha-server1"), "--token", "KL1"+strings.Repeat("0", 64)+"::"+secret); err == nil || !strings.Contains(out, "another cluster CA than the token pins") {
 		t.Errorf("a server join with another cluster's token: %v\n%s", err, out)
 	}
-	agentToken := strings.TrimSpace(mustDocker(t, "exec", container("ha-server1"), "kubling", "token", "create", "--ttl", "10m"))
-	if out, err := runOnce(image, "ha-bad", "server", "--server", url("ha-server1"), "--token", agentToken); err == nil || !strings.Contains(out, "this token joins agents only") {
+	if out, err := runOnce(image, "ha-bad", "server", "--server", url("ha-server1"), "--token", agentTok); err == nil || !strings.Contains(out, "this token joins agents only") {
 		t.Errorf("a server join with an agent token: %v\n%s", err, out)
 	}
 	// One leader runs the scheduler, the controller-manager and kubling's

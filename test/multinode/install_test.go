@@ -150,11 +150,11 @@ func TestInstall(t *testing.T) {
 		t.Errorf("the env file's KUBLING_NODE_LABEL did not reach the server: %q", got)
 	}
 	join := regexp.MustCompile(`KUBLING_URL=(https://[0-9.]+:6443) KUBLING_TOKEN=<token> sh -`).FindStringSubmatch(out)
-	if join == nil || join[1] != "https://"+nodes["iserver"]+":6443" || !strings.Contains(out, "/var/lib/kubling/server/token on this server") {
+	if join == nil || join[1] != "https://"+nodes["iserver"]+":6443" || !strings.Contains(out, "/var/lib/kubling/server/agent-token on this server") {
 		t.Fatalf("the installer printed no usable join command:\n%s", out)
 	}
 	// The token, from the file the installer named; never in its output.
-	join = append(join, strings.TrimSpace(mustDocker(t, "exec", container("iserver"), "cat", "/var/lib/kubling/server/token")))
+	join = append(join, strings.TrimSpace(mustDocker(t, "exec", container("iserver"), "cat", "/var/lib/kubling/server/agent-token")))
 	if secret := strings.SplitN(join[2], "::", 2); len(secret) != 2 || strings.Contains(out, secret[1]) {
 		t.Errorf("the installer's output shows the token's secret (or the token file is malformed: %q)", join[2])
 	}

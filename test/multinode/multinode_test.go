@@ -97,15 +97,28 @@ func TestMultiNode(t *testing.T) {
 	image := setUp(t, "server", "agent1", "agent2")
 	// One server, then two agents: one with flags, one from the environment.
 	serverURL, tok := startServer(t, image)
-	// The log says how to join and where the token is, never the token.
-	secret := strings.SplitN(tok, "::", 2)[1]
-	if logs, _ := docker("logs", container("server")); !strings.Contains(logs, "kubling agent --server "+serverURL+" --token-file <a copy of /var/lib/kubling/server/token>") || strings.Contains(logs, secret) {
-		t.Errorf("the server's log lacks the agent command or shows the token's secret")
+	agentTok := strings.TrimSpace(mustDocker(t, "exec", container("server"), "cat", "/var/lib/kubling/server/agent-token"))
+	// The log says how to join and where the agent token is, never a token.
+	secret, agentSecret := strings.SplitN(tok, "::", 2)[1], strings.SplitN(agentTok, "::", 2)[1]
+	if logs, _ := docker("logs", container("server")); !strings.Contains(logs, "kubling agent --server "+serverURL+" --token-file <a copy of /var/lib/kubling/server/agent-token>") ||
+		strings.Contains(logs, secret) || strings.Contains(logs, agentSecret) {
+		t.Errorf("the server's log lacks the agent command or shows a token's secret")
 	}
-	runNode(t, image, "agent1", nil, "agent", "--server", serverURL, "--token", tok, "--node-label", "mn/role=worker")
+	if hash := strings.SplitN(tok, "::", 2)[0]; !strings.HasPrefix(agentTok, hash+"::") || agentSecret == secret {
+		t.Errorf("agent token %q: want the server token's CA hash and a secret of its own", agentTok)
+	}
+	// agent1 joins with the agent token; agent2 with the server token, as
+	// agents of clusters made before the agent token did: it still works,
+	// and the server says to use the agent token.
+	runNode(t, image, "agent1", nil, "agent", "--server", serverURL, "--token", agentTok, "--node-label", "mn/role=worker")
 	runNode(t, image, "agent2", []string{"KUBLING_URL=" + serverURL, "KUBLING_TOKEN=" + tok}, "agent")
 	agentsStarted := time.Now()
 	waitFor(t, "three Ready nodes", 3*time.Minute, func() error { return allReady(nil) })
+	if logs, _ := docker("logs", container("server")); !strings.Contains(logs, `this node joined with the server token`) || !strings.Contains(logs, `node="agent2"`) ||
+		strings.Contains(logs, `this node joined with the server token, which also joins servers and opens the cluster's keys: give agents the agent token instead, then rotate the server token (kubling token rotate)" node="agent1"`) {
+		t.Errorf("the server does not warn of agent2's join with the server token (or warns of agent1's)")
+	}
+	stolenAgent(t, image, serverURL, "agent1", secret, agentTok)
 	// The agents' load balancers follow the kubernetes endpoints (the
 	// server's advertised address).
 	for _, agent := range []string{"agent1", "agent2"} {
@@ -216,6 +229,9 @@ func TestMultiNode(t *testing.T) {
 		return err
 	})
 	waitFor(t, "every node to renew its lease after the server restart", 2*time.Minute, func() error { return allReady(&restarted) })
+	if got := strings.TrimSpace(mustDocker(t, "exec", container("server"), "cat", "/var/lib/kubling/server/agent-token")); got != agentTok {
+		t.Errorf("the agent token changed across a restart")
+	}
 	if after := containerIDs(t, "agent1", "agent2"); strings.Join(after, ",") != strings.Join(before, ",") {
 		t.Errorf("the agents' containers changed across the server restart:\nbefore %v\nafter  %v", before, after)
 	}
@@ -296,6 +312,46 @@ func TestMultiNode(t *testing.T) {
 	}
 	if err := allReady(nil); err != nil {
 		t.Errorf("after rotating the token: %v", err)
+	}
+
+	// The agent token: durable, listed, not deleted by `token delete`;
+	// rotated, the old one is refused and the new one joins.
+	agentID := strings.SplitN(agentSecret, ".", 2)[0]
+	if list := mustDocker(t, "exec", container("server"), "kubling", "token", "list"); !strings.Contains(list, agentID) || !strings.Contains(list, "kubling agent token") {
+		t.Errorf("token list lacks the agent token %s:\n%s", agentID, list)
+	}
+	if out, err := docker("exec", container("server"), "kubling", "token", "delete", agentID); err == nil || !strings.Contains(out, "kubling token rotate --agent") {
+		t.Errorf("token delete of the agent token: %v\n%s", err, out)
+	}
+	mustDocker(t, "exec", container("server"), "kubling", "token", "rotate", "--agent")
+	rotatedAgent := strings.TrimSpace(mustDocker(t, "exec", container("server"), "cat", "/var/lib/kubling/server/agent-token"))
+	if rotatedAgent == agentTok || !strings.HasPrefix(rotatedAgent, "KL1"+hash+"::") {
+		t.Errorf("rotated agent token %q (was %q)", rotatedAgent, agentTok)
+	}
+	waitFor(t, "the old agent token to be refused", time.Minute, func() error {
+		return refused(serverURL, agentSecret)
+	})
+	if err := refused(serverURL, strings.SplitN(rotatedAgent, "::", 2)[1]); err == nil {
+		t.Error("the rotated agent token is refused")
+	}
+}
+
+// stolenAgent checks what a stolen agent yields: nothing in its files,
+// environment or process arguments holds the server token's secret, and
+// the token it does hold cannot join a server.
+func stolenAgent(t *testing.T, image, serverURL, agent, serverSecret, agentTok string) {
+	t.Helper()
+	script := `grep -rlF -e "$S" /var/lib/kubling /etc /run 2>/dev/null; for p in /proc/[0-9]*; do tr '\0' '\n' <$p/environ 2>/dev/null | grep -qF -e "$S" && echo "$p/environ"; tr '\0' ' ' <$p/cmdline 2>/dev/null | grep -qF -e "$S" && echo "$p/cmdline"; done; true`
+	if out := mustDocker(t, "exec", "-e", "S="+serverSecret, container(agent), "sh", "-c", script); strings.TrimSpace(out) != "" {
+		t.Errorf("%s holds the server token's secret in:\n%s", agent, out)
+	}
+	// Control: the same search finds the agent token it was given.
+	agentSecret := strings.SplitN(agentTok, "::", 2)[1]
+	if out := mustDocker(t, "exec", "-e", "S="+agentSecret, container(agent), "sh", "-c", script); !strings.Contains(out, "/cmdline") {
+		t.Errorf("the search for a secret in %s does not find the agent token it runs with: %q", agent, out)
+	}
+	if out, err := runOnce(image, "agent3", "server", "--server", serverURL, "--token", agentTok); err == nil || !strings.Contains(out, "this token joins agents only") {
+		t.Errorf("a server join with the agent token: %v\n%s", err, out)
 	}
 }
 
