@@ -58,7 +58,7 @@ test-deps:
 # Debian's package, unpacked beside the payload (nothing is installed).
 PAYLOAD_DIR := build/payload/$(ARCH)
 PAYLOAD_ROOT := $(PAYLOAD_DIR)/root
-PAYLOAD := pkg/agent/payload/assets/$(ARCH)/payload.tar.zst
+PAYLOAD := pkg/agent/payload/assets/$(ARCH)/payload.tar
 DEBIAN_ROOT := $(PAYLOAD_DIR)/debian
 payload_go = cd payload && $(TARGET_ENV) $(2) CGO_ENABLED=$(1) GOFLAGS=-trimpath $(GO)
 # runc is a static PIE where the target's libc ships one (Debian's armhf
@@ -76,9 +76,9 @@ modver = $(shell cd payload && $(GO) list -m -f '{{.Version}}' $(1))
 IPTABLES_DEBS := iptables libxtables12 libip4tc2 libip6tc2 libnftnl11 libmnl0 libnetfilter-conntrack3 libnfnetlink0 libc6
 # CoreDNS (payload/coredns: upstream's module, fewer plugins) as the image
 # the bundled manifest names. The bundled images' layers are stored
-# uncompressed (-raw): the payload is compressed as a whole, and CoreDNS's Go
-# code then shares the long window with containerd's (3.6 MB less than a
-# zstd layer). Nodes drop the layer once unpacked (pkg/agent/containerd).
+# uncompressed (-raw), as the payload is: the release artifact is compressed
+# as a whole, and CoreDNS's Go code then shares xz's window with the other
+# programs'. Nodes drop the layer once unpacked (pkg/agent/containerd).
 COREDNS_VERSION = $(shell cd payload/coredns && $(GO) list -m -f '{{.Version}}' github.com/coredns/coredns)
 CNI_PLUGINS := $(addprefix github.com/containernetworking/plugins/plugins/,ipam/host-local main/bridge main/loopback meta/bandwidth meta/portmap)
 
@@ -116,6 +116,7 @@ $(PAYLOAD): payload/go.mod payload/go.sum payload/coredns/go.mod payload/coredns
 	cd payload/coredns && $(TARGET_ENV) CGO_ENABLED=0 GOFLAGS=-trimpath $(GO) build -ldflags '-s -w' -o ../../$(PAYLOAD_DIR)/coredns .
 	$(TOOLS)/mkimage -raw -arch $(ARCH) $(if $(filter arm,$(ARCH)),-variant v7) -name localhost/kubling/coredns:$(COREDNS_VERSION) \
 		-entrypoint /coredns -user 65532:65532 -file coredns=$(PAYLOAD_DIR)/coredns -out $(PAYLOAD_ROOT)/images/coredns.tar
+	rm -f $(dir $(PAYLOAD))payload.tar.zst # the zstd archive of earlier builds: embedded too, if left
 	$(TOOLS)/pack -dir $(PAYLOAD_ROOT) -out $(dir $(PAYLOAD))
 
 # Static, so it runs on any Linux of its architecture (glibc, musl or
@@ -142,8 +143,10 @@ $(AGENT_BIN): $(PAYLOAD) $(shell find cmd pkg -name '*.go' -not -name '*_test.go
 		-ldflags '$(LDFLAGS) $(MAIN_LINK)' -o $@ ./cmd/kubling
 
 # Releases: each binary per architecture compressed twice, xz (what
-# install.sh takes where the host has xz: a fifth smaller) and gzip (on
-# every host, BusyBox's included), and sha256sum.txt, in dist/. Each
+# install.sh takes where the host has xz) and gzip (on every host, BusyBox's
+# included), and sha256sum.txt, in dist/. xz runs on one thread: threads
+# split the input into blocks compressed apart, and the payload's programs
+# (plain in the binary) then lose their matches in kubling's own code. Each
 # architecture is a build of its own (cold, about 18 minutes here); the
 # version comes from git.
 RELEASE_ARCHES := amd64 arm64 arm
@@ -156,8 +159,8 @@ release: | release-deps
 	cd dist && sha256sum kubling-*.xz kubling-*.gz >sha256sum.txt && cat sha256sum.txt
 
 release-arch: $(BIN) $(AGENT_BIN)
-	xz -9 -T0 -c $(BIN) >dist/kubling-$(ARCH).xz
-	xz -9 -T0 -c $(AGENT_BIN) >dist/kubling-agent-$(ARCH).xz
+	xz -9 -T1 -c $(BIN) >dist/kubling-$(ARCH).xz
+	xz -9 -T1 -c $(AGENT_BIN) >dist/kubling-agent-$(ARCH).xz
 	gzip -9 -n -c $(BIN) >dist/kubling-$(ARCH).gz
 	gzip -9 -n -c $(AGENT_BIN) >dist/kubling-agent-$(ARCH).gz
 

@@ -4,12 +4,11 @@
 # that installs them) otherwise. `make build` and .ci/run both use it.
 set -eu
 
-build="gcc libc6-dev pkg-config make git zstd"
+build="gcc libc6-dev pkg-config make git"
 # gcc, libc6-dev              cgo (SQLite through kine; runc)
 # pkg-config                  runc, built static with seccomp, for the payload
 #                             (libseccomp is Debian's, unpacked by the build)
 # make, git                   the build
-# zstd                        the payload archive (payload/cmd/pack)
 test="$build xz-utils iptables iproute2 util-linux procps busybox-static ca-certificates docker.io debootstrap debian-archive-keyring postgresql mariadb-server etcd-server"
 # xz-utils                    install.sh's tests: xz release artifacts
 # iptables                    kube-proxy and the CNI plugins at run time

@@ -12,8 +12,6 @@ import (
 
 	"github.com/containerd/containerd/v2/cmd/containerd/command"
 	ctr "github.com/containerd/containerd/v2/cmd/ctr/app"
-
-	_ "github.com/containerd/containerd/v2/cmd/containerd/builtins"
 )
 
 func main() {

@@ -1,7 +1,13 @@
 // Command pack turns the built payload folder into the archive kubling
-// embeds: a tar compressed by zstd's own command (zstdArgs) plus a manifest
-// of every file's sha256, so kubling can check an unpacked copy without
-// decompressing anything.
+// embeds: a plain tar, plus a manifest of every file's sha256, so kubling can
+// check an unpacked copy without reading the archive.
+//
+// The tar is not compressed: the release artifact is (xz, `make release`),
+// and there the payload's programs share a window with kubling's own Go
+// code (the runtime, gRPC, protobuf, client-go, the API types). A payload
+// compressed on its own hides those matches from xz; amd64, 2026-12-07:
+// the artifact is 66 MB with the payload in zstd, 58 MB with it plain
+// (docs/benchmarks.md, "The artifact's size").
 //
 //	pack -dir build/payload/root -out pkg/agent/payload/assets
 package main
@@ -16,20 +22,10 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"time"
 )
-
-// zstdArgs compress the archive: zstd's level 19 with a 64 MB window
-// (--long=26). The payload's programs are Go executables that share much
-// of their code (containerd, ctr, crictl, the shim), tens of MB apart in
-// the tar; the default 8 MB window never sees those matches. amd64,
-// 2026-12-07: 55.3 MB with klauspost/compress's best level (the default
-// window), 43.8 MB with its best level and a 128 MB window, 39.7 MB with
-// these. Unpacking holds the window in memory once, at first start.
-var zstdArgs = []string{"-19", "--long=26", "-T0", "-q", "-c"}
 
 // Manifest is what kubling reads back (pkg/agent/payload).
 type Manifest struct {
@@ -40,7 +36,7 @@ type Manifest struct {
 
 func main() {
 	dir := flag.String("dir", "", "folder to pack")
-	out := flag.String("out", "", "folder to write payload.tar.zst and payload.json into")
+	out := flag.String("out", "", "folder to write payload.tar and payload.json into")
 	flag.Parse()
 	if err := pack(*dir, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "pack:", err)
@@ -69,31 +65,14 @@ func pack(dir, out string) error {
 		return err
 	}
 	sort.Strings(paths)
-	archive, err := os.Create(filepath.Join(out, "payload.tar.zst"))
+	archive, err := os.Create(filepath.Join(out, "payload.tar"))
 	if err != nil {
 		return err
 	}
 	defer archive.Close()
 	whole := sha256.New()
-	zstd := exec.Command("zstd", zstdArgs...)
-	zstd.Stdout = io.MultiWriter(archive, whole)
-	zstd.Stderr = os.Stderr
-	stdin, err := zstd.StdinPipe()
-	if err != nil {
-		return err
-	}
-	if err := zstd.Start(); err != nil {
-		return fmt.Errorf("zstd (Debian's zstd package): %w", err)
-	}
 	m := Manifest{Files: map[string]string{}}
-	err = writeTar(stdin, dir, paths, m.Files)
-	if cerr := stdin.Close(); err == nil {
-		err = cerr
-	}
-	if werr := zstd.Wait(); err == nil && werr != nil {
-		err = fmt.Errorf("zstd: %w", werr)
-	}
-	if err != nil {
+	if err := writeTar(io.MultiWriter(archive, whole), dir, paths, m.Files); err != nil {
 		return err
 	}
 	if err := archive.Close(); err != nil {

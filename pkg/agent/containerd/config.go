@@ -88,21 +88,11 @@ func (c Config) Render() ([]byte, error) {
 		"version": 3,
 		"root":    c.Root,
 		"state":   c.State,
-		// Plugins a Kubernetes node does not use: fewer start-up probes and log lines.
-		"disabled_plugins": []string{
-			"io.containerd.snapshotter.v1.blockfile",
-			"io.containerd.snapshotter.v1.erofs",
-			"io.containerd.differ.v1.erofs",
-			"io.containerd.mount-handler.v1.erofs",
-			"io.containerd.tracing.processor.v1.otlp",
-			"io.containerd.internal.v1.tracing",
-			"io.containerd.nri.v1.nri",
-			"io.containerd.image-verifier.v1.bindir",
-			"io.containerd.monitor.container.v1.restart",
-			"io.containerd.server.v1.grpc-tcp",
-		},
-		"grpc":  map[string]any{"address": c.Socket()},
-		"ttrpc": map[string]any{"address": c.Socket() + ".ttrpc"},
+		// The payload's containerd links only what a node uses
+		// (payload/cmd/containerd/plugins.go); of that, no TCP listener.
+		"disabled_plugins": []string{"io.containerd.server.v1.grpc-tcp"},
+		"grpc":             map[string]any{"address": c.Socket()},
+		"ttrpc":            map[string]any{"address": c.Socket() + ".ttrpc"},
 		"plugins": map[string]any{
 			"io.containerd.internal.v1.opt": map[string]any{"path": filepath.Join(c.Root, "opt")},
 			"io.containerd.shim.v1.manager": map[string]any{

@@ -17,10 +17,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
-
-	"github.com/klauspost/compress/zstd"
 )
 
 // Manifest lists the payload's files and their sha256 (written by payload/cmd/pack).
@@ -34,7 +31,7 @@ type Payload struct {
 	Manifest Manifest
 	archive  func() (io.ReadCloser, error)
 	// released is called after unpacking: the embedded archive's pages
-	// (40 MB for amd64) are not needed again by this process.
+	// (160 MB for amd64) are not needed again by this process.
 	released func()
 }
 
@@ -51,7 +48,7 @@ func Embedded() (*Payload, error) {
 	if err := json.Unmarshal(js, &m); err != nil {
 		return nil, fmt.Errorf("payload manifest: %w", err)
 	}
-	name := assetsDir + "/payload.tar.zst"
+	name := assetsDir + "/payload.tar"
 	p := &Payload{Manifest: m, archive: func() (io.ReadCloser, error) { return assets.Open(name) }}
 	if data, ok := embeddedData(assets, name); ok {
 		p.released = func() { _ = releasePages(data) }
@@ -94,9 +91,6 @@ func (p *Payload) Install(root string) (dir string, unpacked bool, err error) {
 	if p.released != nil {
 		p.released()
 	}
-	// The decoder's window (64 MB: payload/cmd/pack) is garbage now; give
-	// it back to the system at once rather than over the next minutes.
-	debug.FreeOSMemory()
 	if err != nil {
 		return "", false, fmt.Errorf("unpack payload: %w", err)
 	}
@@ -181,12 +175,7 @@ func (p *Payload) extract(dst string) error {
 		return err
 	}
 	defer r.Close()
-	zr, err := zstd.NewReader(r)
-	if err != nil {
-		return err
-	}
-	defer zr.Close()
-	tr := tar.NewReader(zr)
+	tr := tar.NewReader(r)
 	for {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {

@@ -8,18 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-
-	"github.com/klauspost/compress/zstd"
 )
 
 func testPayload(t *testing.T, files map[string]string) *Payload {
 	t.Helper()
 	var buf bytes.Buffer
-	zw, err := zstd.NewWriter(&buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tw := tar.NewWriter(zw)
+	tw := tar.NewWriter(&buf)
 	m := Manifest{Version: "test1", Files: map[string]string{}}
 	for name, content := range files {
 		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o755, Size: int64(len(content)), Typeflag: tar.TypeReg}); err != nil {
@@ -30,7 +24,6 @@ func testPayload(t *testing.T, files map[string]string) *Payload {
 		m.Files[name] = hex.EncodeToString(sum[:])
 	}
 	tw.Close()
-	zw.Close()
 	return New(m, buf.Bytes())
 }
 
