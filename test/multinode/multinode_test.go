@@ -341,13 +341,23 @@ func TestMultiNode(t *testing.T) {
 // the token it does hold cannot join a server.
 func stolenAgent(t *testing.T, image, serverURL, agent, serverSecret, agentTok string) {
 	t.Helper()
-	script := `grep -rlF -e "$S" /var/lib/kubling /etc /run 2>/dev/null; for p in /proc/[0-9]*; do tr '\0' '\n' <$p/environ 2>/dev/null | grep -qF -e "$S" && echo "$p/environ"; tr '\0' ' ' <$p/cmdline 2>/dev/null | grep -qF -e "$S" && echo "$p/cmdline"; done; true`
-	if out := mustDocker(t, "exec", "-e", "S="+serverSecret, container(agent), "sh", "-c", script); strings.TrimSpace(out) != "" {
+	// The secret comes on stdin into an unexported variable, so the
+	// searching shell's own environment does not hold it.
+	search := func(secret string) string {
+		script := `read -r S; grep -rlF -e "$S" /var/lib/kubling /etc /run 2>/dev/null; for p in /proc/[0-9]*; do [ "$p" = /proc/$$ ] && continue; cat $p/environ 2>/dev/null | tr '\0' '\n' | grep -qF -e "$S" && echo "$p/environ"; cat $p/cmdline 2>/dev/null | tr '\0' ' ' | grep -qF -e "$S" && echo "$p/cmdline"; done; true`
+		cmd := exec.Command("docker", "exec", "-i", container(agent), "sh", "-c", script)
+		cmd.Stdin = strings.NewReader(secret + "\n")
+		out, err := runWithTimeout(cmd, 3*time.Minute)
+		if err != nil {
+			t.Fatalf("search %s: %v: %s", agent, err, out)
+		}
+		return out
+	}
+	if out := search(serverSecret); strings.TrimSpace(out) != "" {
 		t.Errorf("%s holds the server token's secret in:\n%s", agent, out)
 	}
-	// Control: the same search finds the agent token it was given.
-	agentSecret := strings.SplitN(agentTok, "::", 2)[1]
-	if out := mustDocker(t, "exec", "-e", "S="+agentSecret, container(agent), "sh", "-c", script); !strings.Contains(out, "/cmdline") {
+	// Control: the same search finds the agent token it runs with.
+	if out := search(strings.SplitN(agentTok, "::", 2)[1]); !strings.Contains(out, "/cmdline") {
 		t.Errorf("the search for a secret in %s does not find the agent token it runs with: %q", agent, out)
 	}
 	if out, err := runOnce(image, "agent3", "server", "--server", serverURL, "--token", agentTok); err == nil || !strings.Contains(out, "this token joins agents only") {
