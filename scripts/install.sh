@@ -291,8 +291,8 @@ install_binary() {
 			name=kubling-agent
 			build=", agent build"
 		fi
-		# xz where the release has it and this host can unpack it (a fifth
-		# smaller), else gzip (every host, BusyBox's included, has one).
+		# xz where the release has it and this host can unpack it (about
+		# half the size), else gzip (every host, BusyBox's included, has one).
 		artifact=""
 		missing=""
 		for ext in xz gz; do
