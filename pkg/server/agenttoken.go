@@ -15,7 +15,6 @@ import (
 	bootstraputil "k8s.io/cluster-bootstrap/token/util"
 	"k8s.io/klog/v2"
 
-	"github.com/kubling/kubling/pkg/fileutil"
 	"github.com/kubling/kubling/pkg/token"
 )
 
@@ -67,8 +66,7 @@ func (a *agentTokens) ensure(ctx context.Context) error {
 	case len(current) > 0:
 		want = current[0]
 	case stored != nil:
-		id, secret := stored.Bootstrap()
-		want = token.Token{Secret: id + "." + secret}
+		want = token.Token{Secret: stored.Secret} // the file holds the bootstrap form
 	default:
 		// A random bootstrap token: its id says nothing about its secret.
 		if want.Secret, err = bootstraputil.GenerateBootstrapToken(); err != nil {
@@ -92,15 +90,13 @@ func (a *agentTokens) ensure(ctx context.Context) error {
 		if t.Secret == keep.Secret {
 			continue
 		}
-		id, _ := t.Bootstrap()
-		err := a.client.CoreV1().Secrets(metav1.NamespaceSystem).Delete(ctx, bootstraputil.BootstrapTokenSecretName(id), metav1.DeleteOptions{})
-		if err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("remove the replaced agent token %s: %w", id, err)
+		if err := deleteBootstrapToken(ctx, a.client, t); err != nil {
+			return fmt.Errorf("remove the replaced agent token: %w", err)
 		}
 	}
 	full := token.Token{CAHash: a.caHash, Secret: keep.Secret}
 	if stored == nil || *stored != full {
-		if err := fileutil.WriteAtomic(a.path, []byte(full.String()+"\n"), 0o600); err != nil {
+		if err := token.WriteFile(a.path, full); err != nil {
 			return fmt.Errorf("write the agent token: %w", err)
 		}
 	}
@@ -141,13 +137,26 @@ const followInterval = 30 * time.Second
 
 // follow keeps the agent-token file equal to the cluster's agent token
 // while the server runs: rotated on another server (`kubling token rotate
-// --agent`), or settled after servers started together.
+// --agent`), or settled after servers started together. Its first round is
+// one interval after ensure, which has just done the same.
 func (a *agentTokens) follow(ctx context.Context) {
-	wait.UntilWithContext(ctx, func(ctx context.Context) {
+	_ = wait.PollUntilContextCancel(ctx, followInterval, false, func(ctx context.Context) (bool, error) {
 		if err := a.sync(ctx); err != nil {
 			a.log.Error(err, "Update the agent token file", "file", a.path)
 		}
-	}, followInterval)
+		return false, nil
+	})
+}
+
+// deleteBootstrapToken removes the bootstrap token behind t; one already
+// gone is fine.
+func deleteBootstrapToken(ctx context.Context, client kubernetes.Interface, t token.Token) error {
+	id, _ := t.Bootstrap()
+	err := client.CoreV1().Secrets(metav1.NamespaceSystem).Delete(ctx, bootstraputil.BootstrapTokenSecretName(id), metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete bootstrap token %s: %w", id, err)
+	}
+	return nil
 }
 
 // sync writes the cluster's agent token to the file if it differs; a
@@ -161,7 +170,7 @@ func (a *agentTokens) sync(ctx context.Context) error {
 	if stored, err := token.ReadFile(a.path); err == nil && stored != nil && *stored == full {
 		return nil
 	}
-	if err := fileutil.WriteAtomic(a.path, []byte(full.String()+"\n"), 0o600); err != nil {
+	if err := token.WriteFile(a.path, full); err != nil {
 		return err
 	}
 	a.log.Info("The cluster's agent token changed; the file now holds the new one", "file", a.path)

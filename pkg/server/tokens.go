@@ -9,7 +9,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -17,7 +16,6 @@ import (
 	bootstraputil "k8s.io/cluster-bootstrap/token/util"
 
 	"github.com/kubling/kubling/pkg/datadir"
-	"github.com/kubling/kubling/pkg/fileutil"
 	"github.com/kubling/kubling/pkg/join"
 	"github.com/kubling/kubling/pkg/server/pki"
 	"github.com/kubling/kubling/pkg/token"
@@ -171,13 +169,11 @@ func (t *Tokens) Rotate(ctx context.Context) error {
 	if err := appendLine(t.layout.PreviousTokens(), old.String()); err != nil {
 		return err
 	}
-	if err := fileutil.WriteAtomic(path, []byte(rotated.String()+"\n"), 0o600); err != nil {
+	if err := token.WriteFile(path, rotated); err != nil {
 		return err
 	}
-	oldID, _ := old.Bootstrap()
-	err = t.client.CoreV1().Secrets(metav1.NamespaceSystem).Delete(ctx, bootstraputil.BootstrapTokenSecretName(oldID), metav1.DeleteOptions{})
-	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("delete the old token's bootstrap token %s: %w", oldID, err)
+	if err := deleteBootstrapToken(ctx, t.client, *old); err != nil {
+		return fmt.Errorf("the old token: %w", err)
 	}
 	return nil
 }
@@ -200,14 +196,12 @@ func (t *Tokens) RotateAgent(ctx context.Context) error {
 	if err := applyDurableToken(ctx, t.client, rotated, DurableAgentTokenDescription); err != nil {
 		return err
 	}
-	if err := fileutil.WriteAtomic(t.layout.AgentToken(), []byte(rotated.String()+"\n"), 0o600); err != nil {
+	if err := token.WriteFile(t.layout.AgentToken(), rotated); err != nil {
 		return err
 	}
 	for _, o := range old {
-		id, _ := o.Bootstrap()
-		err := t.client.CoreV1().Secrets(metav1.NamespaceSystem).Delete(ctx, bootstraputil.BootstrapTokenSecretName(id), metav1.DeleteOptions{})
-		if err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("delete the old agent token %s: %w", id, err)
+		if err := deleteBootstrapToken(ctx, t.client, o); err != nil {
+			return fmt.Errorf("the old agent token: %w", err)
 		}
 	}
 	return nil

@@ -134,7 +134,7 @@ func Ensure(path string, given *Token, caPEM []byte) (Token, error) {
 		}
 		t := Token{CAHash: hash, Secret: stored.Secret}
 		if stored.CAHash == "" {
-			return t, fileutil.WriteAtomic(path, []byte(t.String()+"\n"), 0o600)
+			return t, WriteFile(path, t)
 		}
 		return t, nil
 	}
@@ -148,7 +148,12 @@ func Ensure(path string, given *Token, caPEM []byte) (Token, error) {
 		return Token{}, err
 	}
 	t := Token{CAHash: hash, Secret: secret}
-	return t, fileutil.WriteAtomic(path, []byte(t.String()+"\n"), 0o600)
+	return t, WriteFile(path, t)
+}
+
+// WriteFile writes t to the token file at path, whole or not at all, 0600.
+func WriteFile(path string, t Token) error {
+	return fileutil.WriteAtomic(path, []byte(t.String()+"\n"), 0o600)
 }
 
 func redact(s string) string {
