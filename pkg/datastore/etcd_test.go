@@ -367,14 +367,15 @@ func TestReadStopped(t *testing.T) {
 			store, _, stop := startStore(t, c)
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			for _, v := range []string{"first", "second"} {
-				if err := Put(ctx, store.Backend(), "/kubling/test", []byte(v)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err := Put(ctx, store.Backend(), "/kubling/gone", []byte("x")); err != nil {
+			kv, err := OpenKV(ctx, store.Backend())
+			if err != nil {
 				t.Fatal(err)
 			}
+			defer kv.Close()
+			for _, v := range []string{"first", "second"} {
+				swapKey(ctx, t, kv, "/kubling/test", v)
+			}
+			swapKey(ctx, t, kv, "/kubling/gone", "x")
 			client, err := Client(ctx, store.Backend())
 			if err != nil {
 				t.Fatal(err)
@@ -591,26 +592,55 @@ func TestEtcdMemberJoinsAndLeaves(t *testing.T) {
 	}
 }
 
-// TestCreateIfAbsent: Create writes a key only once, on kine (its create
-// transaction) and on etcd: of two servers storing the cluster keys at
-// once, one wins and the other reads the winner's.
-func TestCreateIfAbsent(t *testing.T) {
+// TestSwap: Swap writes a key only over the revision it was given, on kine
+// (its create and update transactions) and on etcd: of two servers storing
+// the cluster keys at once, one wins and the other reads the winner's.
+func TestSwap(t *testing.T) {
 	for _, kind := range []Kind{KindSQLite, KindEtcd} {
 		t.Run(string(kind), func(t *testing.T) {
 			_, c := embedded(t, kind)
 			store, _, stop := startStore(t, c)
 			defer stop()
 			ctx := context.Background()
-			b := store.Backend()
+			kv, err := OpenKV(ctx, store.Backend())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer kv.Close()
+			const key = "/kubling/once"
 			for i, want := range []bool{true, false} {
-				created, err := Create(ctx, b, "/kubling/once", []byte(fmt.Sprintf("writer-%d", i)))
-				if err != nil || created != want {
-					t.Fatalf("write %d: created %v, %v; want %v", i, created, err, want)
+				swapped, err := kv.Swap(ctx, key, []byte(fmt.Sprintf("writer-%d", i)), 0)
+				if err != nil || swapped != want {
+					t.Fatalf("create %d: swapped %v, %v; want %v", i, swapped, err, want)
 				}
 			}
-			if v, _, err := Get(ctx, b, "/kubling/once"); err != nil || string(v) != "writer-0" {
-				t.Errorf("stored %q, %v; want the first writer's", v, err)
+			v, rev, err := kv.Get(ctx, key)
+			if err != nil || string(v) != "writer-0" || rev == 0 {
+				t.Fatalf("stored %q at %d, %v; want the first writer's", v, rev, err)
+			}
+			// An update over the revision read wins once; a second over the
+			// same (now stale) revision loses.
+			for i, want := range []bool{true, false} {
+				swapped, err := kv.Swap(ctx, key, []byte(fmt.Sprintf("update-%d", i)), rev)
+				if err != nil || swapped != want {
+					t.Fatalf("update %d over revision %d: swapped %v, %v; want %v", i, rev, swapped, err, want)
+				}
+			}
+			if v, _, err := Get(ctx, store.Backend(), key); err != nil || string(v) != "update-0" {
+				t.Errorf("stored %q, %v; want the first update's", v, err)
 			}
 		})
+	}
+}
+
+// swapKey writes value over whatever key holds.
+func swapKey(ctx context.Context, t *testing.T, kv *KV, key, value string) {
+	t.Helper()
+	_, rev, err := kv.Get(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if swapped, err := kv.Swap(ctx, key, []byte(value), rev); err != nil || !swapped {
+		t.Fatalf("write %s: swapped %v, %v", key, swapped, err)
 	}
 }

@@ -51,51 +51,62 @@ func Client(ctx context.Context, b Backend) (*clientv3.Client, error) {
 	return client, nil
 }
 
-// Get reads key from the running datastore; found is false when it is not
-// there.
-func Get(ctx context.Context, b Backend, key string) (value []byte, found bool, err error) {
+// KV is one client of the running datastore for kubling's own keys, kept
+// open by what reads them again and again.
+type KV struct {
+	client *clientv3.Client
+}
+
+// OpenKV opens a KV on the running datastore at b; Close it.
+func OpenKV(ctx context.Context, b Backend) (*KV, error) {
 	client, err := Client(ctx, b)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
-	defer client.Close()
-	resp, err := client.Get(ctx, key)
+	return &KV{client: client}, nil
+}
+
+func (k *KV) Close() error { return k.client.Close() }
+
+// Get reads key; revision is the revision of its last write, 0 when it is
+// not there.
+func (k *KV) Get(ctx context.Context, key string) (value []byte, revision int64, err error) {
+	resp, err := k.client.Get(ctx, key)
 	if err != nil {
-		return nil, false, fmt.Errorf("read %s from the datastore: %w", key, err)
+		return nil, 0, fmt.Errorf("read %s from the datastore: %w", key, err)
 	}
 	if len(resp.Kvs) == 0 {
-		return nil, false, nil
+		return nil, 0, nil
 	}
-	return resp.Kvs[0].Value, true, nil
+	return resp.Kvs[0].Value, resp.Kvs[0].ModRevision, nil
 }
 
-// Put writes key into the running datastore.
-func Put(ctx context.Context, b Backend, key string, value []byte) error {
-	client, err := Client(ctx, b)
-	if err != nil {
-		return err
+// Swap writes key only if its last write is still revision (0: only if it
+// is absent): a compare-and-swap, in the two transaction forms kine serves
+// besides etcd (create, and update with a read on failure). swapped is false
+// when someone wrote it meanwhile.
+func (k *KV) Swap(ctx context.Context, key string, value []byte, revision int64) (swapped bool, err error) {
+	txn := k.client.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", revision)).Then(clientv3.OpPut(key, string(value)))
+	if revision != 0 {
+		txn = txn.Else(clientv3.OpGet(key))
 	}
-	defer client.Close()
-	if _, err := client.Put(ctx, key, string(value)); err != nil {
-		return fmt.Errorf("write %s to the datastore: %w", key, err)
-	}
-	return nil
-}
-
-// Create writes key only if it is absent (an etcd transaction on the key's
-// revision being 0, the create form kine also serves): of two servers
-// writing at once, one creates it. created is false when the key was there.
-func Create(ctx context.Context, b Backend, key string, value []byte) (created bool, err error) {
-	client, err := Client(ctx, b)
-	if err != nil {
-		return false, err
-	}
-	defer client.Close()
-	resp, err := client.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", 0)).Then(clientv3.OpPut(key, string(value))).Commit()
+	resp, err := txn.Commit()
 	if err != nil {
 		return false, fmt.Errorf("write %s to the datastore: %w", key, err)
 	}
 	return resp.Succeeded, nil
+}
+
+// Get reads key from the running datastore; found is false when it is not
+// there.
+func Get(ctx context.Context, b Backend, key string) (value []byte, found bool, err error) {
+	kv, err := OpenKV(ctx, b)
+	if err != nil {
+		return nil, false, err
+	}
+	defer kv.Close()
+	value, revision, err := kv.Get(ctx, key)
+	return value, revision != 0, err
 }
 
 // ReadStopped reads key from the data dir's embedded datastore while it is
