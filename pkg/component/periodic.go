@@ -72,8 +72,12 @@ func (p *Periodic) Start(ctx context.Context) error {
 
 func (p *Periodic) Ready(context.Context) error { return nil }
 
-// Stop cancels the task's context and waits for a run in progress.
+// Stop cancels the task's context and waits for a run in progress; one
+// never started has nothing to stop.
 func (p *Periodic) Stop() error {
+	if p.cancel == nil {
+		return nil
+	}
 	p.cancel()
 	p.done.Wait()
 	return nil

@@ -118,6 +118,11 @@ func (l Layout) EncryptionConfig() string {
 	return filepath.Join(l.ServerTLS(), "encryption-config.yaml")
 }
 
+// SealedEncryption records the content hash of the encryption
+// configuration the datastore's sealed copy holds, as this server last saw
+// it: rotate-keys waits on it before each next step.
+func (l Layout) SealedEncryption() string { return filepath.Join(l.ServerDir(), "encryption-sealed") }
+
 // SQLiteDB is the embedded datastore's database.
 func (l Layout) SQLiteDB() string { return filepath.Join(l.ServerDir(), "db", "state.db") }
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"k8s.io/klog/v2"
@@ -157,90 +156,6 @@ func newPaths(l datadir.Layout) []string {
 		}
 	}
 	return out
-}
-
-// storeBootstrapData keeps the cluster's keys in the datastore, sealed with
-// the token's secret (pkg/server/bootstrapdata): written on the first
-// start, brought up to date later (a rotated encryption key). A datastore
-// whose keys do not open with this token, or whose CAs differ from this
-// data dir's, is another cluster's: the start stops there, before the
-// apiserver writes anything.
-func storeBootstrapData(ctx context.Context, b datastore.Backend, l datadir.Layout, secret string, log klog.Logger) error {
-	names := bootstrapdata.Names(l.ServerTLS(), l.EncryptionConfig())
-	local, err := bootstrapdata.Collect(l.ServerTLS(), names)
-	if err != nil {
-		return fmt.Errorf("cluster keys: %w", err)
-	}
-	blob, found, err := datastore.Get(ctx, b, bootstrapdata.Key)
-	if err != nil {
-		return err
-	}
-	if found {
-		stored, err := bootstrapdata.Open(blob, secret)
-		current := err == nil
-		// Sealed with a token since rotated (kubling token rotate)?
-		for _, previous := range previousSecrets(l) {
-			if !errors.Is(err, bootstrapdata.ErrWrongToken) {
-				break
-			}
-			stored, err = bootstrapdata.Open(blob, previous)
-		}
-		if err != nil {
-			return fmt.Errorf("%w: %w", bootstrapdata.ErrOtherCluster, err)
-		}
-		for _, ca := range (pki.Options{Etcd: true}).Authorities() {
-			name := filepath.Base(pki.PKI{Dir: l.ServerTLS()}.Cert(ca))
-			if have, ok := stored[name]; ok && local[name] != nil && string(have) != string(local[name]) {
-				return fmt.Errorf("%w: its %s differs from %s", bootstrapdata.ErrOtherCluster, name, filepath.Join(l.ServerTLS(), name))
-			}
-		}
-		if current && bootstrapdata.Same(stored, local) {
-			return nil
-		}
-	}
-	sealed, err := bootstrapdata.Seal(local, secret)
-	if err != nil {
-		return err
-	}
-	if !found {
-		// Two servers started at once on an empty external datastore: one
-		// creates the keys; the other then finds them (other CAs than its
-		// own new ones: it stops, its new files removed, and its next start
-		// takes the stored keys).
-		created, err := datastore.Create(ctx, b, bootstrapdata.Key, sealed)
-		if err != nil {
-			return err
-		}
-		if !created {
-			if err := storeBootstrapData(ctx, b, l, secret, log); err != nil {
-				return fmt.Errorf("%w (another server stored its keys at the same moment: start this one again to take them)", err)
-			}
-			return nil
-		}
-	} else if err := datastore.Put(ctx, b, bootstrapdata.Key, sealed); err != nil {
-		return err
-	}
-	log.Info("Stored the cluster keys in the datastore, sealed with the token", "files", len(local))
-	// Sealed with the current token now: the rotated ones are not needed.
-	if err := os.Remove(l.PreviousTokens()); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	return nil
-}
-
-// previousSecrets are the secrets of the tokens rotated out, newest first.
-func previousSecrets(l datadir.Layout) []string {
-	data, err := os.ReadFile(l.PreviousTokens())
-	if err != nil {
-		return nil
-	}
-	var secrets []string
-	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
-		if t, err := token.Parse(strings.TrimSpace(line)); err == nil {
-			secrets = append([]string{t.Secret}, secrets...)
-		}
-	}
-	return secrets
 }
 
 // takeBootstrapData gives a data dir without certificate authorities (a

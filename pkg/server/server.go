@@ -231,10 +231,14 @@ func (s *start) apiServer(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := storeBootstrapData(ctx, s.store.Backend(), l, s.joinToken.Secret, log); err != nil {
+	keys, err := storeBootstrapData(ctx, s.store.Backend(), l, log)
+	if err != nil {
 		if errors.Is(err, bootstrapdata.ErrOtherCluster) {
 			removeAll(s.created)
 		}
+		return err
+	}
+	if err := s.runner.Start(ctx, 0, keys); err != nil {
 		return err
 	}
 	if s.node != nil {

@@ -198,3 +198,45 @@ func (m *managed) marshal() ([]byte, error) {
 func contentHash(data []byte) string {
 	return fmt.Sprintf("sha256:%x", sha256.Sum256(data))
 }
+
+// ContentHash names a configuration's content as the apiservers report the
+// one they have loaded.
+func ContentHash(data []byte) string { return contentHash(data) }
+
+// Newer says whether configuration a is a later step of kubling's key
+// rotations than b, so that a server holding b must take a: a newer newest
+// key, or the same newest key further on (added, then encrypting, then
+// alone). False when either is not a configuration kubling manages: those
+// are the user's, and never replaced.
+func Newer(a, b []byte) bool {
+	ma, err := parseManaged(a)
+	if err != nil {
+		return false
+	}
+	mb, err := parseManaged(b)
+	if err != nil {
+		return false
+	}
+	ta, ra := ma.progress()
+	tb, rb := mb.progress()
+	return ta.After(tb) || (ta.Equal(tb) && ra > rb)
+}
+
+// progress places m in the rotations: the time of its newest key and how
+// far that key has come (0 decrypts only, 1 encrypts beside the old key,
+// 2 alone).
+func (m *managed) progress() (time.Time, int) {
+	var newest time.Time
+	for _, k := range m.keys() {
+		if t, _ := keyTime(k.Name); t.After(newest) {
+			newest = t
+		}
+	}
+	switch m.stage {
+	case StagePrepared:
+		return newest, 0
+	case StageRotated:
+		return newest, 1
+	}
+	return newest, 2
+}

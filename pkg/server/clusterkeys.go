@@ -1,0 +1,258 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"k8s.io/klog/v2"
+
+	"github.com/kubling/kubling/pkg/component"
+	"github.com/kubling/kubling/pkg/datadir"
+	"github.com/kubling/kubling/pkg/datastore"
+	"github.com/kubling/kubling/pkg/fileutil"
+	"github.com/kubling/kubling/pkg/server/bootstrapdata"
+	"github.com/kubling/kubling/pkg/server/encryption"
+	"github.com/kubling/kubling/pkg/server/pki"
+	"github.com/kubling/kubling/pkg/token"
+)
+
+// clusterKeysInterval is how often a running server compares its keys with
+// the sealed copy in the datastore: a rotate-keys step waits for it, on
+// this server and then on every other.
+const clusterKeysInterval = 3 * time.Second
+
+// clusterKeys keeps the cluster's keys sealed in the datastore
+// (pkg/server/bootstrapdata) and this server's files in step, at start and
+// while the server runs:
+//   - a file that changed here (a rotate-keys step, a rotated token) is
+//     sealed again at once, over the revision it read (compare-and-swap):
+//     a snapshot taken at any moment opens with the current token and
+//     holds every key its Secrets need;
+//   - an encryption configuration that is further on in kubling's key
+//     rotations in the datastore (rotate-keys on another server) replaces
+//     this server's file, which its apiserver then loads by itself.
+//
+// A datastore whose keys do not open with this server's token, or whose CAs
+// differ from this data dir's, is another cluster's (ErrOtherCluster).
+type clusterKeys struct {
+	kv  *datastore.KV
+	l   datadir.Layout
+	log klog.Logger
+
+	// What the last round saw, to skip rounds where nothing changed
+	// (opening the seal costs Argon2's 32 MiB).
+	seenRevision int64
+	seenLocal    [sha256.Size]byte
+	lastErr      string
+}
+
+// errLostRace: another server stored its keys at the same moment.
+var errLostRace = errors.New("another server stored the cluster keys at the same moment")
+
+// storeBootstrapData settles the cluster's keys with the datastore before
+// the apiserver starts (sync), and returns what keeps them settled while it
+// runs.
+func storeBootstrapData(ctx context.Context, b datastore.Backend, l datadir.Layout, log klog.Logger) (component.Component, error) {
+	kv, err := datastore.OpenKV(ctx, b)
+	if err != nil {
+		return nil, err
+	}
+	k := &clusterKeys{kv: kv, l: l, log: log}
+	// A write lost to another server's: read theirs and settle again.
+	raced := false
+	for try := 0; ; try++ {
+		creating, err := k.sync(ctx)
+		if err == nil {
+			break
+		}
+		if errors.Is(err, errLostRace) && try < 5 {
+			// Two servers started at once on an empty external datastore:
+			// the other created the keys. This one's new CAs differ from
+			// them (ErrOtherCluster): its new files are removed, and its
+			// next start takes the stored keys.
+			raced = raced || creating
+			continue
+		}
+		kv.Close()
+		if raced {
+			err = fmt.Errorf("%w (another server stored its keys at the same moment: start this one again to take them)", err)
+		}
+		return nil, err
+	}
+	return k.component(), nil
+}
+
+// component runs sync every clusterKeysInterval and closes the datastore
+// client when stopped.
+func (k *clusterKeys) component() component.Component {
+	return &closing{Periodic: component.NewPeriodic("cluster-keys", clusterKeysInterval, clusterKeysInterval,
+		func(ctx context.Context) error {
+			_, err := k.sync(ctx)
+			if err == nil {
+				k.lastErr = ""
+			}
+			return err
+		}, k.report), close: k.kv.Close}
+}
+
+// report logs a failed round once per reason: the next round tries again.
+func (k *clusterKeys) report(err error) {
+	if err.Error() == k.lastErr {
+		return
+	}
+	k.lastErr = err.Error()
+	if errors.Is(err, bootstrapdata.ErrOtherCluster) {
+		err = fmt.Errorf("%w (was the token rotated on another server? copy its <data-dir>/server/token here and restart)", err)
+	}
+	k.log.Error(err, "Keep the cluster keys in the datastore up to date; trying again", "retryIn", clusterKeysInterval)
+}
+
+// sync is one round; creating says it tried to create the stored copy.
+func (k *clusterKeys) sync(ctx context.Context) (creating bool, err error) {
+	l := k.l
+	current, err := token.ReadFile(l.Token())
+	if err != nil {
+		return false, err
+	}
+	if current == nil {
+		return false, fmt.Errorf("no token at %s", l.Token())
+	}
+	names := bootstrapdata.Names(l.ServerTLS(), l.EncryptionConfig())
+	local, err := bootstrapdata.Collect(l.ServerTLS(), names)
+	if err != nil {
+		return false, fmt.Errorf("cluster keys: %w", err)
+	}
+	blob, revision, err := k.kv.Get(ctx, bootstrapdata.Key)
+	if err != nil {
+		return false, err
+	}
+	digest := digestFiles(local, current.Secret)
+	if revision != 0 && revision == k.seenRevision && digest == k.seenLocal {
+		return false, nil
+	}
+	encryptionName := filepath.Base(l.EncryptionConfig())
+	if revision != 0 {
+		stored, opened, err := openStored(blob, current.Secret, previousSecrets(l))
+		if err != nil {
+			return false, fmt.Errorf("%w: %w", bootstrapdata.ErrOtherCluster, err)
+		}
+		for _, ca := range (pki.Options{Etcd: true}).Authorities() {
+			name := filepath.Base(pki.PKI{Dir: l.ServerTLS()}.Cert(ca))
+			if have, ok := stored[name]; ok && local[name] != nil && string(have) != string(local[name]) {
+				return false, fmt.Errorf("%w: its %s differs from %s", bootstrapdata.ErrOtherCluster, name, filepath.Join(l.ServerTLS(), name))
+			}
+		}
+		// Rotated on another server: take its step.
+		if theirs, ok := stored[encryptionName]; ok && encryption.Newer(theirs, local[encryptionName]) {
+			if err := fileutil.WriteAtomic(l.EncryptionConfig(), theirs, 0o600); err != nil {
+				return false, fmt.Errorf("take the datastore's encryption keys: %w", err)
+			}
+			local[encryptionName] = theirs
+			digest = digestFiles(local, current.Secret)
+			k.log.Info("Took the Secrets' encryption keys from the datastore (a rotation on another server); the apiserver loads them by itself", "file", l.EncryptionConfig())
+		}
+		if opened == current.Secret && bootstrapdata.Same(stored, local) {
+			if err := k.recordSealed(local[encryptionName]); err != nil {
+				return false, err
+			}
+			k.seenRevision, k.seenLocal = revision, digest
+			return false, nil
+		}
+	}
+	sealed, err := bootstrapdata.Seal(local, current.Secret)
+	if err != nil {
+		return false, err
+	}
+	swapped, err := k.kv.Swap(ctx, bootstrapdata.Key, sealed, revision)
+	if err != nil {
+		return revision == 0, err
+	}
+	if !swapped {
+		k.seenRevision = 0
+		return revision == 0, errLostRace
+	}
+	if err := k.recordSealed(local[encryptionName]); err != nil {
+		return false, err
+	}
+	// The next round reads the new revision back once.
+	k.seenRevision = 0
+	k.log.Info("Stored the cluster keys in the datastore, sealed with the token", "files", len(local))
+	// Sealed with the current token now: the rotated ones are not needed.
+	if err := os.Remove(l.PreviousTokens()); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return false, err
+	}
+	return false, nil
+}
+
+// openStored opens the sealed copy with the current token's secret or else
+// with one rotated out (kubling token rotate, not yet sealed again); opened
+// is the secret that opened it.
+func openStored(blob []byte, current string, previous []string) (files bootstrapdata.Files, opened string, err error) {
+	for _, secret := range append([]string{current}, previous...) {
+		files, err = bootstrapdata.Open(blob, secret)
+		if !errors.Is(err, bootstrapdata.ErrWrongToken) {
+			return files, secret, err
+		}
+	}
+	return nil, "", err
+}
+
+// recordSealed writes the content hash of the encryption configuration the
+// datastore now holds (rotate-keys waits for it), when it changed.
+func (k *clusterKeys) recordSealed(config []byte) error {
+	want := encryption.ContentHash(config) + "\n"
+	if have, err := os.ReadFile(k.l.SealedEncryption()); err == nil && string(have) == want {
+		return nil
+	}
+	return fileutil.WriteAtomic(k.l.SealedEncryption(), []byte(want), 0o600)
+}
+
+// digestFiles sums the files and the secret they are to be sealed with.
+func digestFiles(files bootstrapdata.Files, secret string) [sha256.Size]byte {
+	h := sha256.New()
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		fmt.Fprintf(h, "%s\x00%d\x00", n, len(files[n]))
+		h.Write(files[n])
+	}
+	h.Write([]byte(secret))
+	var out [sha256.Size]byte
+	copy(out[:], h.Sum(nil))
+	return out
+}
+
+// previousSecrets are the secrets of the tokens rotated out, newest first.
+func previousSecrets(l datadir.Layout) []string {
+	data, err := os.ReadFile(l.PreviousTokens())
+	if err != nil {
+		return nil
+	}
+	var secrets []string
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		if t, err := token.Parse(strings.TrimSpace(line)); err == nil {
+			secrets = append([]string{t.Secret}, secrets...)
+		}
+	}
+	return secrets
+}
+
+// closing is a component that closes something after it stops.
+type closing struct {
+	*component.Periodic
+	close func() error
+}
+
+func (c *closing) Stop() error {
+	return errors.Join(c.Periodic.Stop(), c.close())
+}
