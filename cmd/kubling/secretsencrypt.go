@@ -30,7 +30,7 @@ func secretsEncryptCommand() *cli.Command {
 				if err := noArgs(c); err != nil {
 					return err
 				}
-				path, _, err := encryptionPaths(c)
+				path, _, _, err := encryptionPaths(c)
 				if err != nil {
 					return err
 				}
@@ -57,25 +57,26 @@ func secretsEncryptCommand() *cli.Command {
 				if err := noArgs(c); err != nil {
 					return err
 				}
-				path, kubeconfig, err := encryptionPaths(c)
+				path, sealed, kubeconfig, err := encryptionPaths(c)
 				if err != nil {
 					return err
 				}
 				ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 				defer stop()
-				return encryption.RotateKeys(ctx, path, kubeconfig, os.Stdout)
+				return encryption.RotateKeys(ctx, path, sealed, kubeconfig, os.Stdout)
 			},
 		}},
 	}
 }
 
-// encryptionPaths are the encryption configuration and admin kubeconfig of
-// the server whose data dir --data-dir names.
-func encryptionPaths(c *cli.Context) (string, string, error) {
+// encryptionPaths are the encryption configuration, the record of its
+// sealed copy and the admin kubeconfig of the server whose data dir
+// --data-dir names.
+func encryptionPaths(c *cli.Context) (path, sealed, kubeconfig string, err error) {
 	n := config.Node{DataDir: c.String("data-dir")}
 	if err := n.Normalize(); err != nil {
-		return "", "", err
+		return "", "", "", err
 	}
 	l := n.Layout()
-	return l.EncryptionConfig(), l.AdminKubeconfig(), nil
+	return l.EncryptionConfig(), l.SealedEncryption(), l.AdminKubeconfig(), nil
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -186,7 +187,7 @@ func TestRefusesConfigurationsKublingDoesNotManage(t *testing.T) {
 				t.Fatal(err)
 			}
 			// The server is not even asked: no kubeconfig exists.
-			err := RotateKeys(context.Background(), path, filepath.Join(t.TempDir(), "none.kubeconfig"), &bytes.Buffer{})
+			err := RotateKeys(context.Background(), path, filepath.Join(t.TempDir(), "none.sealed"), filepath.Join(t.TempDir(), "none.kubeconfig"), &bytes.Buffer{})
 			if !errors.Is(err, errNotManaged) || !strings.Contains(err.Error(), path) || strings.Contains(err.Error(), "AAAA") {
 				t.Fatalf("want a refusal naming %s, got %v", path, err)
 			}
@@ -508,14 +509,14 @@ func (f *fakeMetrics) set(fn func()) {
 	fn()
 }
 
-func newLocalApiserver(t *testing.T, h http.Handler) *localApiserver {
+func newLocalApiserver(t *testing.T, h http.Handler) *clusterApiservers {
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	client, err := kubernetes.NewForConfig(&rest.Config{Host: srv.URL, QPS: 1000, Burst: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &localApiserver{client: client.CoreV1().RESTClient(), host: srv.URL, timeout: 3 * time.Second, interval: 20 * time.Millisecond}
+	return &clusterApiservers{local: &apiserver{client: client.CoreV1().RESTClient(), host: srv.URL}, timeout: 3 * time.Second, interval: 20 * time.Millisecond}
 }
 
 func TestLocalApiserverWaitsForTheReload(t *testing.T) {
@@ -559,7 +560,7 @@ func TestLocalApiserverWaitsForTheReload(t *testing.T) {
 
 	// One that never comes times out.
 	a.timeout = 200 * time.Millisecond
-	if err := a.WaitLoaded(ctx, "sha256:never"); err == nil || !strings.Contains(err.Error(), "has not loaded") {
+	if err := a.WaitLoaded(ctx, "sha256:never"); err == nil || !strings.Contains(err.Error(), "has not taken") {
 		t.Fatalf("no reload: %v", err)
 	}
 
@@ -575,7 +576,7 @@ func TestLocalApiserverNotRunning(t *testing.T) {
 	url := srv.URL
 	srv.Close()
 	client, _ := kubernetes.NewForConfig(&rest.Config{Host: url})
-	a := &localApiserver{client: client.CoreV1().RESTClient(), host: url, timeout: time.Second, interval: 10 * time.Millisecond}
+	a := &clusterApiservers{local: &apiserver{client: client.CoreV1().RESTClient(), host: url}, timeout: time.Second, interval: 10 * time.Millisecond}
 	err := a.Reachable(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "not running or not reachable at "+url) || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("%v", err)
@@ -609,5 +610,105 @@ func TestStatusShowsAnUnfinishedRotation(t *testing.T) {
 	}
 	if st.Rotation != StagePrepared || len(st.Keys) != 2 || !strings.Contains(st.Rotation.String(), "step 1 of 4") {
 		t.Fatalf("%+v %s", st, st.Rotation)
+	}
+}
+
+// TestNewerFollowsTheRotation: each stage of a rotation is newer than every
+// stage before it and than the last rotation's, never the other way; a
+// configuration kubling does not manage is never newer nor older.
+func TestNewerFollowsTheRotation(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "encryption-config.yaml")
+	if err := Ensure(path); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(path)
+	m, err := parseManaged(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq := [][]byte{data}
+	now, _ := keyTime(m.keys()[0].Name)
+	for i := 0; i < 6; i++ { // two whole rotations
+		if m, err = m.advance(bytes.NewReader(bytes.Repeat([]byte{byte(i + 1)}, 64)), now); err != nil {
+			t.Fatal(err)
+		}
+		next, err := m.marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		seq = append(seq, next)
+	}
+	for i := range seq {
+		for j := range seq {
+			if got, want := Newer(seq[i], seq[j]), i > j; got != want {
+				t.Errorf("Newer(step %d, step %d) = %v, want %v", i, j, got, want)
+			}
+		}
+	}
+	hand := []byte("apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n- resources: [secrets]\n  providers:\n  - aescbc: {keys: [{name: mine, secret: AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=}]}\n  - identity: {}\n")
+	if Newer(hand, seq[0]) || Newer(seq[6], hand) {
+		t.Error("a configuration kubling does not manage compares as newer or older")
+	}
+}
+
+// TestWaitLoadedAsksEveryApiserverAndTheSeal: the wait lasts until the
+// sealed copy and every apiserver the kubernetes Service lists (here a
+// second one beside the local one) have the configuration.
+func TestWaitLoadedAsksEveryApiserverAndTheSeal(t *testing.T) {
+	local, other := &fakeMetrics{hash: "sha256:old"}, &fakeMetrics{hash: "sha256:old"}
+	c := newLocalApiserver(t, local)
+	otherSrv := httptest.NewServer(other)
+	t.Cleanup(otherSrv.Close)
+	otherClient, _ := kubernetes.NewForConfig(&rest.Config{Host: otherSrv.URL})
+	c.others = map[string]*apiserver{"https://192.0.2.7:6443": {client: otherClient.CoreV1().RESTClient(), host: otherSrv.URL}}
+	port, name := int32(6443), "https"
+	c.client = fake.NewClientset(&discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: "kubernetes", Namespace: "default", Labels: map[string]string{discoveryv1.LabelServiceName: "kubernetes"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"192.0.2.7"}}},
+		Ports:       []discoveryv1.EndpointPort{{Name: &name, Port: &port}},
+	})
+	c.config = &rest.Config{Host: "https://127.0.0.1:6443"}
+	var mu sync.Mutex
+	sealed := "sha256:old"
+	c.sealed = func() (string, error) { mu.Lock(); defer mu.Unlock(); return sealed, nil }
+
+	done := make(chan error, 1)
+	go func() { done <- c.WaitLoaded(context.Background(), "sha256:new") }()
+	steps := []func(){
+		func() { local.set(func() { local.hash = "sha256:new" }) },
+		func() { mu.Lock(); sealed = "sha256:new"; mu.Unlock() },
+		func() { other.set(func() { other.hash = "sha256:new" }) },
+	}
+	for i, step := range steps {
+		time.Sleep(150 * time.Millisecond)
+		select {
+		case err := <-done:
+			t.Fatalf("returned before step %d: %v", i+1, err)
+		default:
+		}
+		step()
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("no return once everything has the configuration")
+	}
+	// The other apiserver failing to load it is reported with its address.
+	other.set(func() { other.failures = 1 })
+	c.timeout = time.Second
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		other.set(func() { other.failures = 2 })
+	}()
+	mu.Lock()
+	sealed = "sha256:newer"
+	mu.Unlock()
+	local.set(func() { local.hash = "sha256:newer" })
+	if err := c.WaitLoaded(context.Background(), "sha256:newer"); err == nil || !strings.Contains(err.Error(), otherSrv.URL) || !errors.Is(err, errReloadFailed) {
+		t.Fatalf("a failed reload elsewhere: %v", err)
 	}
 }

@@ -6,14 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -25,16 +28,18 @@ import (
 	"github.com/kubling/kubling/pkg/fileutil"
 )
 
-// Apiservers are the cluster's apiservers, as a rotation waits for them.
-// Today that is the one on this server. In HA an implementation must ask
-// every server's apiserver (and get the file to every server first): a key
-// may only encrypt once all of them can decrypt with it, and the old key may
-// only go once none of them encrypts with it.
+// Apiservers are the cluster's apiservers, as a rotation waits for them: a
+// key may only encrypt once all of them can decrypt with it, and the old key
+// may only go once none of them encrypts with it. The file reaches the other
+// servers through the datastore (the server seals it there, the others take
+// it), so the wait is also for the sealed copy: a snapshot taken at any
+// moment holds every key its Secrets need.
 type Apiservers interface {
 	// Reachable says why the apiservers cannot be asked, fast.
 	Reachable(ctx context.Context) error
-	// WaitLoaded returns once every apiserver encrypts and decrypts with the
-	// configuration whose content hash is hash (see contentHash).
+	// WaitLoaded returns once the datastore's sealed copy holds, and every
+	// apiserver encrypts and decrypts with, the configuration whose content
+	// hash is hash (see contentHash).
 	WaitLoaded(ctx context.Context, hash string) error
 }
 
@@ -51,8 +56,9 @@ type Rotator struct {
 }
 
 // RotateKeys rotates the keys of the configuration at path on the running
-// server that kubeconfig (the server's admin kubeconfig) reaches.
-func RotateKeys(ctx context.Context, path, kubeconfig string, out io.Writer) error {
+// cluster whose server kubeconfig (its admin kubeconfig) reaches; sealed is
+// where that server records the configuration sealed in the datastore.
+func RotateKeys(ctx context.Context, path, sealed, kubeconfig string, out io.Writer) error {
 	// A configuration kubling did not make is refused before anything else.
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -73,12 +79,15 @@ func RotateKeys(ctx context.Context, path, kubeconfig string, out io.Writer) err
 	if err != nil {
 		return err
 	}
-	r := &Rotator{
-		Path:       path,
-		Apiservers: &localApiserver{client: client.CoreV1().RESTClient(), host: cfg.Host, timeout: reloadTimeout, interval: 2 * time.Second},
-		Client:     client,
-		Out:        out,
-	}
+	servers := &clusterApiservers{client: client, config: cfg, timeout: reloadTimeout, interval: 2 * time.Second,
+		sealed: func() (string, error) {
+			data, err := os.ReadFile(sealed)
+			if errors.Is(err, os.ErrNotExist) {
+				return "", nil
+			}
+			return strings.TrimSpace(string(data)), err
+		}}
+	r := &Rotator{Path: path, Apiservers: servers, Client: client, Out: out}
 	return r.Run(ctx)
 }
 
@@ -124,7 +133,7 @@ func (r *Rotator) Run(ctx context.Context) error {
 		if m, err = r.write(ctx, m); err != nil {
 			return err
 		}
-		fmt.Fprintf(r.Out, "step 1/4: added key %s for decryption only; the server has loaded it (%s)\n", m.keys()[1].Name, since(r.now, start))
+		fmt.Fprintf(r.Out, "step 1/4: added key %s for decryption only; every server has loaded it (%s)\n", m.keys()[1].Name, since(r.now, start))
 	}
 	if m.stage == StagePrepared {
 		start := r.now()
@@ -263,11 +272,27 @@ const (
 	metricReloadsTotal = "apiserver_encryption_config_controller_automatic_reloads_total"
 )
 
-// localApiserver is this server's apiserver, asked through its /metrics.
-type localApiserver struct {
-	client            rest.Interface
-	host              string
+// apiserver is one apiserver, asked through its /metrics.
+type apiserver struct {
+	client rest.Interface
+	host   string
+}
+
+// clusterApiservers are every apiserver of the cluster: the one the admin
+// kubeconfig reaches, and those the default/kubernetes Service lists (each
+// running apiserver keeps its address there), each reached with the same
+// credentials; and the sealed copy in the datastore, as the local server
+// records it.
+type clusterApiservers struct {
+	client kubernetes.Interface
+	config *rest.Config           // nil: only the kubeconfig's apiserver (tests)
+	local  *apiserver             // made from client when nil
+	sealed func() (string, error) // nil: not waited for
+	// others are the clients made so far, by URL.
+	others            map[string]*apiserver
 	timeout, interval time.Duration
+	// pending names what the last poll still waited for.
+	pending string
 }
 
 type reloadMetrics struct {
@@ -275,7 +300,7 @@ type reloadMetrics struct {
 	failures float64  // failed reloads so far
 }
 
-func (a *localApiserver) scrape(ctx context.Context) (reloadMetrics, error) {
+func (a *apiserver) scrape(ctx context.Context) (reloadMetrics, error) {
 	raw, err := a.client.Get().AbsPath("/metrics").DoRaw(ctx)
 	if err != nil {
 		return reloadMetrics{}, err
@@ -314,50 +339,147 @@ func parseReloadMetrics(text string) reloadMetrics {
 	return m
 }
 
-func (a *localApiserver) Reachable(ctx context.Context) error {
-	m, err := a.scrape(ctx)
-	if err != nil {
-		return fmt.Errorf("the server is not running or not reachable at %s: %v", a.host, err)
+// list is every apiserver to ask now: the local one first, then one per
+// address the kubernetes Service lists. Servers come and go during a
+// rotation, so it is read again at each poll.
+func (c *clusterApiservers) list(ctx context.Context) ([]*apiserver, error) {
+	if c.local == nil {
+		c.local = &apiserver{client: c.client.CoreV1().RESTClient(), host: c.config.Host}
 	}
-	if len(m.loaded) == 0 {
-		return fmt.Errorf("the apiserver at %s reports no encryption configuration (is it started with another --encryption-provider-config?)", a.host)
+	out := []*apiserver{c.local}
+	if c.config == nil {
+		return out, nil
+	}
+	eps, err := c.client.DiscoveryV1().EndpointSlices(metav1.NamespaceDefault).List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=kubernetes"})
+	if err != nil {
+		return nil, fmt.Errorf("list the cluster's apiservers: %w", err)
+	}
+	if c.others == nil {
+		c.others = map[string]*apiserver{}
+	}
+	for _, es := range eps.Items {
+		port := 0
+		for _, p := range es.Ports {
+			if p.Port != nil && (p.Name == nil || *p.Name == "https") {
+				port = int(*p.Port)
+			}
+		}
+		if port == 0 {
+			continue
+		}
+		for _, ep := range es.Endpoints {
+			for _, addr := range ep.Addresses {
+				host := "https://" + net.JoinHostPort(addr, strconv.Itoa(port))
+				a, ok := c.others[host]
+				if !ok {
+					cfg := rest.CopyConfig(c.config)
+					cfg.Host = host
+					// Every server's certificate names the Service.
+					cfg.TLSClientConfig.ServerName = "kubernetes"
+					client, err := kubernetes.NewForConfig(cfg)
+					if err != nil {
+						return nil, err
+					}
+					a = &apiserver{client: client.CoreV1().RESTClient(), host: host}
+					c.others[host] = a
+				}
+				out = append(out, a)
+			}
+		}
+	}
+	return out, nil
+}
+
+func (c *clusterApiservers) Reachable(ctx context.Context) error {
+	servers, err := c.list(ctx)
+	if err != nil {
+		if c.local != nil {
+			return fmt.Errorf("the server is not running or not reachable at %s: %v", c.local.host, err)
+		}
+		return err
+	}
+	for _, a := range servers {
+		m, err := a.scrape(ctx)
+		if err != nil && a == c.local {
+			return fmt.Errorf("the server is not running or not reachable at %s: %v", a.host, err)
+		}
+		if err != nil {
+			return fmt.Errorf("the apiserver at %s, one of the cluster's, is not reachable (%v): every server must be up to rotate keys", a.host, err)
+		}
+		if len(m.loaded) == 0 {
+			return fmt.Errorf("the apiserver at %s reports no encryption configuration (is it started with another --encryption-provider-config?)", a.host)
+		}
 	}
 	return nil
 }
 
-func (a *localApiserver) WaitLoaded(ctx context.Context, hash string) error {
-	ctx, cancel := context.WithTimeout(ctx, a.timeout)
+func (c *clusterApiservers) WaitLoaded(ctx context.Context, hash string) error {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	baseFailures := -1.0
+	baseFailures := map[string]float64{}
 	var last error
 	for {
-		m, err := a.scrape(ctx)
-		if err == nil {
-			for _, h := range m.loaded {
-				if h == hash {
-					return nil
-				}
-			}
-			// A file it cannot load, the apiserver tries again at each of
-			// its polls: failures go on counting from where they were.
-			if baseFailures < 0 {
-				baseFailures = m.failures
-			} else if m.failures > baseFailures {
-				return fmt.Errorf("the apiserver at %s failed to load the encryption configuration (its log says why)", a.host)
-			}
-		} else if ctx.Err() == nil {
+		done, err := c.loaded(ctx, hash, baseFailures)
+		switch {
+		case done:
+			return nil
+		case errors.Is(err, errReloadFailed):
+			return err
+		case err != nil && ctx.Err() == nil:
 			last = err // a restarting server: ask again
+		case err == nil:
+			last = nil
 		}
 		select {
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				if last != nil {
-					return fmt.Errorf("the apiserver at %s has not loaded the encryption configuration within %s: %v", a.host, a.timeout, last)
+					return fmt.Errorf("the encryption configuration is not loaded everywhere within %s: %v", c.timeout, last)
 				}
-				return fmt.Errorf("the apiserver at %s has not loaded the encryption configuration within %s (is it started with another --encryption-provider-config?)", a.host, a.timeout)
+				return fmt.Errorf("%s has not taken the encryption configuration within %s (is it started with another --encryption-provider-config?)", c.pending, c.timeout)
 			}
 			return errors.New("interrupted")
-		case <-time.After(a.interval):
+		case <-time.After(c.interval):
 		}
 	}
+}
+
+var errReloadFailed = errors.New("failed to load the encryption configuration (its log says why)")
+
+// loaded is one poll of WaitLoaded: true once the sealed copy and every
+// apiserver have hash. It sets c.pending to what is still waited for.
+func (c *clusterApiservers) loaded(ctx context.Context, hash string, baseFailures map[string]float64) (bool, error) {
+	if c.sealed != nil {
+		have, err := c.sealed()
+		if err != nil {
+			return false, err
+		}
+		if have != hash {
+			c.pending = "the server (sealing it into the datastore)"
+			return false, nil
+		}
+	}
+	servers, err := c.list(ctx)
+	if err != nil {
+		return false, err
+	}
+	for _, a := range servers {
+		m, err := a.scrape(ctx)
+		if err != nil {
+			return false, fmt.Errorf("%s: %w", a.host, err)
+		}
+		if slices.Contains(m.loaded, hash) {
+			continue
+		}
+		// A file it cannot load, the apiserver tries again at each of its
+		// polls: failures go on counting from where they were.
+		if base, ok := baseFailures[a.host]; !ok {
+			baseFailures[a.host] = m.failures
+		} else if m.failures > base {
+			return false, fmt.Errorf("the apiserver at %s %w", a.host, errReloadFailed)
+		}
+		c.pending = "the apiserver at " + a.host
+		return false, nil
+	}
+	return true, nil
 }
