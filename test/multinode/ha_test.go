@@ -4,6 +4,7 @@ package multinode
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"os"
 	"os/exec"
@@ -26,7 +27,9 @@ var haNodes = map[string]string{
 // haWorkload is a web Deployment spread over the nodes, one pod each.
 var haWorkload = webWorkload("ha", 4)
 
-// TestHAServers: three servers on embedded etcd and an agent. One server
+// TestHAServers: three servers on embedded etcd and an agent, the last
+// three started at the same moment. rotate-keys on one server rotates all
+// three; the server token is not rotated with three. One server
 // killed, the API answers through the other two, the agent's pods keep
 // serving and writes go on; the killed server comes back with them. A
 // server removed (its Node deleted removes its etcd member) and a new one
@@ -37,29 +40,38 @@ func TestHAServers(t *testing.T) {
 	mustDocker(t, "network", "create", "--subnet", subnet, "--label", label, network)
 	url := func(server string) string { return "https://" + haNodes[server] + ":6443" }
 
-	// The first server starts the cluster; the second joins through it,
-	// the third through the second (any server will do).
-	runNode(t, image, "ha-server1", nil, "server", "--cluster-init")
-	waitServing(t, "ha-server1", 3*time.Minute)
-	tok := strings.TrimSpace(mustDocker(t, "exec", container("ha-server1"), "cat", "/var/lib/kubling/server/token"))
+	// The first server starts the cluster. As soon as its token exists
+	// (seconds, long before it serves), the second and third server and
+	// the agent start at the same moment, as a site's machines boot after
+	// a power cut or an Ansible run starts them (issue 24): the servers
+	// join through the first one, one at a time ("another server is
+	// joining"), and the agent waits for it; none gives up.
+	const agentSecret = "hagent.0123456789abcdef"
+	runNode(t, image, "ha-server1", nil, "server", "--cluster-init", "--agent-token", agentSecret)
+	var tok string
+	waitFor(t, "ha-server1's token file", time.Minute, func() error {
+		out, err := docker("exec", container("ha-server1"), "cat", "/var/lib/kubling/server/token")
+		tok = strings.TrimSpace(out)
+		return err
+	})
+	agentTok := strings.SplitN(tok, "::", 2)[0] + "::" + agentSecret
 	runNode(t, image, "ha-server2", nil, "server", "--server", url("ha-server1"), "--token", tok)
-	waitServing(t, "ha-server2", 3*time.Minute)
-	runNode(t, image, "ha-server3", nil, "server", "--server", url("ha-server2"), "--token", tok)
-	waitServing(t, "ha-server3", 3*time.Minute)
-	// Every server holds the cluster's one agent token; the agent joins
-	// with the third server's copy.
-	agentTok := strings.TrimSpace(mustDocker(t, "exec", container("ha-server1"), "cat", "/var/lib/kubling/server/agent-token"))
-	for _, s := range []string{"ha-server2", "ha-server3"} {
-		waitFor(t, s+" holding ha-server1's agent token", time.Minute, func() error {
+	runNode(t, image, "ha-server3", nil, "server", "--server", url("ha-server1"), "--token", tok)
+	runNode(t, image, "ha-agent", nil, "agent", "--server", url("ha-server1"), "--token", agentTok)
+	for _, s := range []string{"ha-server1", "ha-server2", "ha-server3"} {
+		waitServing(t, s, 4*time.Minute)
+	}
+	// Every server holds the cluster's one agent token.
+	for _, s := range []string{"ha-server1", "ha-server2", "ha-server3"} {
+		waitFor(t, s+" holding the agent token", time.Minute, func() error {
 			if got, _ := docker("exec", container(s), "cat", "/var/lib/kubling/server/agent-token"); strings.TrimSpace(got) != agentTok {
 				return fmt.Errorf("it holds %d other bytes", len(got))
 			}
 			return nil
 		})
 	}
-	runNode(t, image, "ha-agent", nil, "agent", "--server", url("ha-server1"), "--token", agentTok)
 	all := []string{"ha-server1", "ha-server2", "ha-server3", "ha-agent"}
-	waitFor(t, "four Ready nodes", 3*time.Minute, func() error { return nodesReady("ha-server1", all, nil) })
+	waitFor(t, "four Ready nodes", 4*time.Minute, func() error { return nodesReady("ha-server1", all, nil) })
 	for _, s := range []string{"ha-server2", "ha-server3"} {
 		if logs, _ := docker("logs", container(s)); !strings.Contains(logs, "Joined the etcd cluster as a voting member") {
 			t.Errorf("%s does not say its etcd member was promoted", s)
@@ -74,6 +86,16 @@ func TestHAServers(t *testing.T) {
 	if out, err := runOnce(image, "ha-bad", "server", "--server", url("ha-server1"), "--token", agentTok); err == nil || !strings.Contains(out, "this token joins agents only") {
 		t.Errorf("a server join with an agent token: %v\n%s", err, out)
 	}
+	rotateKeysOnEveryServer(t, []string{"ha-server1", "ha-server2", "ha-server3"})
+	// The server token cannot be rotated with three servers: refused in
+	// one line, the token as it was.
+	if out, err := docker("exec", container("ha-server1"), "kubling", "token", "rotate"); err == nil || !strings.Contains(out, "this cluster has 3 servers") {
+		t.Errorf("token rotate with three servers: %v\n%s", err, out)
+	}
+	if got := strings.TrimSpace(mustDocker(t, "exec", container("ha-server1"), "cat", "/var/lib/kubling/server/token")); got != tok {
+		t.Error("a refused token rotate changed the server token")
+	}
+
 	// One leader runs the scheduler, the controller-manager and kubling's
 	// controllers.
 	leader := leaseHolder(t, "ha-server1")
@@ -196,6 +218,69 @@ func TestHAServers(t *testing.T) {
 	}
 	if out, err := kubectlOn("ha-reset", "create", "configmap", "-n", "ha", "after-reset"); err != nil {
 		t.Errorf("a write after --cluster-reset: %v %s", err, out)
+	}
+}
+
+// rotateKeysOnEveryServer runs rotate-keys on the second server while all
+// serve (issue 24): a Secret reads through every server during and after,
+// and every server ends with the same configuration, its old key gone.
+func rotateKeysOnEveryServer(t *testing.T, servers []string) {
+	t.Helper()
+	const value = "ha-rotate-5b2f"
+	if out, err := kubectlOn(servers[0], "create", "secret", "generic", "-n", "default", "ha-hush", "--from-literal=k="+value); err != nil {
+		t.Fatalf("create secret: %v %s", err, out)
+	}
+	read := func(s string) error {
+		out, err := kubectlOn(s, "get", "secret", "-n", "default", "ha-hush", "-o", "jsonpath={.data.k}")
+		if err != nil {
+			return err
+		}
+		if got, _ := base64.StdEncoding.DecodeString(strings.TrimSpace(out)); string(got) != value {
+			return fmt.Errorf("the Secret reads %q through %s", out, s)
+		}
+		return nil
+	}
+	before := strings.TrimSpace(mustDocker(t, "exec", container(servers[0]), "cat", "/var/lib/kubling/server/tls/encryption-config.yaml"))
+	done := make(chan error, 1)
+	var out strings.Builder
+	go func() {
+		cmd := exec.Command("docker", "exec", container(servers[1]), "kubling", "secrets-encrypt", "rotate-keys")
+		cmd.Stdout, cmd.Stderr = &out, &out
+		done <- cmd.Run()
+	}()
+	start := time.Now()
+	reads := 0
+	for running := true; running; {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("rotate-keys on %s: %v\n%s", servers[1], err, out.String())
+			}
+			running = false
+		case <-time.After(time.Second):
+		}
+		for _, s := range servers {
+			if err := read(s); err != nil {
+				t.Errorf("during the rotation: %v", err)
+			}
+			reads++
+		}
+	}
+	t.Logf("rotate-keys on %s took %s (%d reads through the servers meanwhile):\n%s", servers[1], time.Since(start).Round(time.Second), reads, out.String())
+	if !strings.Contains(out.String(), "keys rotated") {
+		t.Fatalf("rotate-keys did not finish:\n%s", out.String())
+	}
+	after := strings.TrimSpace(mustDocker(t, "exec", container(servers[1]), "cat", "/var/lib/kubling/server/tls/encryption-config.yaml"))
+	if after == before {
+		t.Fatal("the configuration did not change")
+	}
+	for _, s := range servers {
+		if got := strings.TrimSpace(mustDocker(t, "exec", container(s), "cat", "/var/lib/kubling/server/tls/encryption-config.yaml")); got != after {
+			t.Errorf("%s holds another encryption configuration than %s", s, servers[1])
+		}
+		if err := read(s); err != nil {
+			t.Errorf("after the rotation: %v", err)
+		}
 	}
 }
 

@@ -299,7 +299,19 @@ func TestMultiNode(t *testing.T) {
 
 	// Rotation: the durable token gets a new secret, the same CA hash; the
 	// old one is refused, the new one accepted, joined nodes stay Ready.
+	sealed := func() int {
+		logs, _ := docker("logs", container("server"))
+		return strings.Count(logs, "Stored the cluster keys in the datastore, sealed with the token")
+	}
+	sealedBefore := sealed()
 	mustDocker(t, "exec", container("server"), "kubling", "token", "rotate")
+	// The running server reseals the cluster keys under the new token.
+	waitFor(t, "the cluster keys resealed after the rotation", 30*time.Second, func() error {
+		if n := sealed(); n <= sealedBefore {
+			return fmt.Errorf("sealed %d times, as before", n)
+		}
+		return nil
+	})
 	rotated := strings.TrimSpace(mustDocker(t, "exec", container("server"), "cat", "/var/lib/kubling/server/token"))
 	if rotated == tok || !strings.HasPrefix(rotated, "KL1"+hash+"::") {
 		t.Errorf("rotated token %q (was %q)", rotated, tok)
