@@ -16,6 +16,7 @@ func commands() []*cli.Command {
 		agentCommand(),
 		tokenCommand(),
 		secretsEncryptCommand(),
+		etcdCommand(),
 		certificateCommand(),
 		snapshotCommand(),
 		checkConfigCommand(),

@@ -526,19 +526,19 @@ func TestEtcdMemberJoinsAndLeaves(t *testing.T) {
 	c2 := c1
 	c2.Layout = datadir.New(t.TempDir())
 	c2.Etcd.Name, c2.Etcd.ClientPort, c2.Etcd.PeerPort = "server-2", freePort(t), freePort(t)
-	j, err := AddLearner(ctx, store1.Backend(), "server-2", c2.Etcd.PeerURL())
+	j, err := AddLearner(ctx, store1.Backend(), "server-2", c2.Etcd.PeerURL(), time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Asked again (a join cut short), the same learner is handed back.
-	again, err := AddLearner(ctx, store1.Backend(), "server-2", c2.Etcd.PeerURL())
+	again, err := AddLearner(ctx, store1.Backend(), "server-2", c2.Etcd.PeerURL(), time.Now())
 	if err != nil || again.InitialCluster != j.InitialCluster {
 		t.Fatalf("second AddLearner: %+v %v, first %+v", again, err, j)
 	}
-	if _, err := AddLearner(ctx, store1.Backend(), "server-3", "https://127.0.0.1:1"); !errors.Is(err, ErrBusy) {
+	if _, err := AddLearner(ctx, store1.Backend(), "server-3", "https://127.0.0.1:1", time.Now()); !errors.Is(err, ErrBusy) {
 		t.Fatalf("a join while another is under way: %v, want ErrBusy", err)
 	}
-	if _, err := AddLearner(ctx, store1.Backend(), "server-1", "https://127.0.0.1:2"); !errors.Is(err, ErrMemberExists) {
+	if _, err := AddLearner(ctx, store1.Backend(), "server-1", "https://127.0.0.1:2", time.Now()); !errors.Is(err, ErrMemberExists) {
 		t.Fatalf("a join by a member's name: %v, want ErrMemberExists", err)
 	}
 	want := []string{"server-1=" + c1.Etcd.PeerURL(), "server-2=" + c2.Etcd.PeerURL()}
@@ -642,5 +642,62 @@ func swapKey(ctx context.Context, t *testing.T, kv *KV, key, value string) {
 	}
 	if swapped, err := kv.Swap(ctx, key, []byte(value), rev); err != nil || !swapped {
 		t.Fatalf("write %s: swapped %v, %v", key, swapped, err)
+	}
+}
+
+// TestStaleLearnerIsRemoved: a learner that never started blocks joins
+// (ErrBusy) only until StaleLearnerAfter; then the next join removes it and
+// goes on. One without a record (an earlier kubling's) is timed from when
+// it is first seen. An unstarted learner is removed by its hex ID.
+func TestStaleLearnerIsRemoved(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := etcdConfig(t, datadir.New(t.TempDir()))
+	store, client, _ := startStore(t, c)
+	b := store.Backend()
+	t0 := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	const urlA, urlB, urlC = "https://127.0.0.1:1", "https://127.0.0.1:2", "https://127.0.0.1:3"
+	if _, err := AddLearner(ctx, b, "server-2", urlA, t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := AddLearner(ctx, b, "server-3", urlB, t0.Add(StaleLearnerAfter-time.Second)); !errors.Is(err, ErrBusy) {
+		t.Fatalf("a join while the learner is young: %v, want ErrBusy", err)
+	}
+	j, err := AddLearner(ctx, b, "server-3", urlB, t0.Add(StaleLearnerAfter))
+	if err != nil || !slices.Equal(j.RemovedStale, []string{urlA}) || strings.Contains(j.InitialCluster, urlA) {
+		t.Fatalf("a join after the learner went stale: %+v, %v", j, err)
+	}
+	members, err := Members(ctx, b)
+	if err != nil || len(members) != 2 {
+		t.Fatalf("members after: %+v, %v", members, err)
+	}
+	learner := members[slices.IndexFunc(members, func(m Member) bool { return m.Name == "" })]
+	if learner.PeerURLs[0] != urlB || !learner.Learner || !learner.Since.Equal(t0.Add(StaleLearnerAfter)) {
+		t.Fatalf("the new learner: %+v", learner)
+	}
+
+	// Without a record (lost, or an earlier kubling's): timed from now.
+	if _, err := client.Delete(ctx, learnerKey(learner.ID)); err != nil {
+		t.Fatal(err)
+	}
+	t1 := t0.Add(time.Hour)
+	if _, err := AddLearner(ctx, b, "server-4", urlC, t1); !errors.Is(err, ErrBusy) {
+		t.Fatalf("first seen without a record: %v, want ErrBusy", err)
+	}
+	if _, err := AddLearner(ctx, b, "server-4", urlC, t1.Add(StaleLearnerAfter-time.Second)); !errors.Is(err, ErrBusy) {
+		t.Fatalf("without a record, before its time: %v, want ErrBusy", err)
+	}
+
+	// kubling etcd member remove <hex ID>: the unstarted learner goes, its
+	// record with it.
+	removed, err := RemoveMember(ctx, b, fmt.Sprintf("%x", learner.ID))
+	if err != nil || !removed {
+		t.Fatalf("remove by ID: %v %v", removed, err)
+	}
+	if members, _ := Members(ctx, b); len(members) != 1 {
+		t.Fatalf("members after the removal: %+v", members)
+	}
+	if resp, err := client.Get(ctx, learnersPrefix, clientv3.WithPrefix()); err != nil || len(resp.Kvs) != 0 {
+		t.Fatalf("records left: %v %v", resp, err)
 	}
 }

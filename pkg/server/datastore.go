@@ -114,6 +114,20 @@ func OpenSnapshotter(l datadir.Layout) (datastore.Snapshotter, datastore.Kind, e
 	return s, datastore.KindOf(c), nil
 }
 
+// EtcdBackend is the data dir's embedded etcd, reached on loopback with the
+// server's etcd client certificate, for `kubling etcd member`.
+func EtcdBackend(l datadir.Layout) (datastore.Backend, error) {
+	c := datastore.Config{Layout: l, Etcd: datastore.EtcdMember{TLS: EtcdTLS(l)}}
+	if datastore.KindOf(c) != datastore.KindEtcd {
+		return datastore.Backend{}, fmt.Errorf("%s holds no embedded etcd (is it a server's data dir, started with --cluster-init or --server? see --data-dir)", l.Root)
+	}
+	store, err := datastore.New(c)
+	if err != nil {
+		return datastore.Backend{}, err
+	}
+	return store.Backend(), nil
+}
+
 // snapshotSchedule takes a snapshot of the embedded datastore at the times
 // of --snapshot-schedule-cron and keeps the newest --snapshot-retention.
 func snapshotSchedule(c *config.Server, l datadir.Layout, store datastore.Snapshotter, log klog.Logger) (component.Component, error) {

@@ -67,7 +67,10 @@ func (j *Service) join(ctx context.Context, req join.ServerRequest) (*join.Serve
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	member, err := datastore.AddLearner(ctx, j.Backend, req.NodeName, req.EtcdPeerURL)
+	member, err := datastore.AddLearner(ctx, j.Backend, req.NodeName, req.EtcdPeerURL, time.Now())
+	for _, peer := range member.RemovedStale {
+		j.Log.Info("Removed an etcd learner that never started (a server join cut short)", "peerURL", peer, "unstartedFor", ">"+datastore.StaleLearnerAfter.String())
+	}
 	switch {
 	case errors.Is(err, datastore.ErrBusy):
 		return nil, http.StatusServiceUnavailable, err
