@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	genericrequest "k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/client-go/kubernetes"
@@ -158,11 +159,26 @@ func (s *Service) join(ctx context.Context, req join.Request, ips []net.IP) (*jo
 		}
 		return nil, http.StatusInternalServerError, err
 	}
+	_, err = client.CoreV1().Secrets(metav1.NamespaceSystem).Get(ctx, PasswordSecret(req.NodeName), metav1.GetOptions{})
+	newName := apierrors.IsNotFound(err)
 	if err := CheckNodePassword(ctx, client, req.NodeName, req.NodePassword, false); err != nil {
 		if errors.As(err, new(NameTaken)) {
 			return nil, http.StatusConflict, err
 		}
 		return nil, http.StatusInternalServerError, err
+	}
+	// The check above and the signing below are one step for each address:
+	// claimed here, no other node is signed for it.
+	if err := claimAddresses(ctx, client, req.NodeName, ips, time.Now()); err != nil {
+		if newName {
+			// Refused before any certificate: the name stays free.
+			err = errors.Join(err, forgetPassword(ctx, client, req.NodeName))
+		}
+		var refused addressRefused
+		if errors.As(err, &refused) {
+			return nil, http.StatusBadRequest, err
+		}
+		return nil, http.StatusServiceUnavailable, err
 	}
 	resp := &join.Response{Certificates: map[string][]byte{}, Cluster: s.Cluster.Join()}
 	creds := join.Credentials
