@@ -54,7 +54,7 @@ type clusterKeys struct {
 }
 
 // errLostRace: another server stored its keys at the same moment.
-var errLostRace = errors.New("another server stored the cluster keys at the same moment")
+var errLostRace = errors.New("another server stored the cluster keys at the same moment; give both the same --token, or start this one again to take them")
 
 // storeBootstrapData settles the cluster's keys with the datastore before
 // the apiserver starts (sync), and returns what keeps them settled while it
@@ -75,14 +75,14 @@ func storeBootstrapData(ctx context.Context, b datastore.Backend, l datadir.Layo
 		if errors.Is(err, errLostRace) && try < 5 {
 			// Two servers started at once on an empty external datastore:
 			// the other created the keys. This one's new CAs differ from
-			// them (ErrOtherCluster): its new files are removed, and its
-			// next start takes the stored keys.
+			// them (ErrOtherCluster, with errLostRace): the start takes
+			// the stored keys instead (start.adoptAfterRace).
 			raced = raced || creating
 			continue
 		}
 		kv.Close()
 		if raced {
-			err = fmt.Errorf("%w (another server stored its keys at the same moment: start this one again to take them)", err)
+			err = fmt.Errorf("%w (%w)", err, errLostRace)
 		}
 		return nil, err
 	}
@@ -95,6 +95,9 @@ func (k *clusterKeys) component() component.Component {
 	return &closing{Periodic: component.NewPeriodic("cluster-keys", clusterKeysInterval, clusterKeysInterval,
 		func(ctx context.Context) error {
 			_, err := k.sync(ctx)
+			if errors.Is(err, errLostRace) {
+				return nil // another server wrote meanwhile: the next round reads it
+			}
 			if err == nil {
 				k.lastErr = ""
 			}

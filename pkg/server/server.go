@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -198,6 +200,19 @@ func (s *start) keys(ctx context.Context) error {
 		}
 		joiner.JoinMembers(members)
 	}
+	if err := s.certificates(phase); err != nil {
+		return err
+	}
+	// A first start against another cluster's datastore leaves nothing
+	// behind (apiServer).
+	s.created = created
+	return nil
+}
+
+// certificates makes what the cluster's CAs sign (and the CAs of a new
+// cluster), the kubeconfigs and the token file.
+func (s *start) certificates(phase time.Time) error {
+	c, l := s.c, s.l
 	var err error
 	if s.sans, err = apiserverSANs(c, s.host); err != nil {
 		return err
@@ -214,11 +229,26 @@ func (s *start) keys(ctx context.Context) error {
 	if s.joinToken, err = token.Ensure(l.Token(), s.givenToken, caPEM); err != nil {
 		return err
 	}
-	log.Info("Certificates ready", "dir", p.Dir, "written", len(written), "duration", time.Since(phase).Round(time.Millisecond))
-	// A first start against another cluster's datastore leaves nothing
-	// behind (apiServer).
-	s.created = created
+	s.log.Info("Certificates ready", "dir", p.Dir, "written", len(written), "duration", time.Since(phase).Round(time.Millisecond))
 	return nil
+}
+
+// adoptAfterRace is the loser of two first starts on one empty external
+// datastore: the other server stored its keys a moment before this one,
+// whose new CAs are then not the cluster's. It drops what it made from
+// them and takes the stored keys, as a server started a moment later would.
+func (s *start) adoptAfterRace(ctx context.Context) error {
+	l := s.l
+	s.log.Info("Another server stored the cluster keys at the same moment; taking them instead of this server's new ones")
+	for _, p := range []string{l.ServerTLS(), filepath.Dir(l.AdminKubeconfig()), l.Token()} {
+		if err := os.RemoveAll(p); err != nil {
+			return err
+		}
+	}
+	if err := adoptBootstrapData(ctx, s.store.Backend(), l, s.givenToken, s.log); err != nil {
+		return err
+	}
+	return s.certificates(time.Now())
 }
 
 // apiServer starts the embedded datastore (an external one runs already),
@@ -232,6 +262,11 @@ func (s *start) apiServer(ctx context.Context) error {
 		}
 	}
 	keys, err := storeBootstrapData(ctx, s.store.Backend(), l, log)
+	if errors.Is(err, errLostRace) && s.plan.startsFirst && s.madeCAs() {
+		if err = s.adoptAfterRace(ctx); err == nil {
+			keys, err = storeBootstrapData(ctx, s.store.Backend(), l, log)
+		}
+	}
 	if err != nil {
 		if errors.Is(err, bootstrapdata.ErrOtherCluster) {
 			removeAll(s.created)
@@ -369,6 +404,11 @@ func (s *start) nodeAndUpkeep(ctx context.Context) error {
 		parts = append(parts, schedule)
 	}
 	return s.runner.Start(ctx, readyTimeout, parts...)
+}
+
+// madeCAs says this start made the data dir's CAs (a first start).
+func (s *start) madeCAs() bool {
+	return slices.Contains(s.created, s.l.ServerDir()) || slices.Contains(s.created, s.l.ServerTLS())
 }
 
 func removeAll(paths []string) {
