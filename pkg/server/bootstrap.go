@@ -69,6 +69,9 @@ func (b *clusterBootstrap) Start(ctx context.Context) error {
 	if err := applyDurableToken(ctx, client, b.token, DurableTokenDescription); err != nil {
 		return err
 	}
+	if err := removeReplacedServerTokens(ctx, client, b.token); err != nil {
+		return err
+	}
 	b.agentTokens.client = client
 	if err := b.agentTokens.ensure(ctx); err != nil {
 		return err
@@ -134,6 +137,28 @@ func applyDurableToken(ctx context.Context, client kubernetes.Interface, t token
 		})
 	if _, err := client.CoreV1().Secrets(metav1.NamespaceSystem).Apply(ctx, ac, metav1.ApplyOptions{FieldManager: apply.FieldManager, Force: true}); err != nil {
 		return fmt.Errorf("join token: %w", err)
+	}
+	return nil
+}
+
+// removeReplacedServerTokens deletes bootstrap tokens made for the server
+// token under another id than t's: the one an earlier kubling derived from
+// the same secret by SHA-256 (its id, stored in clear, let a snapshot's
+// holder test guesses at the secret fast), or one a rotation left.
+func removeReplacedServerTokens(ctx context.Context, client kubernetes.Interface, t token.Token) error {
+	secrets, err := client.CoreV1().Secrets(metav1.NamespaceSystem).List(ctx, metav1.ListOptions{FieldSelector: "type=" + string(bootstrapapi.SecretTypeBootstrapToken)})
+	if err != nil {
+		return fmt.Errorf("list the server token's bootstrap tokens: %w", err)
+	}
+	id, _ := t.Bootstrap()
+	for _, s := range secrets.Items {
+		other := string(s.Data[bootstrapapi.BootstrapTokenIDKey])
+		if string(s.Data[bootstrapapi.BootstrapTokenDescriptionKey]) != DurableTokenDescription || other == id {
+			continue
+		}
+		if err := deleteBootstrapToken(ctx, client, token.Token{Secret: other + "." + string(s.Data[bootstrapapi.BootstrapTokenSecretKey])}); err != nil {
+			return fmt.Errorf("remove a replaced server token: %w", err)
+		}
 	}
 	return nil
 }

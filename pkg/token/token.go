@@ -14,6 +14,8 @@ import (
 	"strings"
 	"unicode"
 
+	"golang.org/x/crypto/argon2"
+
 	bootstraputil "k8s.io/cluster-bootstrap/token/util"
 
 	"github.com/kubling/kubling/pkg/fileutil"
@@ -63,15 +65,30 @@ func (t Token) String() string {
 // `kubling token create`) is used as it is; any other secret (the server's
 // durable one, or a user's --token) maps to exactly one bootstrap token
 // derived from it, so the server and its agents agree without sharing more.
+//
+// The id is stored in clear (the bootstrap token Secret's name, in every
+// snapshot and external database), so the derivation is slow (Argon2id,
+// derivation* below): a snapshot lets nobody test guesses at a secret a
+// user chose at hash speed (it was SHA-256 until issue 24).
 func (t Token) Bootstrap() (id, secret string) {
 	if bootstraputil.IsValidBootstrapToken(t.Secret) {
 		id, secret, _ = strings.Cut(t.Secret, ".")
 		return id, secret
 	}
-	sum := sha256.Sum256([]byte("kubling-join-token:" + t.Secret))
-	h := hex.EncodeToString(sum[:])
+	key := argon2.IDKey([]byte(t.Secret), []byte(derivationSalt), derivationTime, derivationMemoryKiB, derivationThreads, 11)
+	h := hex.EncodeToString(key)
 	return h[:6], h[6:22]
 }
+
+// The derivation's cost: about as slow per guess as opening the sealed
+// cluster keys, at a quarter of their memory, since every agent pays it
+// once per join (8 MiB, returned after).
+const (
+	derivationSalt      = "kubling-join-token-v2"
+	derivationTime      = 3
+	derivationMemoryKiB = 8 * 1024
+	derivationThreads   = 1
+)
 
 // CAHash is the hex sha256 of a CA bundle.
 func CAHash(caPEM []byte) string {
