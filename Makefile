@@ -194,7 +194,9 @@ FUZZTIME ?= 30s
 FUZZFLAGS ?=
 FUZZ_TARGETS := token:FuzzParse config:FuzzLoadFile config:FuzzConfigValue \
 	agent/containerd:FuzzRegistries server/apply:FuzzDecode hostcheck:FuzzParseProcNetRoute \
-	server/nodejoin:FuzzDecodeRequest server/bootstrapdata:FuzzOpen
+	server/nodejoin:FuzzDecodeRequest server/bootstrapdata:FuzzOpen \
+	server/serverjoin:FuzzServeJoinRequest datastore:FuzzSnapshotReader \
+	server/encryption:FuzzParseConfiguration
 
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
