@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -76,6 +77,17 @@ func TestHAServers(t *testing.T) {
 		if logs, _ := docker("logs", container(s)); !strings.Contains(logs, "Joined the etcd cluster as a voting member") {
 			t.Errorf("%s does not say its etcd member was promoted", s)
 		}
+	}
+	// kubling etcd member ls: three voting members; remove refuses a name
+	// it does not know, in one line.
+	members := mustDocker(t, "exec", container("ha-server1"), "kubling", "etcd", "member", "ls")
+	for _, s := range []string{"ha-server1", "ha-server2", "ha-server3"} {
+		if !regexp.MustCompile(`(?m)^[0-9a-f]+\s+` + s + `\s+voting\s+https://`).MatchString(members) {
+			t.Errorf("etcd member ls lacks %s as a voting member:\n%s", s, members)
+		}
+	}
+	if out, err := docker("exec", container("ha-server1"), "kubling", "etcd", "member", "remove", "no-such-server"); err == nil || !strings.Contains(out, `no etcd member named "no-such-server"`) {
+		t.Errorf("etcd member remove of an unknown name: %v\n%s", err, out)
 	}
 	// Refused joins, one line each: a token pinning another CA, and an
 	// agent's token.
@@ -410,12 +422,13 @@ func podOn(t *testing.T, via, node string) string {
 }
 
 // TestHAExternalDatastore: two servers on one external PostgreSQL (Debian's,
-// run by the test on the host, reached over the test network) form one
-// control plane: the second takes the cluster's keys from the datastore
-// with the token, both serve the same objects, and when the leader is
-// killed the other takes over the scheduler and controllers.
+// run by the test on the host, reached over the test network), started at
+// the same moment, form one control plane: one takes the cluster's keys
+// from the datastore with the token, both serve the same objects, and when the leader is
+// killed the other takes over the scheduler and controllers. Then, both
+// servers down, an agent started two minutes before one comes back joins.
 func TestHAExternalDatastore(t *testing.T) {
-	image := setUp(t, "ha-server1", "ha-server2")
+	image := setUp(t, "ha-server1", "ha-server2", "ha-agent")
 	mustDocker(t, "network", "create", "--subnet", subnet, "--label", label, network)
 	port, err := dbserver.FreePort()
 	if err != nil {
@@ -432,13 +445,26 @@ func TestHAExternalDatastore(t *testing.T) {
 	}
 	t.Cleanup(pg.Stop)
 
-	runNode(t, image, "ha-server1", nil, append([]string{"server"}, db.Flags...)...)
+	// Both servers start at the same moment on the empty database with one
+	// chosen token (issue 24): one stores the cluster keys, the other takes
+	// them, at start or, having lost the race to store its own, right then.
+	const secret = "ha-external-shared-secret-0123"
+	runNode(t, image, "ha-server1", nil, append([]string{"server", "--token", secret}, db.Flags...)...)
+	runNode(t, image, "ha-server2", nil, append([]string{"server", "--token", secret}, db.Flags...)...)
 	waitServing(t, "ha-server1", 3*time.Minute)
-	tok := strings.TrimSpace(mustDocker(t, "exec", container("ha-server1"), "cat", "/var/lib/kubling/server/token"))
-	runNode(t, image, "ha-server2", nil, append([]string{"server", "--token", tok}, db.Flags...)...)
 	waitServing(t, "ha-server2", 3*time.Minute)
-	if logs, _ := docker("logs", container("ha-server2")); !strings.Contains(logs, "Took the cluster keys from the datastore") {
-		t.Errorf("ha-server2 does not say it took the cluster keys from the datastore")
+	took := 0
+	for _, s := range []string{"ha-server1", "ha-server2"} {
+		logs, _ := docker("logs", container(s))
+		if strings.Contains(logs, "Took the cluster keys from the datastore") {
+			took++
+		}
+		if strings.Contains(logs, "taking them instead of this server's new ones") {
+			t.Logf("%s lost the race to store the cluster keys and took the other's", s)
+		}
+	}
+	if took != 1 {
+		t.Errorf("%d servers say they took the cluster keys from the datastore, want 1", took)
 	}
 	both := []string{"ha-server1", "ha-server2"}
 	waitFor(t, "two Ready nodes", 3*time.Minute, func() error { return nodesReady("ha-server2", both, nil) })
@@ -470,6 +496,23 @@ func TestHAExternalDatastore(t *testing.T) {
 	// controller-manager's grace period.)
 	applyOn(t, other, pinnedDeployment("after-kill", other))
 	waitFor(t, "the pinned pod Ready, scheduled by "+other, 3*time.Minute, func() error { return pinnedReady(other, "after-kill") })
+
+	// A site's power comes back and the devices boot in no order (issue
+	// 24): with both servers down, an agent starts and waits two minutes
+	// without giving up, then joins once a server is up.
+	agentTok := strings.TrimSpace(mustDocker(t, "exec", container(other), "cat", "/var/lib/kubling/server/agent-token"))
+	mustDocker(t, "stop", "-t", "30", container(other))
+	runNode(t, image, "ha-agent", nil, "agent", "--server", "https://"+haNodes["ha-server1"]+":6443", "--token", agentTok)
+	time.Sleep(2 * time.Minute)
+	if running, _ := docker("inspect", "-f", "{{.State.Running}}", container("ha-agent")); strings.TrimSpace(running) != "true" {
+		logs, _ := docker("logs", "--tail", "20", container("ha-agent"))
+		t.Fatalf("the agent gave up while no server was up:\n%s", logs)
+	}
+	mustDocker(t, "start", container("ha-server1"))
+	waitServing(t, "ha-server1", 3*time.Minute)
+	waitFor(t, "the agent Ready once ha-server1 is up", 3*time.Minute, func() error {
+		return nodesReady("ha-server1", []string{"ha-server1", "ha-agent"}, nil)
+	})
 }
 
 // pinnedDeployment is a one-pod Deployment in namespace ha (made if
