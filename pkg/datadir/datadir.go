@@ -95,7 +95,7 @@ func (l Layout) AgentToken() string { return filepath.Join(l.ServerDir(), "agent
 // PreviousTokens lists the tokens `kubling token rotate` replaced, one a
 // line, so that the next start can open the cluster keys sealed with the
 // last of them and seal them again with the new one.
-func (l Layout) PreviousTokens() string { return filepath.Join(l.ServerDir(), "token.previous") }
+func (l Layout) PreviousTokens() string { return l.Token() + ".previous" }
 
 // Manifests holds the bundled add-ons' files and any manifest a user adds.
 func (l Layout) Manifests() string { return filepath.Join(l.ServerDir(), "manifests") }

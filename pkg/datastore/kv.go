@@ -97,6 +97,37 @@ func (k *KV) Swap(ctx context.Context, key string, value []byte, revision int64)
 	return resp.Succeeded, nil
 }
 
+// Entry is one key's value and the revision of its last write.
+type Entry struct {
+	Key      string
+	Value    []byte
+	Revision int64
+}
+
+// List reads the keys under prefix, in key order.
+func (k *KV) List(ctx context.Context, prefix string) ([]Entry, error) {
+	resp, err := k.client.Get(ctx, prefix, clientv3.WithPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("read %s* from the datastore: %w", prefix, err)
+	}
+	out := make([]Entry, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		out = append(out, Entry{Key: string(kv.Key), Value: kv.Value, Revision: kv.ModRevision})
+	}
+	return out, nil
+}
+
+// Delete removes key if its last write is still revision, in the
+// transaction form kine serves for deletes (it has no plain one).
+func (k *KV) Delete(ctx context.Context, key string, revision int64) error {
+	_, err := k.client.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", revision)).
+		Then(clientv3.OpDelete(key)).Else(clientv3.OpGet(key)).Commit()
+	if err != nil {
+		return fmt.Errorf("delete %s from the datastore: %w", key, err)
+	}
+	return nil
+}
+
 // Get reads key from the running datastore; found is false when it is not
 // there.
 func Get(ctx context.Context, b Backend, key string) (value []byte, found bool, err error) {

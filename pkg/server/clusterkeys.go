@@ -141,16 +141,38 @@ func (k *clusterKeys) sync(ctx context.Context) (creating bool, err error) {
 		return false, nil
 	}
 	encryptionName := filepath.Base(l.EncryptionConfig())
+	opened := ""
+	var rotated *token.Token // the token rotated elsewhere, once followed
 	if revision != 0 {
-		stored, opened, err := openStored(blob, current.Secret, previousSecrets(l))
+		stored, openedWith, err := openStored(blob, current.Secret, previousSecrets(l))
+		if errors.Is(err, bootstrapdata.ErrWrongToken) {
+			// The token rotated on another server: follow its records.
+			next, ferr := k.followRotations(ctx, blob, current.Secret)
+			if ferr != nil {
+				return false, ferr
+			}
+			if next != "" {
+				rotated = &token.Token{CAHash: current.CAHash, Secret: next}
+				stored, openedWith, err = openStored(blob, next, nil)
+			}
+		}
 		if err != nil {
 			return false, fmt.Errorf("%w: %w", bootstrapdata.ErrOtherCluster, err)
 		}
+		opened = openedWith
 		for _, ca := range (pki.Options{Etcd: true}).Authorities() {
 			name := filepath.Base(pki.PKI{Dir: l.ServerTLS()}.Cert(ca))
 			if have, ok := stored[name]; ok && local[name] != nil && string(have) != string(local[name]) {
 				return false, fmt.Errorf("%w: its %s differs from %s", bootstrapdata.ErrOtherCluster, name, filepath.Join(l.ServerTLS(), name))
 			}
+		}
+		if rotated != nil {
+			// This cluster's keys, under the token rotated elsewhere.
+			if err := k.adoptToken(*current, rotated.Secret); err != nil {
+				return false, err
+			}
+			current = rotated
+			digest = digestFiles(local, current.Secret)
 		}
 		// Rotated on another server: take its step.
 		if theirs, ok := stored[encryptionName]; ok && encryption.Newer(theirs, local[encryptionName]) {
@@ -167,6 +189,14 @@ func (k *clusterKeys) sync(ctx context.Context) (creating bool, err error) {
 			}
 			k.seenRevision, k.seenLocal = revision, digest
 			return false, nil
+		}
+	}
+	if opened != "" && opened != current.Secret {
+		// Sealed with a token rotated here (kubling token rotate): the
+		// other servers, holding the old one, learn the new one from this
+		// record before the keys move to it.
+		if err := k.recordRotation(ctx, opened, current.Secret, time.Now()); err != nil {
+			return false, err
 		}
 	}
 	sealed, err := bootstrapdata.Seal(local, current.Secret)
@@ -187,11 +217,80 @@ func (k *clusterKeys) sync(ctx context.Context) (creating bool, err error) {
 	// The next round reads the new revision back once.
 	k.seenRevision = 0
 	k.log.Info("Stored the cluster keys in the datastore, sealed with the token", "files", len(local))
-	// Sealed with the current token now: the rotated ones are not needed.
-	if err := os.Remove(l.PreviousTokens()); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return false, err
-	}
 	return false, nil
+}
+
+// rotationsPrefix keeps, per server-token rotation, the new secret sealed
+// with the one it replaced: a server still holding the old token learns the
+// new one there, and only a holder of the old token can (who could open
+// the keys sealed with it anyway). The newest keepRotations are kept: a
+// server stopped through more rotations needs the token copied to it.
+const (
+	rotationsPrefix = "/kubling/token-rotations/"
+	keepRotations   = 8
+)
+
+// recordRotation records that from was replaced by to.
+func (k *clusterKeys) recordRotation(ctx context.Context, from, to string, now time.Time) error {
+	sealed, err := bootstrapdata.Seal(bootstrapdata.Files{"token": []byte(to)}, from)
+	if err != nil {
+		return err
+	}
+	if _, err := k.kv.Swap(ctx, fmt.Sprintf("%s%020d", rotationsPrefix, now.UnixNano()), sealed, 0); err != nil {
+		return fmt.Errorf("record the token rotation: %w", err)
+	}
+	entries, err := k.kv.List(ctx, rotationsPrefix)
+	if err != nil {
+		return err
+	}
+	for len(entries) > keepRotations {
+		if err := k.kv.Delete(ctx, entries[0].Key, entries[0].Revision); err != nil {
+			return err
+		}
+		entries = entries[1:]
+	}
+	return nil
+}
+
+// followRotations finds the secret that opens blob by following the
+// rotation records from secret, newest record first at each hop; "" when
+// none leads there.
+func (k *clusterKeys) followRotations(ctx context.Context, blob []byte, secret string) (string, error) {
+	entries, err := k.kv.List(ctx, rotationsPrefix)
+	if err != nil {
+		return "", err
+	}
+	seen := map[string]bool{secret: true}
+	for range entries {
+		next := ""
+		for i := len(entries) - 1; i >= 0; i-- {
+			if files, err := bootstrapdata.Open(entries[i].Value, secret); err == nil {
+				next = string(files["token"])
+				break
+			}
+		}
+		if next == "" || seen[next] {
+			return "", nil
+		}
+		if _, err := bootstrapdata.Open(blob, next); err == nil {
+			return next, nil
+		}
+		seen[next], secret = true, next
+	}
+	return "", nil
+}
+
+// adoptToken makes next this server's token, keeping the one it replaces
+// with the rotated ones (a --token still naming it is accepted).
+func (k *clusterKeys) adoptToken(current token.Token, next string) error {
+	if err := appendLine(k.l.PreviousTokens(), current.String()); err != nil {
+		return fmt.Errorf("keep the rotated token: %w", err)
+	}
+	if err := token.WriteFile(k.l.Token(), token.Token{CAHash: current.CAHash, Secret: next}); err != nil {
+		return fmt.Errorf("write the rotated token: %w", err)
+	}
+	k.log.Info("The server token was rotated on another server; this server's token file now holds the new one", "file", k.l.Token())
+	return nil
 }
 
 // openStored opens the sealed copy with the current token's secret or else

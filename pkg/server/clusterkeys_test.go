@@ -77,7 +77,9 @@ func storedKeys(t *testing.T, kv *datastore.KV, secret string) (bootstrapdata.Fi
 // (kine on SQLite) follows a rotate-keys step and a token rotation on one
 // server within a round, over the revision it read; the other server takes
 // the newer encryption configuration, at a round and at its start, and
-// never puts an older one back; another cluster's data dir is refused.
+// never puts an older one back; it takes the rotated token from the
+// rotation record, and a server two rotations behind follows both at its
+// start; another cluster's data dir is refused and left as it was.
 func TestClusterKeysFollowRotations(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -188,17 +190,51 @@ func TestClusterKeysFollowRotations(t *testing.T) {
 	if _, _, err := storedKeys(t, kv, secret); !errors.Is(err, bootstrapdata.ErrWrongToken) {
 		t.Fatalf("the old token still opens the keys: %v", err)
 	}
-	if _, err := os.Stat(a.PreviousTokens()); !errors.Is(err, os.ErrNotExist) {
-		t.Error("the previous-tokens file outlived the new seal")
+	// The second server, still holding the old token, takes the new one at
+	// its next round from the rotation record; the old one stays accepted
+	// as its --token.
+	if _, err := roundB.sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := readToken(t, bDir.Token()); got.Secret != rotated {
+		t.Fatal("the other server did not take the rotated token")
+	}
+	if !token.Rotated(bDir.Token(), token.Token{Secret: secret}) {
+		t.Error("the old token is not kept as rotated on the other server")
+	}
+	// A second rotation; a server stopped through both follows the chain at
+	// its start.
+	const rotated2 = "the-twice-rotated-secret-24680135"
+	if err := appendLine(a.PreviousTokens(), (token.Token{CAHash: testCAHash, Secret: rotated}).String()); err != nil {
+		t.Fatal(err)
+	}
+	if err := token.WriteFile(a.Token(), token.Token{CAHash: testCAHash, Secret: rotated2}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := roundA.sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	behind := keysServer(t, "cluster", stage1, secret)
+	cbehind, err := storeBootstrapData(ctx, b, behind, log)
+	if err != nil {
+		t.Fatalf("a server two rotations behind: %v", err)
+	}
+	cbehind.Stop()
+	if got := readToken(t, behind.Token()); got.Secret != rotated2 {
+		t.Fatal("a server two rotations behind did not follow to the current token")
 	}
 
-	// Another cluster's data dir (its own CA) is refused, nothing written.
-	_, revBefore, _ := storedKeys(t, kv, rotated)
-	other := keysServer(t, "another", stage0, rotated)
+	// Another cluster's data dir (its own CA) is refused, nothing written,
+	// even with a token the records lead from.
+	_, revBefore, _ := storedKeys(t, kv, rotated2)
+	other := keysServer(t, "another", stage0, secret)
 	if _, err := storeBootstrapData(ctx, b, other, log); !errors.Is(err, bootstrapdata.ErrOtherCluster) {
 		t.Fatalf("another cluster's keys: %v", err)
 	}
-	if _, rev, _ := storedKeys(t, kv, rotated); rev != revBefore {
+	if _, rev, _ := storedKeys(t, kv, rotated2); rev != revBefore {
 		t.Fatal("another cluster's start wrote the datastore")
+	}
+	if got := readToken(t, other.Token()); got.Secret != secret {
+		t.Fatal("another cluster's data dir took this cluster's token")
 	}
 }

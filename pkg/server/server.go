@@ -164,7 +164,10 @@ func (s *start) check() (err error) {
 	if s.node, err = preflight(s.c, s.plan.ports); err != nil {
 		return err
 	}
-	_, err = token.CheckOwnership(s.l.Token(), s.givenToken)
+	stored, err := token.CheckOwnership(s.l.Token(), s.givenToken)
+	if err == nil && stored != nil && s.givenToken != nil && stored.Secret != s.givenToken.Secret {
+		s.log.Info("Warning: --token names a server token since rotated; the data dir's token is used (update --token, or leave it out: the data dir keeps the token)", "tokenFile", s.l.Token())
+	}
 	return err
 }
 
@@ -276,6 +279,13 @@ func (s *start) apiServer(ctx context.Context) error {
 	if err := s.runner.Start(ctx, 0, keys); err != nil {
 		return err
 	}
+	// The token may have changed (rotated on another server while this one
+	// was stopped): what follows uses the file's.
+	if t, err := token.ReadFile(l.Token()); err != nil {
+		return err
+	} else if t != nil {
+		s.joinToken = *t
+	}
 	if s.node != nil {
 		s.runtime = startRuntime(ctx, s.node, log)
 	}
@@ -286,11 +296,11 @@ func (s *start) apiServer(ctx context.Context) error {
 	}
 	s.schedulerArgs, s.controllerManagerArgs = schedArgs, cmArgs
 	log.V(1).Info("Component arguments", "apiserver", apiArgs, "scheduler", schedArgs, "controller-manager", cmArgs)
-	tokenID, _ := s.joinToken.Bootstrap()
+	tokenID := &serverTokenID{path: l.Token()}
 	joins := &nodejoin.Service{PKI: s.pki, Cluster: c.Cluster(), ServerIPs: s.sans.IPs, Client: s.newAdminClient,
-		ServerTokenUser: "system:bootstrap:" + tokenID, AgentTokenFile: l.AgentToken(), Log: log}
+		ServerTokenUser: func() string { return "system:bootstrap:" + tokenID.get() }, AgentTokenFile: l.AgentToken(), Log: log}
 	handlers := joins.Handlers()
-	handlers[join.ServerJoinPath] = &serverjoin.Service{Backend: s.store.Backend(), Kind: s.plan.kind, Cluster: c.Cluster(), TokenID: tokenID, Log: log}
+	handlers[join.ServerJoinPath] = &serverjoin.Service{Backend: s.store.Backend(), Kind: s.plan.kind, Cluster: c.Cluster(), TokenID: tokenID.get, Log: log}
 	encryption.UseReloadInterval() // a rotated key is picked up in seconds
 	apiserver := newAPIServer(apiArgs, s.host, c.HTTPSPort, s.pki, handlers)
 	if err := s.runner.Start(ctx, readyTimeout, apiserver); err != nil {

@@ -4,13 +4,12 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -148,18 +147,10 @@ func (t *Tokens) Delete(ctx context.Context, idOrToken string) (string, error) {
 // same CA hash): the token file and the bootstrap token behind it. Joined
 // agents go on with their certificates; new joins need the new token. The
 // new bootstrap token exists before the file changes, and the old one is
-// deleted last, so a failure leaves a token that works.
+// deleted last, so a failure leaves a token that works. The other servers
+// take the new token from the datastore within seconds (clusterKeys'
+// rotation records), or at their next start.
 func (t *Tokens) Rotate(ctx context.Context) error {
-	// The cluster keys are sealed with the server token, and each server
-	// opens them with its own copy: with more than one server, the others
-	// would be locked out at their next start.
-	n, err := countServers(ctx, t.client)
-	if err != nil {
-		return err
-	}
-	if n > 1 {
-		return fmt.Errorf("this cluster has %d servers, and rotating the server token on one would lock the others out of the cluster keys at their next start: not done (rotating it with more than one server is not supported yet; `kubling token rotate --agent` rotates the token agents join with)", n)
-	}
 	path := t.layout.Token()
 	old, err := token.CheckOwnership(path, nil)
 	if err != nil {
@@ -178,7 +169,8 @@ func (t *Tokens) Rotate(ctx context.Context) error {
 	}
 	// The running server seals the cluster keys in the datastore with the
 	// new secret within seconds (clusterKeys); until then the old one
-	// opens them, so it is kept in the previous-tokens file.
+	// opens them. Kept in the previous-tokens file, it also stays accepted
+	// as --token (the data dir's token is then used).
 	if err := appendLine(t.layout.PreviousTokens(), old.String()); err != nil {
 		return err
 	}
@@ -237,32 +229,26 @@ func appendLine(path, line string) error {
 	return f.Close()
 }
 
-// countServers counts the cluster's servers: the apiservers the kubernetes
-// Service lists (each running one keeps its address there), or, where more,
-// the Nodes of embedded-etcd members (stopped ones included). A stopped
-// server on an external datastore is not seen.
-func countServers(ctx context.Context, client kubernetes.Interface) (int, error) {
-	eps, err := client.DiscoveryV1().EndpointSlices(metav1.NamespaceDefault).List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=kubernetes"})
-	if err != nil {
-		return 0, fmt.Errorf("count the servers: %w", err)
+// serverTokenID is the server token's bootstrap-token id, read from the
+// token file at each use (a rotation on another server replaces the file
+// while this one runs), derived again only when the file changed.
+type serverTokenID struct {
+	path string
+
+	mu         sync.Mutex
+	secret, id string
+}
+
+func (s *serverTokenID) get() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, err := token.ReadFile(s.path)
+	if err != nil || t == nil {
+		return s.id // the last one known
 	}
-	addresses := map[string]bool{}
-	for _, es := range eps.Items {
-		for _, ep := range es.Endpoints {
-			for _, a := range ep.Addresses {
-				addresses[a] = true
-			}
-		}
+	if t.Secret != s.secret {
+		s.id, _ = t.Bootstrap()
+		s.secret = t.Secret
 	}
-	nodes, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return 0, fmt.Errorf("count the servers: %w", err)
-	}
-	members := 0
-	for _, n := range nodes.Items {
-		if slices.Contains(n.Finalizers, EtcdMemberFinalizer) {
-			members++
-		}
-	}
-	return max(len(addresses), members), nil
+	return s.id
 }

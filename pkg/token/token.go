@@ -106,18 +106,37 @@ func NewSecret() (string, error) {
 }
 
 // CheckOwnership refuses a data dir whose token file belongs to another
-// cluster than the token given (nil: none given). It reads only, so it can
-// run before anything is written. It returns the stored token if there is one.
+// cluster than the token given (nil: none given). A given token the file
+// has replaced (`kubling token rotate`, kept in <path>.previous) is the same
+// cluster's: the stored one counts (Rotated says so). It reads only, so it
+// can run before anything is written. It returns the stored token if there
+// is one.
 func CheckOwnership(path string, given *Token) (*Token, error) {
 	stored, err := ReadFile(path)
 	if err != nil || stored == nil || given == nil {
 		return stored, err
 	}
-	if subtle.ConstantTimeCompare([]byte(given.Secret), []byte(stored.Secret)) != 1 ||
-		(given.CAHash != "" && stored.CAHash != "" && given.CAHash != stored.CAHash) {
+	if given.CAHash != "" && stored.CAHash != "" && given.CAHash != stored.CAHash {
+		return nil, fmt.Errorf("data dir belongs to another cluster: its token (%s) pins another CA than --token; use that cluster's token or another --data-dir", path)
+	}
+	if subtle.ConstantTimeCompare([]byte(given.Secret), []byte(stored.Secret)) != 1 && !Rotated(path, *given) {
 		return nil, fmt.Errorf("data dir belongs to another cluster: its token (%s) differs from --token; use that cluster's token or another --data-dir", path)
 	}
 	return stored, nil
+}
+
+// Rotated says whether t is one the token file at path has replaced.
+func Rotated(path string, t Token) bool {
+	data, err := os.ReadFile(path + ".previous")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if old, err := Parse(strings.TrimSpace(line)); err == nil && subtle.ConstantTimeCompare([]byte(old.Secret), []byte(t.Secret)) == 1 {
+			return true
+		}
+	}
+	return false
 }
 
 // ReadFile reads a token file; nil when there is none.

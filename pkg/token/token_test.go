@@ -63,6 +63,33 @@ func TestEnsureKeepsSecretAndRefusesOtherCluster(t *testing.T) {
 	}
 }
 
+// TestRotatedTokenStaysAccepted: a --token the data dir's token has
+// replaced (kept in <token>.previous) is the same cluster's: the stored one
+// is used; a token never held is still refused.
+func TestRotatedTokenStaysAccepted(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "token")
+	old, err := Ensure(path, mustParse(t, "the-old-secret-0123456789"), ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path+".previous", []byte(old.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFile(path, Token{CAHash: old.CAHash, Secret: "the-new-secret-9876543210"}); err != nil {
+		t.Fatal(err)
+	}
+	stored, err := CheckOwnership(path, mustParse(t, old.String()))
+	if err != nil || stored.Secret != "the-new-secret-9876543210" {
+		t.Fatalf("the rotated --token: %v %v", stored, err)
+	}
+	if got, err := Ensure(path, mustParse(t, old.Secret), ca); err != nil || got.Secret != "the-new-secret-9876543210" {
+		t.Fatalf("Ensure with the rotated --token: %v %v", got, err)
+	}
+	if _, err := CheckOwnership(path, mustParse(t, "never-this-clusters-0123")); err == nil {
+		t.Fatal("a token the data dir never held was accepted")
+	}
+}
+
 func TestEnsureUsesGivenSecretOnFirstStart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "token")
 	tok, err := Ensure(path, mustParse(t, "mysecret"), ca)

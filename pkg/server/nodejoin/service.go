@@ -46,9 +46,10 @@ type Service struct {
 	// Client makes the client the service reads and writes the cluster
 	// with; called once, on the first join (the apiserver is up by then).
 	Client func() (kubernetes.Interface, error)
-	// ServerTokenUser is the user the server token authenticates as: an
-	// agent joining with it is told to use the agent token.
-	ServerTokenUser string
+	// ServerTokenUser is the user the server token authenticates as now (a
+	// rotation changes it while running): an agent joining with it is told
+	// to use the agent token.
+	ServerTokenUser func() string
 	// AgentTokenFile is where the server keeps the agent token.
 	AgentTokenFile string
 	Log            klog.Logger
@@ -111,7 +112,7 @@ func (s *Service) serveJoin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.Log.Info("Node joined", "node", req.NodeName, "addresses", req.Addresses, "token", user.GetName())
-	if s.ServerTokenUser != "" && user.GetName() == s.ServerTokenUser {
+	if s.ServerTokenUser != nil && user.GetName() == s.ServerTokenUser() {
 		s.Log.Info("Warning: this node joined with the server token, which also joins servers and opens the cluster's keys: give agents the agent token instead, then rotate the server token (kubling token rotate)", "node", req.NodeName, "agentTokenFile", s.AgentTokenFile)
 	}
 	w.Header().Set("Content-Type", "application/json")

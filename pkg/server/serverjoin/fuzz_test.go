@@ -26,7 +26,7 @@ func FuzzServeJoinRequest(f *testing.F) {
 	cluster := config.Cluster{ClusterCIDR: netip.MustParsePrefix("10.42.0.0/16"), ServiceCIDR: netip.MustParsePrefix("10.43.0.0/16")}
 	server := &user.DefaultInfo{Name: "system:bootstrap:srvtok", Groups: []string{"system:bootstrappers", join.Group}}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		s := &Service{TokenID: "srvtok", Cluster: cluster, Log: klog.Background()}
+		s := &Service{TokenID: func() string { return "srvtok" }, Cluster: cluster, Log: klog.Background()}
 		s.answer = func(_ context.Context, req join.ServerRequest) (*join.ServerResponse, int, error) {
 			if !config.ValidNodeName(req.NodeName) {
 				t.Fatalf("an invalid node name reached the answer: %q", req.NodeName)

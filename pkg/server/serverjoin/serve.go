@@ -24,7 +24,11 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	user, ok := genericrequest.UserFrom(r.Context())
-	if !ok || s.TokenID == "" || user.GetName() != "system:bootstrap:"+s.TokenID {
+	id := ""
+	if s.TokenID != nil {
+		id = s.TokenID()
+	}
+	if !ok || id == "" || user.GetName() != "system:bootstrap:"+id {
 		join.WriteError(w, http.StatusForbidden, "only the server token (the server's <data-dir>/server/token) joins servers; this token joins agents only")
 		return
 	}

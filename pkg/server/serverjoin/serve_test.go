@@ -35,7 +35,7 @@ var joiner = &user.DefaultInfo{Name: "system:bootstrap:abcdef", Groups: []string
 // bootstrap token in the join group) cannot join a server; the server
 // token's request reaches the answer once checked.
 func TestServerJoinTakesTheServerTokenOnly(t *testing.T) {
-	s := &Service{TokenID: "srvtok", Log: klog.Background()}
+	s := &Service{TokenID: func() string { return "srvtok" }, Log: klog.Background()}
 	var asked []join.ServerRequest
 	s.answer = func(_ context.Context, req join.ServerRequest) (*join.ServerResponse, int, error) {
 		asked = append(asked, req)

@@ -38,9 +38,10 @@ type Service struct {
 	Backend datastore.Backend
 	Kind    datastore.Kind
 	Cluster config.Cluster
-	// TokenID is the id of the server token's bootstrap token: only that
-	// token joins servers (an agent's join token is refused).
-	TokenID string
+	// TokenID is the id of the server token's bootstrap token, now (a
+	// rotation changes it while running): only that token joins servers (an
+	// agent's join token is refused).
+	TokenID func() string
 	Log     klog.Logger
 
 	// mu: one membership change at a time from this server.
