@@ -1,7 +1,8 @@
-// Package iptables puts an iptables on the PATH of the node's components:
-// kube-proxy, the kubelet, flannel and the portmap CNI plugin all run
-// `iptables`, `iptables-save`, `iptables-restore` and their ip6tables
-// twins by name. The host's is used when it has one (as K3s does); else,
+// Package iptables puts an iptables and an ipset on the PATH of the node's
+// components: kube-proxy, the kubelet, flannel and the portmap CNI plugin
+// all run `iptables`, `iptables-save`, `iptables-restore` and their
+// ip6tables twins by name; the NetworkPolicy controller (pkg/cni/netpol)
+// runs those and `ipset`. The host's is used when it has one (as K3s does); else,
 // or with --prefer-bundled-bin, the one in kubling's payload: Debian's
 // iptables with its own libraries and loader (payload/cmd/elfbundle), so a
 // host with no iptables package runs a node all the same.
@@ -19,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/kubling/kubling/pkg/config"
@@ -27,6 +29,10 @@ import (
 
 // Commands are the names the node's components run.
 var Commands = []string{"iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save", "ip6tables-restore"}
+
+// Ipset is ipset's command name; like iptables, the host's when it has
+// one, else the payload's (Dir/sbin/ipset with the same libraries).
+const Ipset = "ipset"
 
 // Mode is the kernel interface an iptables drives.
 type Mode string
@@ -63,6 +69,15 @@ func (b Bundled) argv(command string, mode Mode) ([]string, error) {
 		filepath.Join(b.Dir, "sbin", "xtables-"+string(mode)+"-multi")}, nil
 }
 
+// ipsetArgv runs the bundled ipset with its libraries.
+func (b Bundled) ipsetArgv() ([]string, error) {
+	ld, err := b.loader()
+	if err != nil {
+		return nil, err
+	}
+	return []string{ld, "--library-path", filepath.Join(b.Dir, "lib"), filepath.Join(b.Dir, "sbin", Ipset)}, nil
+}
+
 // env is what the bundled iptables needs from its environment: where its
 // extensions are.
 func (b Bundled) env() string { return "XTABLES_LIBDIR=" + filepath.Join(b.Dir, "xtables") }
@@ -78,14 +93,20 @@ func (b Bundled) Command(mode Mode, command string, args ...string) (*exec.Cmd, 
 	return cmd, nil
 }
 
-// Script is the shell script that stands for command in mode on PATH.
+// Script is the shell script that stands for command in mode on PATH
+// (Ipset: mode is not used).
 func (b Bundled) Script(command string, mode Mode) ([]byte, error) {
 	argv, err := b.argv(command, mode)
+	what := fmt.Sprintf("iptables (%s mode)", mode)
+	if command == Ipset {
+		argv, err = b.ipsetArgv()
+		what = Ipset
+	}
 	if err != nil {
 		return nil, err
 	}
 	var s strings.Builder
-	fmt.Fprintf(&s, "#!/bin/sh\n# Written by kubling at start: the payload's iptables (%s mode), run with its\n# own libraries and loader. Rewritten at every start.\n", mode)
+	fmt.Fprintf(&s, "#!/bin/sh\n# Written by kubling at start: the payload's %s, run with its\n# own libraries and loader. Rewritten at every start.\n", what)
 	s.WriteString("export " + quote(b.env()) + "\nexec")
 	for _, a := range argv {
 		s.WriteString(" " + quote(a))
@@ -150,62 +171,86 @@ type Choice struct {
 	Mode    Mode
 	// Version is what `iptables --version` printed.
 	Version string
+	// Ipset is where `ipset` resolves on the new PATH; IpsetBundled says it
+	// is the payload's. Checked when it is used (pkg/cni/netpol): a node
+	// without NetworkPolicy runs none.
+	Ipset        string
+	IpsetBundled bool
 }
 
-// Setup chooses the node's iptables and sets the process's PATH (which its
-// components, in-process and children alike, search): the host's iptables
-// when PATH has one and preferBundled is false; else the bundled commands,
-// written into binDir, which goes after the host's folders (before them
-// with preferBundled). The chosen iptables must run (`--version`).
+// Setup chooses the node's iptables and ipset and sets the process's PATH
+// (which its components, in-process and children alike, search): the
+// host's when PATH has one and preferBundled is false; else the bundled
+// commands, written into binDir, which goes after the host's folders
+// (before them with preferBundled). Each is chosen on its own: a host with
+// iptables but no ipset gets the bundled ipset. The chosen iptables must
+// run (`--version`).
 func Setup(b Bundled, binDir string, preferBundled bool) (Choice, error) {
 	hostPath := withoutDir(os.Getenv("PATH"), binDir)
 	_, hostErr := lookPath("iptables", hostPath)
+	_, hostIpsetErr := lookPath(Ipset, hostPath)
 	var c Choice
-	if hostErr == nil && !preferBundled {
-		// No stale bundled commands for kubling-killall.sh to find.
-		for _, name := range Commands {
-			if err := os.Remove(filepath.Join(binDir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
-				return c, err
-			}
-		}
-		if err := os.Setenv("PATH", hostPath); err != nil {
-			return c, err
-		}
-	} else {
+	c.Bundled = hostErr != nil || preferBundled
+	c.IpsetBundled = hostIpsetErr != nil || preferBundled
+	scripts := map[string][]byte{}
+	if c.Bundled {
 		mode, err := b.DetectMode()
 		if err != nil {
 			return c, err
 		}
-		c.Bundled, c.Mode = true, mode
-		if err := os.MkdirAll(binDir, 0o755); err != nil {
-			return c, err
-		}
+		c.Mode = mode
 		for _, name := range Commands {
-			script, err := b.Script(name, mode)
-			if err != nil {
-				return c, err
-			}
-			if err := fileutil.WriteAtomic(filepath.Join(binDir, name), script, 0o755); err != nil {
+			if scripts[name], err = b.Script(name, mode); err != nil {
 				return c, err
 			}
 		}
-		path := hostPath + string(filepath.ListSeparator) + binDir
-		if preferBundled || hostPath == "" {
-			path = strings.TrimSuffix(binDir+string(filepath.ListSeparator)+hostPath, string(filepath.ListSeparator))
-		}
-		if err := os.Setenv("PATH", path); err != nil {
+	}
+	if c.IpsetBundled {
+		var err error
+		if scripts[Ipset], err = b.Script(Ipset, ""); err != nil {
 			return c, err
 		}
 	}
+	// Only the chosen bundled commands are in binDir: none stale for
+	// kubling-killall.sh to find, none shadowing the host's.
+	if len(scripts) > 0 {
+		if err := os.MkdirAll(binDir, 0o755); err != nil {
+			return c, err
+		}
+	}
+	for _, name := range append(slices.Clone(Commands), Ipset) {
+		path := filepath.Join(binDir, name)
+		if script, ok := scripts[name]; ok {
+			if err := fileutil.WriteAtomic(path, script, 0o755); err != nil {
+				return c, err
+			}
+		} else if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return c, err
+		}
+	}
+	path := hostPath
+	switch {
+	case len(scripts) == 0:
+	case preferBundled || hostPath == "":
+		path = strings.TrimSuffix(binDir+string(filepath.ListSeparator)+hostPath, string(filepath.ListSeparator))
+	default:
+		path = hostPath + string(filepath.ListSeparator) + binDir
+	}
+	if err := os.Setenv("PATH", path); err != nil {
+		return c, err
+	}
 	var err error
 	if c.Path, err = exec.LookPath("iptables"); err != nil {
+		return c, err
+	}
+	if c.Ipset, err = exec.LookPath(Ipset); err != nil {
 		return c, err
 	}
 	out, err := exec.Command(c.Path, "--version").CombinedOutput()
 	if err != nil {
 		return c, fmt.Errorf("%s --version: %w: %s", c.Path, err, strings.TrimSpace(string(out)))
 	}
-	if hostErr == nil && !c.Bundled {
+	if !c.Bundled {
 		// The host's iptables (nf_tables or legacy) reports its own mode.
 		c.Mode = Legacy
 		if bytes.Contains(out, []byte("nf_tables")) {

@@ -93,14 +93,19 @@ func TestScriptIsOneCommand(t *testing.T) {
 	}
 }
 
-// TestSetupUsesTheHostsIptables: a host iptables on PATH wins, and no
-// bundled command is left in the bin folder.
+// TestSetupUsesTheHostsIptables: a host iptables and ipset on PATH win,
+// and no bundled command is left in the bin folder.
 func TestSetupUsesTheHostsIptables(t *testing.T) {
 	host, bin := t.TempDir(), t.TempDir()
 	if err := os.WriteFile(filepath.Join(host, "iptables"), []byte("#!/bin/sh\necho 'iptables v1.8.7 (legacy)'\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(bin, "iptables-save"), []byte("stale"), 0o755); err != nil {
+	for _, name := range []string{Ipset, "iptables-save"} {
+		if err := os.WriteFile(filepath.Join(bin, name), []byte("stale"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(host, Ipset), []byte("#!/bin/sh\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv("PATH", bin+":"+host)
@@ -114,8 +119,48 @@ func TestSetupUsesTheHostsIptables(t *testing.T) {
 	if os.Getenv("PATH") != host {
 		t.Errorf("PATH = %q, want %q (the bin folder dropped)", os.Getenv("PATH"), host)
 	}
-	if _, err := os.Stat(filepath.Join(bin, "iptables-save")); !os.IsNotExist(err) {
-		t.Errorf("a bundled command was left in the bin folder: %v", err)
+	for _, name := range []string{Ipset, "iptables-save"} {
+		if _, err := os.Stat(filepath.Join(bin, name)); !os.IsNotExist(err) {
+			t.Errorf("bundled %s was left in the bin folder: %v", name, err)
+		}
+	}
+	if c.IpsetBundled || c.Ipset != filepath.Join(host, Ipset) {
+		t.Errorf("Setup = %+v, want the host's ipset", c)
+	}
+}
+
+// TestSetupBundledIpsetBesideHostIptables: a host with iptables but no
+// ipset (Debian's iptables package alone) gets the payload's ipset, after
+// the host's folders, and keeps its own iptables.
+func TestSetupBundledIpsetBesideHostIptables(t *testing.T) {
+	host, bin, dir := t.TempDir(), filepath.Join(t.TempDir(), "bin"), t.TempDir()
+	if err := os.WriteFile(filepath.Join(host, "iptables"), []byte("#!/bin/sh\necho 'iptables v1.8.9 (nf_tables)'\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// A stand-in bundle: its loader prints what it would run.
+	if err := os.MkdirAll(filepath.Join(dir, "lib"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "lib", "ld-linux-test.so.1"), []byte("#!/bin/sh\necho \"$3 $4\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", host)
+	c, err := Setup(Bundled{Dir: dir}, bin, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Bundled || c.Mode != NFT || !c.IpsetBundled || c.Ipset != filepath.Join(bin, Ipset) {
+		t.Errorf("Setup = %+v, want the host's iptables and the bundled ipset", c)
+	}
+	if want := host + ":" + bin; os.Getenv("PATH") != want {
+		t.Errorf("PATH = %q, want %q", os.Getenv("PATH"), want)
+	}
+	out, err := exec.Command(Ipset, "list").CombinedOutput()
+	if want := filepath.Join(dir, "sbin", Ipset) + " list\n"; err != nil || string(out) != want {
+		t.Errorf("ipset list ran %q (%v), want %q", out, err, want)
+	}
+	if _, err := os.Stat(filepath.Join(bin, "iptables")); !os.IsNotExist(err) {
+		t.Errorf("a bundled iptables was written beside the host's: %v", err)
 	}
 }
 
@@ -145,6 +190,13 @@ func TestSetupBundled(t *testing.T) {
 	out, err := exec.Command("iptables-save", "-t", "filter").CombinedOutput()
 	if err != nil {
 		t.Fatalf("bundled iptables-save: %v: %s", err, out)
+	}
+	// The bundled ipset talks to the kernel (what NetworkPolicy needs).
+	if !c.IpsetBundled || c.Ipset != filepath.Join(bin, Ipset) {
+		t.Errorf("Setup = %+v, want the bundled ipset", c)
+	}
+	if out, err := exec.Command(Ipset, "save").CombinedOutput(); err != nil {
+		t.Fatalf("bundled ipset save: %v: %s", err, out)
 	}
 
 	if err := os.WriteFile(filepath.Join(host, "iptables"), []byte("#!/bin/sh\necho host\n"), 0o755); err != nil {
