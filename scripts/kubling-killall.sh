@@ -287,7 +287,8 @@ if [ -z "$others" ]; then
 	done
 	for dev in cni0 flannel.1 flannel-wg kube-ipvs0; do ip link delete "$dev" 2>/dev/null; done
 
-	# 5. iptables rules of kube-proxy, the kubelet, the CNI plugins and flannel,
+	# 5. iptables rules of kube-proxy, the kubelet, the CNI plugins, flannel
+	# and the NetworkPolicy controller (KUBE-ROUTER-*, KUBE-NWPLCY-*, KUBE-POD-FW-*),
 	# in whichever backends hold any (nft and legacy); tables without them are
 	# left untouched. On a host without iptables, kubling's bundled commands
 	# (written at its start, after the host's folders on PATH, as kubling has them).
@@ -298,6 +299,13 @@ if [ -z "$others" ]; then
 		printf '%s\n' "$rules" | grep -q -E '(^:|-j |-A )(KUBE-|CNI-|FLANNEL-)' || continue
 		printf '%s\n' "$rules" | grep -v -E '(^:|-A |-j )(KUBE-|CNI-|FLANNEL-)|-m comment --comment "?(kube|CNI|flannel)' | "$cmd-restore" || status=1
 	done
+	# The NetworkPolicy controller's ipsets (kube-router's names), once no
+	# rule refers to them; the host's or the bundled ipset.
+	if command -v ipset >/dev/null 2>&1; then
+		for set in $(ipset list -n 2>/dev/null | grep -E '^(inet6:)?KUBE-(SRC|DST)-'); do
+			ipset destroy "$set" 2>/dev/null || status=1
+		done
+	fi
 	rm -rf /run/flannel 2>/dev/null
 fi
 

@@ -55,6 +55,7 @@ func serverCommand() *cli.Command {
 		&cli.StringFlag{Name: "nfs-reclaim-policy", Usage: "what happens to an nfs-csi volume's data when its claim goes: Delete or Retain", Value: "Delete", Destination: &c.NFSReclaimPolicy},
 		&cli.StringFlag{Name: "nfs-default-class", Usage: "make nfs-csi the default StorageClass: auto (when no other is), true or false", Value: "auto", Destination: &c.NFSDefaultClass},
 		&cli.StringFlag{Name: "flannel-backend", Usage: "pod network between nodes: vxlan, host-gw or none", Value: "vxlan", Destination: &c.FlannelBackend},
+		&cli.BoolFlag{Name: "disable-network-policy", Usage: "enforce no NetworkPolicy on any node (flannel moves packets, policies are ignored)", Destination: &c.DisableNetworkPolicy},
 		&cli.BoolFlag{Name: "disable-agent", Usage: "run only the control plane, no node on this machine", Destination: &c.DisableAgent},
 		&cli.StringFlag{Name: "audit-policy-file", Usage: "audit policy to use instead of kubling's (metadata of every request; the log is <data-dir>/server/logs/audit.log)", Destination: &c.AuditPolicyFile},
 		&cli.BoolFlag{Name: "disable-audit", Usage: "write no audit log", Destination: &c.DisableAudit},

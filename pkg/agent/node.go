@@ -3,6 +3,7 @@ package agent
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/kubling/kubling/pkg/agent/payload"
 	"github.com/kubling/kubling/pkg/cni"
 	"github.com/kubling/kubling/pkg/cni/flannel"
+	"github.com/kubling/kubling/pkg/cni/netpol"
 	"github.com/kubling/kubling/pkg/component"
 	"github.com/kubling/kubling/pkg/config"
 	"github.com/kubling/kubling/pkg/datadir"
@@ -168,7 +170,8 @@ type nodeRuntime struct {
 // Components writes the node's credentials into kubeconfigs and returns
 // the components that run on the container runtime (Runtime, called
 // before) and reach the cluster: the kubelet, kube-proxy, the pod
-// network's configuration and flannel, in start order.
+// network's configuration, flannel and the NetworkPolicy controller, in
+// start order.
 func (n *Node) Components(conn Connection, log klog.Logger) ([]component.Component, error) {
 	l, cluster, rt := n.layout, conn.Cluster, n.runtime
 	if rt == nil {
@@ -232,18 +235,40 @@ func (n *Node) Components(conn Connection, log klog.Logger) ([]component.Compone
 			Dir:        l.FlannelDir(),
 		}))
 	}
+	if cluster.DisableNetworkPolicy {
+		// Before kube-proxy starts: the rules of a run with it on go.
+		if _, err := netpol.Remove(log); err != nil {
+			return nil, fmt.Errorf("remove NetworkPolicy rules: %w", err)
+		}
+	} else {
+		serviceCIDR, err := netip.ParsePrefix(cluster.ServiceCIDR)
+		if err != nil {
+			return nil, fmt.Errorf("service CIDR %q: %w", cluster.ServiceCIDR, err)
+		}
+		parts = append(parts, netpol.New(netpol.Config{
+			NodeName:    n.Name(),
+			ServiceCIDR: serviceCIDR,
+			// The apiserver's default; a --kube-apiserver-arg
+			// service-node-port-range is not known to agents.
+			NodePortFirst: 30000, NodePortLast: 32767,
+			Kubeconfig: l.NodeKubeconfig(networkPolicyComponent),
+			SyncPeriod: time.Minute,
+		}, log))
+	}
 	return parts, nil
 }
 
 // Node components with a kubeconfig of their own, and the credential each uses.
 const (
-	kubeletComponent   = "kubelet"
-	kubeProxyComponent = "kube-proxy"
+	kubeletComponent       = "kubelet"
+	kubeProxyComponent     = "kube-proxy"
+	networkPolicyComponent = netpol.Name
 )
 
 var componentCredentials = map[string]string{
-	kubeletComponent:   join.KubeletClient,
-	kubeProxyComponent: join.KubeProxy,
+	kubeletComponent:       join.KubeletClient,
+	kubeProxyComponent:     join.KubeProxy,
+	networkPolicyComponent: join.NetworkPolicy,
 }
 
 // retiredKubeconfigs are those earlier versions wrote (flannel's own

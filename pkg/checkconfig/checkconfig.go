@@ -76,7 +76,7 @@ func (r *report) exists(p string) bool {
 	return err == nil
 }
 
-// kernel: overlayfs, bridge netfilter, forwarding, conntrack, NFS client.
+// kernel: overlayfs, bridge netfilter, forwarding, conntrack, ip_set, NFS client.
 func (r *report) kernel() {
 	if facts, _ := r.host.Detect(); facts.Overlay {
 		r.add(OK, "kernel: overlayfs", "")
@@ -97,6 +97,13 @@ func (r *report) kernel() {
 		r.add(OK, "kernel: conntrack", "")
 	} else {
 		r.add(Warn, "kernel: conntrack", "no /proc/sys/net/netfilter: Services need nf_conntrack (`modprobe nf_conntrack`)")
+	}
+	// ip_set shows under /sys/module once loaded (built in or a module);
+	// the ipset command loads it when it can.
+	if r.exists("sys/module/ip_set") {
+		r.add(OK, "kernel: ip_set", "NetworkPolicy is enforced")
+	} else {
+		r.add(Warn, "kernel: ip_set", "not loaded: NetworkPolicy needs it (`modprobe ip_set`), or start the server with --disable-network-policy")
 	}
 	if p := r.host.DetectNFS().Problem(); p != "" {
 		r.add(Warn, "kernel: NFS client", p)
@@ -170,6 +177,11 @@ func (r *report) programs() {
 		r.add(OK, "program: iptables", p+" (the host's; --prefer-bundled-bin runs kubling's own)")
 	} else {
 		r.add(OK, "program: iptables", "not on the host: kubling runs its bundled iptables")
+	}
+	if p, err := r.o.LookPath("ipset"); err == nil {
+		r.add(OK, "program: ipset", p+" (the host's; --prefer-bundled-bin runs kubling's own)")
+	} else {
+		r.add(OK, "program: ipset", "not on the host: kubling runs its bundled ipset")
 	}
 	for _, prog := range hostcheck.NodePrograms {
 		if p, err := r.o.LookPath(prog.Name); err == nil {

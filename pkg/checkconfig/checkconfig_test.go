@@ -26,6 +26,7 @@ func TestGoodHost(t *testing.T) {
 		"proc/meminfo":                                "MemTotal:        8000000 kB\nMemFree:         1000 kB\n",
 		"proc/net/route":                              routes,
 		"sbin/mount.nfs":                              "",
+		"sys/module/ip_set/parameters/max_sets":       "256",
 	})
 	results := Run(Options{Root: root, ClusterCIDR: "10.44.0.0/16", ServiceCIDR: "10.45.0.0/16", LookPath: func(p string) (string, error) { return "/usr/sbin/" + p, nil }})
 	var buf bytes.Buffer
@@ -64,6 +65,8 @@ func TestBadHost(t *testing.T) {
 		"WARN  swap",
 		"WARN  memory: 976 MiB, under 2 GiB",
 		"OK    program: iptables: not on the host: kubling runs its bundled iptables",
+		"OK    program: ipset: not on the host: kubling runs its bundled ipset",
+		"WARN  kernel: ip_set: not loaded",
 		"FAIL  program: mount",
 		"FAIL  --cluster-cidr 10.42.0.0/16",
 		"OK    --service-cidr 10.43.0.0/16",

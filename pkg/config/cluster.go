@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strconv"
 
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 
@@ -19,6 +20,8 @@ type Cluster struct {
 	ClusterDNS     netip.Addr
 	ClusterDomain  string
 	FlannelBackend string
+	// DisableNetworkPolicy: no node enforces NetworkPolicy.
+	DisableNetworkPolicy bool
 }
 
 // ParseCluster parses the settings as they travel between servers and to
@@ -36,13 +39,14 @@ func ParseCluster(c join.Cluster) (Cluster, error) {
 	if err != nil {
 		return Cluster{}, fmt.Errorf("--cluster-dns %q: not an IP address", c.ClusterDNS)
 	}
-	return Cluster{ClusterCIDR: cluster, ServiceCIDR: service, ClusterDNS: dns, ClusterDomain: c.ClusterDomain, FlannelBackend: c.FlannelBackend}, nil
+	return Cluster{ClusterCIDR: cluster, ServiceCIDR: service, ClusterDNS: dns, ClusterDomain: c.ClusterDomain, FlannelBackend: c.FlannelBackend,
+		DisableNetworkPolicy: c.DisableNetworkPolicy}, nil
 }
 
 // Join is the settings as a joining node or server receives them.
 func (c Cluster) Join() join.Cluster {
 	return join.Cluster{ClusterCIDR: c.ClusterCIDR.String(), ServiceCIDR: c.ServiceCIDR.String(), ClusterDNS: c.ClusterDNS.String(),
-		ClusterDomain: c.ClusterDomain, FlannelBackend: c.FlannelBackend}
+		ClusterDomain: c.ClusterDomain, FlannelBackend: c.FlannelBackend, DisableNetworkPolicy: c.DisableNetworkPolicy}
 }
 
 // CheckSame refuses settings (a joining server's) that differ from c,
@@ -62,6 +66,7 @@ func (c Cluster) CheckSame(asked join.Cluster) error {
 		{"--cluster-dns", c.ClusterDNS.String(), asked.ClusterDNS, a.ClusterDNS == c.ClusterDNS},
 		{"--cluster-domain", c.ClusterDomain, asked.ClusterDomain, a.ClusterDomain == c.ClusterDomain},
 		{"--flannel-backend", c.FlannelBackend, asked.FlannelBackend, a.FlannelBackend == c.FlannelBackend},
+		{"--disable-network-policy", strconv.FormatBool(c.DisableNetworkPolicy), strconv.FormatBool(asked.DisableNetworkPolicy), a.DisableNetworkPolicy == c.DisableNetworkPolicy},
 	} {
 		if !s.same {
 			return fmt.Errorf("%s %s differs from the cluster's %s: start the new server with the cluster's settings", s.flag, s.asked, s.have)

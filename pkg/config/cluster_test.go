@@ -35,6 +35,10 @@ func TestValidateParsesTheClusterOnce(t *testing.T) {
 	if err != nil || back != c {
 		t.Fatalf("ParseCluster(Join()) = %+v, %v", back, err)
 	}
+	c.DisableNetworkPolicy = true
+	if back, err := ParseCluster(c.Join()); err != nil || back != c {
+		t.Fatalf("ParseCluster(Join()) with --disable-network-policy = %+v, %v", back, err)
+	}
 }
 
 func TestCheckSameNamesTheFlagThatDiffers(t *testing.T) {
@@ -59,6 +63,7 @@ func TestCheckSameNamesTheFlagThatDiffers(t *testing.T) {
 		{func(j *join.Cluster) { j.ClusterDNS = "10.43.0.11" }, "--cluster-dns 10.43.0.11 differs"},
 		{func(j *join.Cluster) { j.ClusterDomain = "edge.local" }, "--cluster-domain edge.local differs"},
 		{func(j *join.Cluster) { j.FlannelBackend = "host-gw" }, "--flannel-backend host-gw differs"},
+		{func(j *join.Cluster) { j.DisableNetworkPolicy = true }, "--disable-network-policy true differs"},
 		{func(j *join.Cluster) { j.ClusterDNS = "ten" }, `--cluster-dns "ten": not an IP address`},
 	} {
 		asked := c.Join()

@@ -63,6 +63,8 @@ type Server struct {
 	// NFSDefaultClass is auto (default class when no other is), true or false.
 	NFSDefaultClass string
 	FlannelBackend  string
+	// DisableNetworkPolicy turns off NetworkPolicy enforcement on every node.
+	DisableNetworkPolicy bool
 
 	// AuditPolicyFile replaces kubling's audit policy; DisableAudit turns
 	// the audit log off.
@@ -250,7 +252,8 @@ func (s *Server) validateNetworks() error {
 		}
 		return fmt.Errorf("--flannel-backend %q: want vxlan, host-gw or none%s", s.FlannelBackend, hint)
 	}
-	s.cluster = Cluster{ClusterCIDR: cluster, ServiceCIDR: service, ClusterDNS: dns, ClusterDomain: s.ClusterDomain, FlannelBackend: s.FlannelBackend}
+	s.cluster = Cluster{ClusterCIDR: cluster, ServiceCIDR: service, ClusterDNS: dns, ClusterDomain: s.ClusterDomain, FlannelBackend: s.FlannelBackend,
+		DisableNetworkPolicy: s.DisableNetworkPolicy}
 	return nil
 }
 

@@ -52,12 +52,16 @@ const (
 	KubeletClient  = "client-kubelet"
 	KubeletServing = "serving-kubelet"
 	KubeProxy      = "client-kube-proxy"
+	// NetworkPolicy is the node's NetworkPolicy controller (pkg/cni/netpol):
+	// one identity for every node, that may read pods, namespaces, policies
+	// and nodes and nothing else.
+	NetworkPolicy = "client-network-policy"
 )
 
 // Credentials lists them in a fixed order. flannel has none of its own: it
 // runs as the node (the kubelet's client certificate), so the Node
 // authorizer and NodeRestriction confine it to its own Node.
-var Credentials = []string{KubeletClient, KubeletServing, KubeProxy}
+var Credentials = []string{KubeletClient, KubeletServing, KubeProxy, NetworkPolicy}
 
 // RetiredFlannel is flannel's own credential in earlier versions. An agent
 // of such a version still asks for it (and cannot start flannel without
@@ -98,6 +102,8 @@ type Cluster struct {
 	ClusterDNS     string `json:"clusterDNS"`
 	ClusterDomain  string `json:"clusterDomain"`
 	FlannelBackend string `json:"flannelBackend"`
+	// DisableNetworkPolicy turns every node's NetworkPolicy controller off.
+	DisableNetworkPolicy bool `json:"disableNetworkPolicy,omitempty"`
 	// Servers are the apiserver URLs the agent's load balancer spreads over.
 	Servers []string `json:"servers"`
 }

@@ -217,6 +217,7 @@ func TestMultiNode(t *testing.T) {
 		}
 	}
 
+	crossNodePolicy(t, web, clients)
 	smallDevices(t, agentsStarted)
 
 	// Restart the server: the agents' pods keep running meanwhile, and the
@@ -747,4 +748,58 @@ func removeCgroupTree(t *testing.T, root string) {
 			t.Logf("cgroup %s: %v", dirs[i], err)
 		}
 	}
+}
+
+// crossNodePolicy: NetworkPolicy is enforced on every node, for pods on
+// other nodes too. With a policy letting only the client labelled
+// role=allowed (the one on agent1) reach the web pods, it reaches those on
+// the other nodes and the other clients reach none; deleted, all reach.
+func crossNodePolicy(t *testing.T, web, clients []pod) {
+	t.Helper()
+	var allowed string
+	for _, c := range clients {
+		if c.node == "agent1" {
+			allowed = c.name
+		}
+	}
+	if _, err := kubectl("label", "pod", "-n", "mn", allowed, "role=allowed"); err != nil {
+		t.Fatal(err)
+	}
+	apply(t, `apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web-from-allowed, namespace: mn}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  ingress:
+  - from: [{podSelector: {matchLabels: {role: allowed}}}]
+`)
+	check := func(what string, reach func(client pod) bool) {
+		t.Helper()
+		begin := time.Now()
+		waitFor(t, what, time.Minute, func() error {
+			var wrong []string
+			for _, c := range clients {
+				for _, w := range web {
+					if w.node == c.node {
+						continue
+					}
+					got, err := execIn(c.name, "timeout", "2", "wget", "-qO-", "http://"+w.ip+":8080/")
+					if ok := err == nil && strings.TrimSpace(got) == w.name; ok != reach(c) {
+						wrong = append(wrong, fmt.Sprintf("%s → %s on %s reaches=%v", c.node, w.name, w.node, ok))
+					}
+				}
+			}
+			if len(wrong) > 0 {
+				return fmt.Errorf("%s", strings.Join(wrong, "; "))
+			}
+			return nil
+		})
+		// A round of checks takes seconds itself (a blocked wget waits 2 s).
+		t.Logf("%s: seen after %s", what, time.Since(begin).Round(100*time.Millisecond))
+	}
+	check("only agent1's client reaches web pods on other nodes", func(c pod) bool { return c.name == allowed })
+	if _, err := kubectl("delete", "networkpolicy", "-n", "mn", "web-from-allowed"); err != nil {
+		t.Fatal(err)
+	}
+	check("policy deleted: every client reaches web pods on other nodes", func(pod) bool { return true })
 }

@@ -252,6 +252,11 @@ func TestJoinSignsServerChosenSubjects(t *testing.T) {
 	if proxy := leaf(join.KubeProxy); proxy.Subject.CommonName != "system:kube-proxy" || len(proxy.Subject.Organization) != 0 {
 		t.Errorf("kube-proxy certificate: %v", proxy.Subject)
 	}
+	// The NetworkPolicy controller's: one user for every node, no group
+	// (RBAC grants that user reads only).
+	if np := leaf(join.NetworkPolicy); np.Subject.CommonName != "kubling:network-policy" || len(np.Subject.Organization) != 0 {
+		t.Errorf("network-policy certificate: %v", np.Subject)
+	}
 	if len(resp.Cluster.Servers) != 1 || resp.Cluster.Servers[0] != "https://192.0.2.2:6443" {
 		t.Errorf("servers %v", resp.Cluster.Servers)
 	}

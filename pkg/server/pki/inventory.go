@@ -73,6 +73,7 @@ var Services = map[string][]string{
 	"scheduler":          {SchedulerClient},
 	"kubelet":            {join.KubeletClient, join.KubeletServing},
 	"kube-proxy":         {join.KubeProxy},
+	"network-policy":     {join.NetworkPolicy},
 	"etcd":               {EtcdServer, EtcdPeer, EtcdClient},
 }
 

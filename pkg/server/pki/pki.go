@@ -58,6 +58,10 @@ const (
 	EtcdClient = "client-etcd"  // the apiserver's and kubling's client cert towards etcd
 )
 
+// NetworkPolicyUser is the user name of every node's NetworkPolicy
+// controller (rbac.yaml binds its reads to it).
+const NetworkPolicyUser = "kubling:network-policy"
+
 // CAs are the certificate authorities Ensure creates; EtcdCA too with
 // Options.Etcd.
 var CAs = []string{ServerCA, ClientCA, RequestHeaderCA, KubeletCA}
@@ -365,7 +369,8 @@ func (p PKI) CABundle() ([]byte, error) {
 // authorizer recognises it), the kubelet serving certificate (from the
 // kubelet CA, which only the apiserver trusts, naming the node, localhost and
 // its IPs, so no serving CSR is ever left Pending), and kube-proxy's client
-// certificate.
+// certificate, and the NetworkPolicy controller's (one identity for all
+// nodes, as kube-proxy's: RBAC grants it reads only).
 func nodeLeaf(cred, nodeName string, ips []net.IP) (leaf, string, error) {
 	switch cred {
 	case join.KubeletClient, join.RetiredFlannel:
@@ -377,6 +382,8 @@ func nodeLeaf(cred, nodeName string, ips []net.IP) (leaf, string, error) {
 		return leaf{name: cred, cn: nodeName, usage: serverAuth, sans: sans}, KubeletCA, nil
 	case join.KubeProxy:
 		return leaf{name: cred, cn: "system:kube-proxy", usage: clientAuth}, ClientCA, nil
+	case join.NetworkPolicy:
+		return leaf{name: cred, cn: NetworkPolicyUser, usage: clientAuth}, ClientCA, nil
 	}
 	return leaf{}, "", fmt.Errorf("unknown node credential %q", cred)
 }

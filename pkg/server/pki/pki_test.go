@@ -176,8 +176,9 @@ func TestNodeCertificates(t *testing.T) {
 	nodeDir := filepath.Join(dir, "node")
 	ips := []net.IP{net.ParseIP("192.0.2.7")}
 	written, err := p.EnsureNode(nodeDir, "node1", ips, nil)
-	// kubelet client and serving, kube-proxy; flannel runs as the node.
-	if err != nil || !slices.Equal(written, []string{join.KubeletClient, join.KubeletServing, join.KubeProxy}) {
+	// kubelet client and serving, kube-proxy, the NetworkPolicy
+	// controller; flannel runs as the node.
+	if err != nil || !slices.Equal(written, []string{join.KubeletClient, join.KubeletServing, join.KubeProxy, join.NetworkPolicy}) {
 		t.Fatalf("%v %v", written, err)
 	}
 	node := PKI{Dir: nodeDir}

@@ -144,9 +144,9 @@ func TestList(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 4 CAs and 6 leaves; 3 node leaves and the 2 CAs a node trusts.
-	if len(list) != 15 {
-		t.Fatalf("listed %d certificates, want 15: %+v", len(list), list)
+	// 4 CAs and 6 leaves; 4 node leaves and the 2 CAs a node trusts.
+	if len(list) != 16 {
+		t.Fatalf("listed %d certificates, want 16: %+v", len(list), list)
 	}
 	byFile := map[string]CertInfo{}
 	for _, i := range list {
