@@ -71,9 +71,10 @@ RUNC_MODE := $(if $(filter arm,$(ARCH)),,-buildmode=pie)
 SECCOMP_PKG_CONFIG := PKG_CONFIG_SYSROOT_DIR=$(abspath $(DEBIAN_ROOT)) PKG_CONFIG_LIBDIR=$(abspath $(DEBIAN_ROOT))/usr/lib/$(TRIPLET)/pkgconfig \
 	CGO_CFLAGS='-O2 -g -I$(abspath $(DEBIAN_ROOT))/usr/include' CGO_LDFLAGS='-O2 -g -L$(abspath $(DEBIAN_ROOT))/usr/lib/$(TRIPLET)'
 modver = $(shell cd payload && $(GO) list -m -f '{{.Version}}' $(1))
-# iptables and ipset for hosts without them (pkg/agent/iptables): Debian's
-# packages for ARCH, bundled with the libraries and the loader they need.
-IPTABLES_DEBS := iptables libxtables12 libip4tc2 libip6tc2 libnftnl11 libmnl0 libnetfilter-conntrack3 libnfnetlink0 libc6 ipset libipset13
+# iptables, ipset and nft for hosts without them (pkg/agent/iptables):
+# Debian's packages for ARCH, bundled with the libraries and the loader they need.
+IPTABLES_DEBS := iptables libxtables12 libip4tc2 libip6tc2 libnftnl11 libmnl0 libnetfilter-conntrack3 libnfnetlink0 libc6 ipset libipset13 \
+	nftables libnftables1 libedit2 libbsd0 libmd0 libtinfo6 libgmp10 libjansson4
 # CoreDNS (payload/coredns: upstream's module, fewer plugins) as the image
 # the bundled manifest names. The bundled images' layers are stored
 # uncompressed (-raw), as the payload is: the release artifact is compressed
@@ -95,7 +96,7 @@ $(PAYLOAD): payload/go.mod payload/go.sum payload/coredns/go.mod payload/coredns
 	rm -rf $(PAYLOAD_DIR) && mkdir -p $(PAYLOAD_ROOT)/bin $(PAYLOAD_ROOT)/images
 	scripts/debian-root.sh $(DEB_ARCH) $(DEBIAN_ROOT) $(IPTABLES_DEBS) libseccomp-dev libseccomp2
 	$(TOOLS)/elfbundle -root $(DEBIAN_ROOT) -out $(PAYLOAD_ROOT)/iptables \
-		-program usr/sbin/xtables-nft-multi -program usr/sbin/xtables-legacy-multi -program usr/sbin/ipset -plugins 'usr/lib/*/xtables'
+		-program usr/sbin/xtables-nft-multi -program usr/sbin/xtables-legacy-multi -program usr/sbin/ipset -program usr/sbin/nft -plugins 'usr/lib/*/xtables'
 	cp $(DEBIAN_ROOT).versions $(PAYLOAD_ROOT)/iptables/versions.txt
 	$(call payload_go,0) build -ldflags '-s -w -X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=$(call modver,github.com/containernetworking/plugins)' \
 		-o ../$(PAYLOAD_ROOT)/bin/ $(CNI_PLUGINS)

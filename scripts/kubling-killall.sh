@@ -299,6 +299,14 @@ if [ -z "$others" ]; then
 		printf '%s\n' "$rules" | grep -q -E '(^:|-j |-A )(KUBE-|CNI-|FLANNEL-)' || continue
 		printf '%s\n' "$rules" | grep -v -E '(^:|-A |-j )(KUBE-|CNI-|FLANNEL-)|-m comment --comment "?(kube|CNI|flannel)' | "$cmd-restore" || status=1
 	done
+	# kube-proxy's nftables mode keeps its rules in tables of its own.
+	if command -v nft >/dev/null 2>&1; then
+		for family in ip ip6; do
+			if nft list table "$family" kube-proxy >/dev/null 2>&1; then
+				nft delete table "$family" kube-proxy || status=1
+			fi
+		done
+	fi
 	# The NetworkPolicy controller's ipsets (kube-router's names), once no
 	# rule refers to them; the host's or the bundled ipset.
 	if command -v ipset >/dev/null 2>&1; then

@@ -131,7 +131,8 @@ func (n *Node) Runtime(log klog.Logger) ([]component.Component, error) {
 	if err != nil {
 		return nil, fmt.Errorf("iptables: %w", err)
 	}
-	log.Info("iptables", "path", ipt.Path, "bundled", ipt.Bundled, "mode", ipt.Mode, "version", ipt.Version)
+	log.Info("iptables", "path", ipt.Path, "bundled", ipt.Bundled, "mode", ipt.Mode, "version", ipt.Version,
+		"ipset", ipt.Tools[iptables.Ipset].Path, "nft", ipt.Tools[iptables.Nft].Path)
 	facts, err := hostcheck.Real.Detect()
 	if err != nil {
 		return nil, fmt.Errorf("inspect host: %w", err)

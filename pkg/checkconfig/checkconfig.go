@@ -105,6 +105,14 @@ func (r *report) kernel() {
 	} else {
 		r.add(Warn, "kernel: ip_set", "not loaded: NetworkPolicy needs it (`modprobe ip_set`), or start the server with --disable-network-policy")
 	}
+	// kube-proxy's modes: iptables (the default) runs everywhere kubling
+	// does; nftables needs the kernel's nf_tables, which the bundled
+	// iptables already uses in its default mode; ipvs needs ip_vs.
+	if r.exists("proc/net/ip_vs") || r.exists("sys/module/ip_vs") {
+		r.add(OK, "kube-proxy modes", "iptables (default), nftables, ipvs (--kube-proxy-arg proxy-mode=…)")
+	} else {
+		r.add(OK, "kube-proxy modes", "iptables (default), nftables (--kube-proxy-arg proxy-mode=nftables); not ipvs: the kernel has no ip_vs")
+	}
 	if p := r.host.DetectNFS().Problem(); p != "" {
 		r.add(Warn, "kernel: NFS client", p)
 	} else {
@@ -178,10 +186,12 @@ func (r *report) programs() {
 	} else {
 		r.add(OK, "program: iptables", "not on the host: kubling runs its bundled iptables")
 	}
-	if p, err := r.o.LookPath("ipset"); err == nil {
-		r.add(OK, "program: ipset", p+" (the host's; --prefer-bundled-bin runs kubling's own)")
-	} else {
-		r.add(OK, "program: ipset", "not on the host: kubling runs its bundled ipset")
+	for _, tool := range []string{"ipset", "nft"} {
+		if p, err := r.o.LookPath(tool); err == nil {
+			r.add(OK, "program: "+tool, p+" (the host's; --prefer-bundled-bin runs kubling's own)")
+		} else {
+			r.add(OK, "program: "+tool, "not on the host: kubling runs its bundled "+tool)
+		}
 	}
 	for _, prog := range hostcheck.NodePrograms {
 		if p, err := r.o.LookPath(prog.Name); err == nil {

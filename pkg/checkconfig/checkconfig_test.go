@@ -27,6 +27,7 @@ func TestGoodHost(t *testing.T) {
 		"proc/net/route":                              routes,
 		"sbin/mount.nfs":                              "",
 		"sys/module/ip_set/parameters/max_sets":       "256",
+		"proc/net/ip_vs":                              "",
 	})
 	results := Run(Options{Root: root, ClusterCIDR: "10.44.0.0/16", ServiceCIDR: "10.45.0.0/16", LookPath: func(p string) (string, error) { return "/usr/sbin/" + p, nil }})
 	var buf bytes.Buffer
@@ -35,6 +36,9 @@ func TestGoodHost(t *testing.T) {
 	}
 	if strings.Contains(buf.String(), "WARN") {
 		t.Fatalf("a good host warned:\n%s", buf.String())
+	}
+	if !strings.Contains(buf.String(), "OK    kube-proxy modes: iptables (default), nftables, ipvs") {
+		t.Errorf("no ipvs among the kube-proxy modes of a host with ip_vs:\n%s", buf.String())
 	}
 	if !strings.Contains(buf.String(), "OK    memory: 7812 MiB") {
 		t.Errorf("no memory line for 8 GB:\n%s", buf.String())
@@ -66,6 +70,8 @@ func TestBadHost(t *testing.T) {
 		"WARN  memory: 976 MiB, under 2 GiB",
 		"OK    program: iptables: not on the host: kubling runs its bundled iptables",
 		"OK    program: ipset: not on the host: kubling runs its bundled ipset",
+		"OK    program: nft: not on the host: kubling runs its bundled nft",
+		"OK    kube-proxy modes: iptables (default), nftables (--kube-proxy-arg proxy-mode=nftables); not ipvs",
 		"WARN  kernel: ip_set: not loaded",
 		"FAIL  program: mount",
 		"FAIL  --cluster-cidr 10.42.0.0/16",

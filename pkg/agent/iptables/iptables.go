@@ -1,8 +1,8 @@
-// Package iptables puts an iptables and an ipset on the PATH of the node's
-// components: kube-proxy, the kubelet, flannel and the portmap CNI plugin
-// all run `iptables`, `iptables-save`, `iptables-restore` and their
+// Package iptables puts an iptables, an ipset and an nft on the PATH of the
+// node's components: kube-proxy, the kubelet, flannel and the portmap CNI
+// plugin all run `iptables`, `iptables-save`, `iptables-restore` and their
 // ip6tables twins by name; the NetworkPolicy controller (pkg/cni/netpol)
-// runs those and `ipset`. The host's is used when it has one (as K3s does); else,
+// runs those and `ipset`; kube-proxy's nftables mode runs `nft`. The host's is used when it has one (as K3s does); else,
 // or with --prefer-bundled-bin, the one in kubling's payload: Debian's
 // iptables with its own libraries and loader (payload/cmd/elfbundle), so a
 // host with no iptables package runs a node all the same.
@@ -30,9 +30,15 @@ import (
 // Commands are the names the node's components run.
 var Commands = []string{"iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save", "ip6tables-restore"}
 
-// Ipset is ipset's command name; like iptables, the host's when it has
-// one, else the payload's (Dir/sbin/ipset with the same libraries).
-const Ipset = "ipset"
+// Tools are the other programs of the bundle (Dir/sbin/<name>, with the
+// same libraries): each, like iptables, the host's when it has one, else
+// the payload's, chosen on its own.
+var Tools = []string{Ipset, Nft}
+
+const (
+	Ipset = "ipset"
+	Nft   = "nft"
+)
 
 // Mode is the kernel interface an iptables drives.
 type Mode string
@@ -69,13 +75,13 @@ func (b Bundled) argv(command string, mode Mode) ([]string, error) {
 		filepath.Join(b.Dir, "sbin", "xtables-"+string(mode)+"-multi")}, nil
 }
 
-// ipsetArgv runs the bundled ipset with its libraries.
-func (b Bundled) ipsetArgv() ([]string, error) {
+// toolArgv runs the bundled tool (one of Tools) with its libraries.
+func (b Bundled) toolArgv(tool string) ([]string, error) {
 	ld, err := b.loader()
 	if err != nil {
 		return nil, err
 	}
-	return []string{ld, "--library-path", filepath.Join(b.Dir, "lib"), filepath.Join(b.Dir, "sbin", Ipset)}, nil
+	return []string{ld, "--library-path", filepath.Join(b.Dir, "lib"), filepath.Join(b.Dir, "sbin", tool)}, nil
 }
 
 // env is what the bundled iptables needs from its environment: where its
@@ -94,13 +100,13 @@ func (b Bundled) Command(mode Mode, command string, args ...string) (*exec.Cmd, 
 }
 
 // Script is the shell script that stands for command in mode on PATH
-// (Ipset: mode is not used).
+// (one of Tools: mode is not used).
 func (b Bundled) Script(command string, mode Mode) ([]byte, error) {
 	argv, err := b.argv(command, mode)
 	what := fmt.Sprintf("iptables (%s mode)", mode)
-	if command == Ipset {
-		argv, err = b.ipsetArgv()
-		what = Ipset
+	if slices.Contains(Tools, command) {
+		argv, err = b.toolArgv(command)
+		what = command
 	}
 	if err != nil {
 		return nil, err
@@ -171,11 +177,16 @@ type Choice struct {
 	Mode    Mode
 	// Version is what `iptables --version` printed.
 	Version string
-	// Ipset is where `ipset` resolves on the new PATH; IpsetBundled says it
-	// is the payload's. Checked when it is used (pkg/cni/netpol): a node
-	// without NetworkPolicy runs none.
-	Ipset        string
-	IpsetBundled bool
+	// Tools are where each of Tools resolves on the new PATH. Checked when
+	// used (pkg/cni/netpol, kube-proxy's nftables mode): a node may run
+	// neither.
+	Tools map[string]Tool
+}
+
+// Tool is one of Tools as chosen: its path, and whether it is the payload's.
+type Tool struct {
+	Path    string
+	Bundled bool
 }
 
 // Setup chooses the node's iptables and ipset and sets the process's PATH
@@ -188,10 +199,8 @@ type Choice struct {
 func Setup(b Bundled, binDir string, preferBundled bool) (Choice, error) {
 	hostPath := withoutDir(os.Getenv("PATH"), binDir)
 	_, hostErr := lookPath("iptables", hostPath)
-	_, hostIpsetErr := lookPath(Ipset, hostPath)
-	var c Choice
+	c := Choice{Tools: map[string]Tool{}}
 	c.Bundled = hostErr != nil || preferBundled
-	c.IpsetBundled = hostIpsetErr != nil || preferBundled
 	scripts := map[string][]byte{}
 	if c.Bundled {
 		mode, err := b.DetectMode()
@@ -205,9 +214,12 @@ func Setup(b Bundled, binDir string, preferBundled bool) (Choice, error) {
 			}
 		}
 	}
-	if c.IpsetBundled {
+	for _, tool := range Tools {
+		if _, err := lookPath(tool, hostPath); err == nil && !preferBundled {
+			continue
+		}
 		var err error
-		if scripts[Ipset], err = b.Script(Ipset, ""); err != nil {
+		if scripts[tool], err = b.Script(tool, ""); err != nil {
 			return c, err
 		}
 	}
@@ -218,7 +230,7 @@ func Setup(b Bundled, binDir string, preferBundled bool) (Choice, error) {
 			return c, err
 		}
 	}
-	for _, name := range append(slices.Clone(Commands), Ipset) {
+	for _, name := range append(slices.Clone(Commands), Tools...) {
 		path := filepath.Join(binDir, name)
 		if script, ok := scripts[name]; ok {
 			if err := fileutil.WriteAtomic(path, script, 0o755); err != nil {
@@ -243,8 +255,13 @@ func Setup(b Bundled, binDir string, preferBundled bool) (Choice, error) {
 	if c.Path, err = exec.LookPath("iptables"); err != nil {
 		return c, err
 	}
-	if c.Ipset, err = exec.LookPath(Ipset); err != nil {
-		return c, err
+	for _, tool := range Tools {
+		path, err := exec.LookPath(tool)
+		if err != nil {
+			return c, err
+		}
+		_, bundled := scripts[tool]
+		c.Tools[tool] = Tool{Path: path, Bundled: bundled}
 	}
 	out, err := exec.Command(c.Path, "--version").CombinedOutput()
 	if err != nil {

@@ -100,13 +100,15 @@ func TestSetupUsesTheHostsIptables(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(host, "iptables"), []byte("#!/bin/sh\necho 'iptables v1.8.7 (legacy)'\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{Ipset, "iptables-save"} {
+	for _, name := range []string{Ipset, Nft, "iptables-save"} {
 		if err := os.WriteFile(filepath.Join(bin, name), []byte("stale"), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := os.WriteFile(filepath.Join(host, Ipset), []byte("#!/bin/sh\n"), 0o755); err != nil {
-		t.Fatal(err)
+	for _, tool := range Tools {
+		if err := os.WriteFile(filepath.Join(host, tool), []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	t.Setenv("PATH", bin+":"+host)
 	c, err := Setup(Bundled{Dir: "/nonexistent"}, bin, false)
@@ -119,19 +121,21 @@ func TestSetupUsesTheHostsIptables(t *testing.T) {
 	if os.Getenv("PATH") != host {
 		t.Errorf("PATH = %q, want %q (the bin folder dropped)", os.Getenv("PATH"), host)
 	}
-	for _, name := range []string{Ipset, "iptables-save"} {
+	for _, name := range []string{Ipset, Nft, "iptables-save"} {
 		if _, err := os.Stat(filepath.Join(bin, name)); !os.IsNotExist(err) {
 			t.Errorf("bundled %s was left in the bin folder: %v", name, err)
 		}
 	}
-	if c.IpsetBundled || c.Ipset != filepath.Join(host, Ipset) {
-		t.Errorf("Setup = %+v, want the host's ipset", c)
+	for _, tool := range Tools {
+		if got := c.Tools[tool]; got.Bundled || got.Path != filepath.Join(host, tool) {
+			t.Errorf("Setup chose %s %+v, want the host's", tool, got)
+		}
 	}
 }
 
-// TestSetupBundledIpsetBesideHostIptables: a host with iptables but no
-// ipset (Debian's iptables package alone) gets the payload's ipset, after
-// the host's folders, and keeps its own iptables.
+// TestSetupBundledIpsetBesideHostIptables: a host with iptables and nft but
+// no ipset (Debian's iptables package alone) gets the payload's ipset,
+// after the host's folders, and keeps its own iptables and nft.
 func TestSetupBundledIpsetBesideHostIptables(t *testing.T) {
 	host, bin, dir := t.TempDir(), filepath.Join(t.TempDir(), "bin"), t.TempDir()
 	if err := os.WriteFile(filepath.Join(host, "iptables"), []byte("#!/bin/sh\necho 'iptables v1.8.9 (nf_tables)'\n"), 0o755); err != nil {
@@ -144,13 +148,17 @@ func TestSetupBundledIpsetBesideHostIptables(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "lib", "ld-linux-test.so.1"), []byte("#!/bin/sh\necho \"$3 $4\"\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(filepath.Join(host, Nft), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	t.Setenv("PATH", host)
 	c, err := Setup(Bundled{Dir: dir}, bin, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Bundled || c.Mode != NFT || !c.IpsetBundled || c.Ipset != filepath.Join(bin, Ipset) {
-		t.Errorf("Setup = %+v, want the host's iptables and the bundled ipset", c)
+	if c.Bundled || c.Mode != NFT || c.Tools[Ipset] != (Tool{Path: filepath.Join(bin, Ipset), Bundled: true}) ||
+		c.Tools[Nft] != (Tool{Path: filepath.Join(host, Nft)}) {
+		t.Errorf("Setup = %+v, want the host's iptables and nft, the bundled ipset", c)
 	}
 	if want := host + ":" + bin; os.Getenv("PATH") != want {
 		t.Errorf("PATH = %q, want %q", os.Getenv("PATH"), want)
@@ -159,8 +167,10 @@ func TestSetupBundledIpsetBesideHostIptables(t *testing.T) {
 	if want := filepath.Join(dir, "sbin", Ipset) + " list\n"; err != nil || string(out) != want {
 		t.Errorf("ipset list ran %q (%v), want %q", out, err, want)
 	}
-	if _, err := os.Stat(filepath.Join(bin, "iptables")); !os.IsNotExist(err) {
-		t.Errorf("a bundled iptables was written beside the host's: %v", err)
+	for _, name := range []string{"iptables", Nft} {
+		if _, err := os.Stat(filepath.Join(bin, name)); !os.IsNotExist(err) {
+			t.Errorf("a bundled %s was written beside the host's: %v", name, err)
+		}
 	}
 }
 
@@ -191,12 +201,18 @@ func TestSetupBundled(t *testing.T) {
 	if err != nil {
 		t.Fatalf("bundled iptables-save: %v: %s", err, out)
 	}
-	// The bundled ipset talks to the kernel (what NetworkPolicy needs).
-	if !c.IpsetBundled || c.Ipset != filepath.Join(bin, Ipset) {
-		t.Errorf("Setup = %+v, want the bundled ipset", c)
+	// The bundled ipset and nft talk to the kernel (what NetworkPolicy and
+	// kube-proxy's nftables mode need).
+	for _, tool := range Tools {
+		if got := c.Tools[tool]; !got.Bundled || got.Path != filepath.Join(bin, tool) {
+			t.Errorf("Setup chose %s %+v, want the bundled one", tool, got)
+		}
 	}
 	if out, err := exec.Command(Ipset, "save").CombinedOutput(); err != nil {
 		t.Fatalf("bundled ipset save: %v: %s", err, out)
+	}
+	if out, err := exec.Command(Nft, "list", "tables").CombinedOutput(); err != nil {
+		t.Fatalf("bundled nft list tables: %v: %s", err, out)
 	}
 
 	if err := os.WriteFile(filepath.Join(host, "iptables"), []byte("#!/bin/sh\necho host\n"), 0o755); err != nil {
