@@ -50,6 +50,25 @@ func newServer(t *testing.T) *server {
 	return &server{t: t, dataDir: filepath.Join(dir, "data"), kubeconfig: filepath.Join(dir, "kubeconfig.yaml")}
 }
 
+// newNodeServer is a server with its node (not started), the busybox test
+// image in its airgap folder, and kubling-killall.sh run at cleanup.
+func newNodeServer(t *testing.T) *server {
+	t.Helper()
+	images := os.Getenv("KUBLING_TEST_IMAGES")
+	if images == "" {
+		t.Fatal("KUBLING_TEST_IMAGES is not set: run through `make test-e2e`")
+	}
+	s := newServer(t)
+	s.agent = true
+	airgap := filepath.Join(s.dataDir, "agent", "images")
+	if err := os.MkdirAll(airgap, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	copyFile(t, filepath.Join(images, "busybox.tar"), filepath.Join(airgap, "busybox.tar"))
+	t.Cleanup(func() { killall(t, s.dataDir) })
+	return s
+}
+
 // start runs the server and waits for its "ready" line.
 func (s *server) start(extra ...string) {
 	s.t.Helper()

@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -18,18 +17,7 @@ import (
 // a NodePort answers from the host, NetworkPolicy still applies; killall
 // removes kube-proxy's nftables tables.
 func TestKubeProxyNftables(t *testing.T) {
-	images := os.Getenv("KUBLING_TEST_IMAGES")
-	if images == "" {
-		t.Fatal("KUBLING_TEST_IMAGES is not set: run through `make test-e2e`")
-	}
-	s := newServer(t)
-	s.agent = true
-	airgap := filepath.Join(s.dataDir, "agent", "images")
-	if err := os.MkdirAll(airgap, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	copyFile(t, filepath.Join(images, "busybox.tar"), filepath.Join(airgap, "busybox.tar"))
-	t.Cleanup(func() { killall(t, s.dataDir) })
+	s := newNodeServer(t)
 	s.start("--kube-proxy-arg", "proxy-mode=nftables")
 	nft := nftCommand(s.dataDir)
 	if out, err := exec.Command(nft, "list", "table", "ip", "kube-proxy").CombinedOutput(); err != nil {

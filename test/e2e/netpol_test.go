@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -94,18 +93,7 @@ spec:
 // traffic through again; --disable-network-policy removes the rules;
 // killall leaves no chain or ipset behind.
 func TestNetworkPolicy(t *testing.T) {
-	images := os.Getenv("KUBLING_TEST_IMAGES")
-	if images == "" {
-		t.Fatal("KUBLING_TEST_IMAGES is not set: run through `make test-e2e`")
-	}
-	s := newServer(t)
-	s.agent = true
-	airgap := filepath.Join(s.dataDir, "agent", "images")
-	if err := os.MkdirAll(airgap, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	copyFile(t, filepath.Join(images, "busybox.tar"), filepath.Join(airgap, "busybox.tar"))
-	t.Cleanup(func() { killall(t, s.dataDir) })
+	s := newNodeServer(t)
 	s.start()
 	if !strings.Contains(s.out.String(), "NetworkPolicy controller started") {
 		t.Errorf("no NetworkPolicy controller in the server's log")

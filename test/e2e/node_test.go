@@ -74,18 +74,7 @@ spec:
 // node that runs real pods from an airgap image, with logs, exec, Services
 // and NodePorts, that survive a restart; killall leaves nothing behind.
 func TestNode(t *testing.T) {
-	images := os.Getenv("KUBLING_TEST_IMAGES")
-	if images == "" {
-		t.Fatal("KUBLING_TEST_IMAGES is not set: run through `make test-e2e`")
-	}
-	s := newServer(t)
-	s.agent = true
-	airgap := filepath.Join(s.dataDir, "agent", "images")
-	if err := os.MkdirAll(airgap, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	copyFile(t, filepath.Join(images, "busybox.tar"), filepath.Join(airgap, "busybox.tar"))
-	t.Cleanup(func() { killall(t, s.dataDir) })
+	s := newNodeServer(t)
 	// A KUBLING_* variable (as an env file's KUBLING_TOKEN) stays in
 	// kubling: containerd and the shims do not get it.
 	t.Setenv("KUBLING_E2E_SECRET", "not-for-children")

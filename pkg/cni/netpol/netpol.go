@@ -123,8 +123,11 @@ func prepare(ctx context.Context, c Config, synced *atomic.Bool, log klog.Logger
 		return nil, err
 	}
 	// kube-router reads the node's address from its Node, which the
-	// kubelet registers moments after it starts.
-	if err := waitForNode(ctx, client, c.NodeName); err != nil {
+	// kubelet registers moments after it starts. Bounded: ctx lasts until
+	// the component stops.
+	waitCtx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	if err := waitForNode(waitCtx, client, c.NodeName); err != nil {
 		return nil, err
 	}
 	factory := informers.NewSharedInformerFactory(client, 0)
@@ -135,9 +138,10 @@ func prepare(ctx context.Context, c Config, synced *atomic.Bool, log klog.Logger
 	namespaces := factory.Core().V1().Namespaces().Informer()
 	policies := factory.Networking().V1().NetworkPolicies().Informer()
 	factory.Start(ctx.Done())
-	for typ, ok := range factory.WaitForCacheSync(ctx.Done()) {
+	for typ, ok := range factory.WaitForCacheSync(waitCtx.Done()) {
 		if !ok {
-			return nil, fmt.Errorf("list %v: %w", typ, context.Cause(ctx))
+			// The informers stop with ctx, which Start cancels on error.
+			return nil, fmt.Errorf("list %v: %w", typ, context.Cause(waitCtx))
 		}
 	}
 	npc, err := netpol.NewNetworkPolicyController(client, kc, pods, policies, namespaces, &sync.Mutex{}, iptablesHandlers, ipsetHandlers)
@@ -181,9 +185,12 @@ func prepare(ctx context.Context, c Config, synced *atomic.Bool, log klog.Logger
 	}, nil
 }
 
+// startTimeout bounds the wait for the node's Node and the first lists.
+const startTimeout = 2 * time.Minute
+
 // waitForNode waits until the node's Node exists.
 func waitForNode(ctx context.Context, client kubernetes.Interface, name string) error {
-	return wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
 		_, err := client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 		switch {
 		case err == nil:
@@ -195,6 +202,10 @@ func waitForNode(ctx context.Context, client kubernetes.Interface, name string) 
 		}
 		return false, nil // the apiserver may be starting
 	})
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("node %s not registered after %s: %w", name, startTimeout, err)
+	}
+	return err
 }
 
 // trimPod keeps what the controller reads of a pod (labels, addresses,
