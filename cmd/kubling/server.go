@@ -9,7 +9,6 @@ import (
 	"github.com/urfave/cli/v2"
 	"k8s.io/klog/v2"
 
-	"github.com/kubling/kubling/manifests"
 	"github.com/kubling/kubling/pkg/config"
 	"github.com/kubling/kubling/pkg/server"
 )
@@ -47,7 +46,7 @@ func serverCommand() *cli.Command {
 		&cli.StringFlag{Name: "snapshot-dir", Usage: "folder of snapshots (default: <data-dir>/server/db/snapshots)", Destination: &c.Snapshots.Dir},
 		&cli.BoolFlag{Name: "snapshot-compress", Usage: "compress scheduled snapshots (zstd)", Destination: &c.Snapshots.Compress},
 		&cli.BoolFlag{Name: "disable-snapshots", Usage: "take no scheduled snapshots", Destination: &c.Snapshots.Disable},
-		&cli.StringSliceFlag{Name: "disable", Usage: "do not deploy this bundled add-on (" + strings.Join(manifests.Names(), ", ") + ")", Destination: &disable},
+		&cli.StringSliceFlag{Name: "disable", Usage: "do not deploy this bundled add-on or run this controller (" + strings.Join(config.Disableable(), ", ") + ")", Destination: &disable},
 		&cli.StringFlag{Name: "system-default-registry", Usage: "registry to pull bundled add-on images from instead of their own (a mirror of registry.k8s.io, say)", Destination: &c.SystemDefaultRegistry},
 		&cli.StringFlag{Name: "nfs-server", Usage: "NFS server for the nfs-csi StorageClass (with --nfs-share)", Destination: &c.NFSServer},
 		&cli.StringFlag{Name: "nfs-share", Usage: "exported path on --nfs-server that volumes are made in", Destination: &c.NFSShare},

@@ -280,12 +280,26 @@ func (s *Server) validateAddons() error {
 		return fmt.Errorf("--nfs-default-class %q: want auto, true or false", s.NFSDefaultClass)
 	}
 	for _, d := range s.Disable {
-		if bundled := manifests.Names(); !slices.Contains(bundled, d) {
-			return fmt.Errorf("--disable %q: not a bundled add-on (have %s)", d, strings.Join(bundled, ", "))
+		if known := Disableable(); !slices.Contains(known, d) {
+			return fmt.Errorf("--disable %q: not a bundled add-on or controller (have %s)", d, strings.Join(known, ", "))
 		}
 	}
 	return nil
 }
+
+// Controllers are the built-in cluster controllers --disable turns off.
+func Controllers() []string { return []string{"servicelb"} }
+
+// Disableable is what --disable accepts: the bundled add-ons and the
+// built-in controllers, sorted.
+func Disableable() []string {
+	names := append(manifests.Names(), Controllers()...)
+	slices.Sort(names)
+	return names
+}
+
+// Disabled says --disable names the add-on or controller.
+func (s *Server) Disabled(name string) bool { return slices.Contains(s.Disable, name) }
 
 // KubeconfigMode parses --write-kubeconfig-mode as an octal file mode.
 func (s *Server) KubeconfigMode() (uint32, error) {

@@ -38,6 +38,20 @@ func TestDefaultsAreValidAndDeriveDNS(t *testing.T) {
 	}
 }
 
+func TestDisableTakesAddonsAndControllers(t *testing.T) {
+	s := validServer()
+	s.Disable = []string{"coredns", "servicelb"}
+	if err := s.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if !s.Disabled("servicelb") || s.Disabled("nfs-csi") {
+		t.Fatalf("Disabled: servicelb %v, nfs-csi %v", s.Disabled("servicelb"), s.Disabled("nfs-csi"))
+	}
+}
+
 func TestValidateRejects(t *testing.T) {
 	cases := []struct {
 		name   string
@@ -56,7 +70,7 @@ func TestValidateRejects(t *testing.T) {
 		{"port", func(s *Server) { s.HTTPSPort = 70000 }, "--https-listen-port"},
 		{"bind", func(s *Server) { s.BindAddress = "localhost" }, "--bind-address"},
 		{"flannel backend", func(s *Server) { s.FlannelBackend = "wireguard-native" }, "--flannel-backend \"wireguard-native\""},
-		{"disable unknown", func(s *Server) { s.Disable = []string{"traefik"} }, "--disable \"traefik\": not a bundled add-on"},
+		{"disable unknown", func(s *Server) { s.Disable = []string{"traefik"} }, "--disable \"traefik\": not a bundled add-on or controller (have coredns,"},
 		{"nfs server alone", func(s *Server) { s.NFSServer = "10.0.0.5" }, "go together"},
 		{"nfs share relative", func(s *Server) { s.NFSServer, s.NFSShare = "10.0.0.5", "export" }, "absolute path"},
 		{"nfs server with path", func(s *Server) { s.NFSServer, s.NFSShare = "10.0.0.5/x", "/export" }, "host name or IP"},

@@ -35,6 +35,7 @@ import (
 	"github.com/kubling/kubling/pkg/server/nodejoin"
 	"github.com/kubling/kubling/pkg/server/pki"
 	"github.com/kubling/kubling/pkg/server/serverjoin"
+	"github.com/kubling/kubling/pkg/server/servicelb"
 	"github.com/kubling/kubling/pkg/server/snapshotfiles"
 	"github.com/kubling/kubling/pkg/token"
 )
@@ -362,6 +363,10 @@ func (s *start) clusterControllers(ctx context.Context) ([]component.Component, 
 		newControllerManager(s.controllerManagerArgs),
 		&nodejoin.PasswordCleaner{Client: s.newAdminClient, Log: s.log},
 		addonsController,
+	}
+	if !s.c.Disabled(servicelb.Name) {
+		controllers = append(controllers, servicelb.New(servicelb.Config{Client: s.newAdminClient,
+			Reserved: servicelb.ReservedPorts(s.c.HTTPSPort, s.plan.etcdMember), Log: s.log}))
 	}
 	if s.plan.etcdMember {
 		controllers = append(controllers, &etcdMembers{backend: s.store.Backend(), client: s.newAdminClient, log: s.log})

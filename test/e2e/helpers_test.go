@@ -21,7 +21,20 @@ import (
 // bin is the kubling binary under test (make test-e2e sets KUBLING_BIN).
 var bin string
 
+// httpGetEnv makes the test binary an HTTP client for one URL (run inside
+// a network namespace by netnsClient): it prints the body, exit 1 on error.
+const httpGetEnv = "KUBLING_E2E_HTTP_GET"
+
 func TestMain(m *testing.M) {
+	if url := os.Getenv(httpGetEnv); url != "" {
+		body, err := httpGet(url)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		fmt.Print(body)
+		os.Exit(0)
+	}
 	bin = os.Getenv("KUBLING_BIN")
 	if bin == "" {
 		fmt.Fprintln(os.Stderr, "KUBLING_BIN is not set: run the end-to-end tests through `make test-e2e`")
