@@ -13,6 +13,7 @@ import (
 type nodeFlags struct {
 	node                                       *config.Node
 	labels, taints, kubeletArgs, kubeProxyArgs cli.StringSlice
+	externalIPs                                cli.StringSlice
 }
 
 // flags returns the node flags, each with its KUBLING_* variable.
@@ -22,6 +23,7 @@ func (f *nodeFlags) flags() []cli.Flag {
 		&cli.StringFlag{Name: "data-dir", Aliases: []string{"d"}, Usage: "folder for state, certificates and (on a server) the datastore", Value: config.DefaultDataDir, Destination: &n.DataDir},
 		&cli.StringFlag{Name: "node-name", Usage: "name of this machine's node (default: the lowercase hostname)", Destination: &n.NodeName},
 		&cli.StringFlag{Name: "node-ip", Usage: "IP the node advertises (default: the address of the default route's interface)", Destination: &n.NodeIP},
+		&cli.StringSliceFlag{Name: "node-external-ip", Usage: "public address of the node, one per IP family (behind NAT, or a public IP): the Node's ExternalIP, what ServiceLB lists and flannel's peers send to", Destination: &f.externalIPs},
 		&cli.StringSliceFlag{Name: "node-label", Usage: "label for this node, key=value", Destination: &f.labels},
 		&cli.StringSliceFlag{Name: "node-taint", Usage: "taint for this node, key=value:Effect (a server's node takes workloads unless tainted)", Destination: &f.taints},
 		&cli.StringSliceFlag{Name: "kubelet-arg", Usage: "extra or overriding kubelet flag, key=value", Destination: &f.kubeletArgs},
@@ -41,5 +43,6 @@ func (f *nodeFlags) flags() []cli.Flag {
 // collect copies the parsed list flags into the node's configuration.
 func (f *nodeFlags) collect() {
 	f.node.NodeLabels, f.node.NodeTaints = f.labels.Value(), f.taints.Value()
+	f.node.NodeExternalIPs = f.externalIPs.Value()
 	f.node.KubeletArgs, f.node.KubeProxyArgs = f.kubeletArgs.Value(), f.kubeProxyArgs.Value()
 }

@@ -40,7 +40,11 @@ type kubeletSettings struct {
 	ResolvConf          string
 	Labels              map[string]string
 	Taints              []corev1.Taint
-	ExtraArgs           []string
+	// ExternalCloudProvider leaves the Node's addresses, once set, to the
+	// server (--node-external-ip: pkg/server/nodeaddress); the kubelet
+	// would otherwise rewrite them without the ExternalIP.
+	ExternalCloudProvider bool
+	ExtraArgs             []string
 }
 
 // kubeletHealthPort is the kubelet's plain-HTTP health endpoint on loopback.
@@ -98,6 +102,9 @@ func kubeletConfiguration(s kubeletSettings) (*kubeletoptions.KubeletFlags, *kub
 	kf.RootDirectory = s.RootDir
 	kf.CertDirectory = s.CertDir
 	kf.NodeLabels = s.Labels
+	if s.ExternalCloudProvider {
+		kf.CloudProvider = "external"
+	}
 
 	fs := pflag.NewFlagSet("kubelet", pflag.ContinueOnError)
 	fs.SetNormalizeFunc(cliflag.WordSepNormalizeFunc)

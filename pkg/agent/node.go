@@ -200,7 +200,10 @@ func (n *Node) Components(conn Connection, log klog.Logger) ([]component.Compone
 			ResolvConf:       resolv,
 			Labels:           labels,
 			Taints:           n.taints,
-			ExtraArgs:        n.cfg.KubeletArgs,
+			// The server's node-address controller owns the addresses
+			// of a node with an external IP.
+			ExternalCloudProvider: len(n.cfg.NodeExternalIPs) > 0,
+			ExtraArgs:             n.cfg.KubeletArgs,
 		}),
 		// Services' rules before any pod has a network (the CNI config,
 		// next): a pod that dials a Service IP before kube-proxy's rules
@@ -222,12 +225,14 @@ func (n *Node) Components(conn Connection, log klog.Logger) ([]component.Compone
 			Masquerade:  cluster.FlannelBackend == "none",
 			Log:         log,
 		}),
-		&nodeReport{node: n.Name(), kubeconfig: l.NodeKubeconfig(kubeletComponent), nfs: hostcheck.Real.DetectNFS(), gpu: labels[nvidia.Label] == "true", log: log},
+		&nodeReport{node: n.Name(), kubeconfig: l.NodeKubeconfig(kubeletComponent), nfs: hostcheck.Real.DetectNFS(), gpu: labels[nvidia.Label] == "true",
+			externalIPs: n.cfg.NodeExternalIPs, log: log},
 	}
 	if cluster.FlannelBackend != "none" {
 		parts = append(parts, flannel.New(flannel.Config{
 			NodeName:    n.Name(),
 			NodeIP:      n.ip,
+			PublicIP:    n.cfg.ExternalIPv4(),
 			ClusterCIDR: cluster.ClusterCIDR,
 			Backend:     cluster.FlannelBackend,
 			// The node's own identity: the Node authorizer and

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -17,6 +18,7 @@ import (
 	"github.com/kubling/kubling/pkg/agent/nvidia"
 	"github.com/kubling/kubling/pkg/component"
 	"github.com/kubling/kubling/pkg/hostcheck"
+	"github.com/kubling/kubling/pkg/join"
 	"github.com/kubling/kubling/pkg/kubeconfig"
 )
 
@@ -34,8 +36,11 @@ type nodeReport struct {
 	node, kubeconfig string
 	nfs              hostcheck.NFS
 	gpu              bool
-	log              klog.Logger
-	client           kubernetes.Interface
+	// externalIPs (--node-external-ip) go into join.ExternalIPAnnotation,
+	// removed when none.
+	externalIPs []string
+	log         klog.Logger
+	client      kubernetes.Interface
 }
 
 var _ component.Component = (*nodeReport)(nil)
@@ -71,7 +76,12 @@ func (n *nodeReport) Ready(ctx context.Context) error {
 	if n.gpu {
 		gpu = "true"
 	}
-	if err := patchNode(ctx, n.client, n.node, map[string]any{nvidia.Label: gpu}, []corev1.NodeCondition{n.condition(metav1.Now())}); err != nil {
+	var external any // null removes the annotation
+	if len(n.externalIPs) > 0 {
+		external = strings.Join(n.externalIPs, ",")
+	}
+	if err := patchNode(ctx, n.client, n.node, map[string]any{nvidia.Label: gpu}, map[string]any{join.ExternalIPAnnotation: external},
+		[]corev1.NodeCondition{n.condition(metav1.Now())}); err != nil {
 		return err
 	}
 	return waitNodeReady(ctx, n.client, n.node)
@@ -106,14 +116,18 @@ func waitNodeReady(ctx context.Context, client kubernetes.Interface, node string
 // it does not exist yet, until ctx ends. The server labels its own node's
 // role with it, which the NodeRestriction admission plugin forbids the node.
 func LabelNode(ctx context.Context, client kubernetes.Interface, node string, labels map[string]any) error {
-	return patchNode(ctx, client, node, labels, nil)
+	return patchNode(ctx, client, node, labels, nil, nil)
 }
 
-// patchNode sets the node's status conditions (when given) and labels,
-// every 250 ms until both succeed (the node may not be registered yet) or
-// ctx ends.
-func patchNode(ctx context.Context, client kubernetes.Interface, node string, labels map[string]any, conditions []corev1.NodeCondition) error {
-	labelPatch, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": labels}})
+// patchNode sets the node's status conditions (when given), labels and
+// annotations (when given; a nil value removes one), every 250 ms until
+// both succeed (the node may not be registered yet) or ctx ends.
+func patchNode(ctx context.Context, client kubernetes.Interface, node string, labels, annotations map[string]any, conditions []corev1.NodeCondition) error {
+	meta := map[string]any{"labels": labels}
+	if annotations != nil {
+		meta["annotations"] = annotations
+	}
+	labelPatch, err := json.Marshal(map[string]any{"metadata": meta})
 	if err != nil {
 		return err
 	}

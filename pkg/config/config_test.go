@@ -52,6 +52,20 @@ func TestDisableTakesAddonsAndControllers(t *testing.T) {
 	}
 }
 
+func TestExternalIPs(t *testing.T) {
+	s := validServer()
+	s.NodeExternalIPs = []string{"2001:db8::7", "203.0.113.7"}
+	if err := s.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.ExternalIPv4(); got != "203.0.113.7" {
+		t.Fatalf("ExternalIPv4 = %q", got)
+	}
+}
+
 func TestValidateRejects(t *testing.T) {
 	cases := []struct {
 		name   string
@@ -79,6 +93,9 @@ func TestValidateRejects(t *testing.T) {
 		{"system default registry", func(s *Server) { s.SystemDefaultRegistry = "https://mirror" }, "--system-default-registry"},
 		{"node name", func(s *Server) { s.NodeName = "bad_name" }, "--node-name"},
 		{"node ip", func(s *Server) { s.NodeIP = "10.0.0.300" }, "--node-ip"},
+		{"node external ip", func(s *Server) { s.NodeExternalIPs = []string{"203.0.113"} }, "--node-external-ip \"203.0.113\": not an IP address"},
+		{"node external ip loopback", func(s *Server) { s.NodeExternalIPs = []string{"127.0.0.1"} }, "--node-external-ip \"127.0.0.1\": not an address other machines"},
+		{"node external ips of a family", func(s *Server) { s.NodeExternalIPs = []string{"203.0.113.1", "203.0.113.2"} }, "one address per IP family (already 203.0.113.1)"},
 		{"node label", func(s *Server) { s.NodeLabels = []string{"nolabel"} }, "--node-label"},
 		{"kubelet arg", func(s *Server) { s.KubeletArgs = []string{"max-pods"} }, "--kubelet-arg"},
 		{"restore without reset", func(s *Server) { s.Datastore.RestorePath = "/tmp/snap" }, "--cluster-reset-restore-path goes with --cluster-reset"},

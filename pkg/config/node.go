@@ -20,13 +20,17 @@ type Node struct {
 	DataDir string
 	Debug   bool
 
-	NodeName       string
-	NodeIP         string
-	NodeLabels     []string
-	NodeTaints     []string
-	KubeletArgs    []string
-	KubeProxyArgs  []string
-	DefaultRuntime string
+	NodeName string
+	NodeIP   string
+	// NodeExternalIPs are the node's public addresses (--node-external-ip,
+	// at most one per IP family): its ExternalIPs, used by ServiceLB and by
+	// flannel as the node's public address.
+	NodeExternalIPs []string
+	NodeLabels      []string
+	NodeTaints      []string
+	KubeletArgs     []string
+	KubeProxyArgs   []string
+	DefaultRuntime  string
 	// PrivateRegistry is the registries.yaml file.
 	PrivateRegistry string
 	// ResolvConf is the resolv.conf pods with dnsPolicy Default (CoreDNS
@@ -82,6 +86,9 @@ func (n *Node) validate(nameRequired bool) error {
 	if n.NodeIP != "" && net.ParseIP(n.NodeIP) == nil {
 		return fmt.Errorf("--node-ip %q: not an IP address", n.NodeIP)
 	}
+	if err := validExternalIPs(n.NodeExternalIPs); err != nil {
+		return err
+	}
 	if err := validRuntime(n.DefaultRuntime); err != nil {
 		return err
 	}
@@ -91,6 +98,37 @@ func (n *Node) validate(nameRequired bool) error {
 		}
 	}
 	return checkOverrides(map[string][]string{"--kubelet-arg": n.KubeletArgs, "--kube-proxy-arg": n.KubeProxyArgs})
+}
+
+// validExternalIPs checks --node-external-ip: addresses a node can be
+// reached at, at most one per family.
+func validExternalIPs(ips []string) error {
+	families := map[bool]string{}
+	for _, s := range ips {
+		ip := net.ParseIP(s)
+		if ip == nil {
+			return fmt.Errorf("--node-external-ip %q: not an IP address", s)
+		}
+		if ip.IsUnspecified() || ip.IsLoopback() || ip.IsMulticast() || ip.IsLinkLocalUnicast() {
+			return fmt.Errorf("--node-external-ip %q: not an address other machines can reach the node at", s)
+		}
+		v4 := ip.To4() != nil
+		if other, ok := families[v4]; ok {
+			return fmt.Errorf("--node-external-ip %q: one address per IP family (already %s)", s, other)
+		}
+		families[v4] = s
+	}
+	return nil
+}
+
+// ExternalIPv4 is the node's IPv4 --node-external-ip, or "".
+func (n *Node) ExternalIPv4() string {
+	for _, s := range n.NodeExternalIPs {
+		if ip := net.ParseIP(s); ip != nil && ip.To4() != nil {
+			return ip.String()
+		}
+	}
+	return ""
 }
 
 // checkOverrides checks each component-argument flag's values are key=value.

@@ -38,6 +38,11 @@ const (
 // lets it (and only it) post to JoinPath.
 const Group = "system:bootstrappers:kubling:join"
 
+// ExternalIPAnnotation on a Node holds its --node-external-ip addresses
+// (comma-separated): the node writes it, the server's node-address
+// controller turns it into the Node's ExternalIP addresses.
+const ExternalIPAnnotation = "kubling.io/external-ip"
+
 // MaxClockSkew is how far the agent's clock may differ from the server's:
 // beyond it, fresh certificates would look not yet (or no longer) valid.
 const MaxClockSkew = 30 * time.Second

@@ -32,6 +32,7 @@ import (
 	"github.com/kubling/kubling/pkg/server/bootstrapdata"
 	"github.com/kubling/kubling/pkg/server/encryption"
 	"github.com/kubling/kubling/pkg/server/leader"
+	"github.com/kubling/kubling/pkg/server/nodeaddress"
 	"github.com/kubling/kubling/pkg/server/nodejoin"
 	"github.com/kubling/kubling/pkg/server/pki"
 	"github.com/kubling/kubling/pkg/server/serverjoin"
@@ -362,6 +363,7 @@ func (s *start) clusterControllers(ctx context.Context) ([]component.Component, 
 		newScheduler(s.schedulerArgs),
 		newControllerManager(s.controllerManagerArgs),
 		&nodejoin.PasswordCleaner{Client: s.newAdminClient, Log: s.log},
+		&nodeaddress.Controller{Client: s.newAdminClient, Log: s.log},
 		addonsController,
 	}
 	if !s.c.Disabled(servicelb.Name) {

@@ -301,6 +301,7 @@ func TestBadInput(t *testing.T) {
 		{name: "server join with cluster-init", args: []string{"--server", "https://127.0.0.1:6443", "--cluster-init", "--token", "KL1" + strings.Repeat("0", 64) + "::abcdef.0123456789abcdef"}, want: "--cluster-init starts a new one"},
 		{name: "server join with external datastore", args: []string{"--server", "https://127.0.0.1:6443", "--datastore-endpoint", "postgres://kubling:hunter2@127.0.0.1/kubling", "--token", "KL1" + strings.Repeat("0", 64) + "::abcdef.0123456789abcdef"}, want: "without --server"},
 		{name: "unknown add-on", args: []string{"--disable", "traefik"}, want: "not a bundled add-on"},
+		{name: "bad external IP", args: []string{"--node-external-ip", "203.0.113.300"}, want: "--node-external-ip \"203.0.113.300\": not an IP address"},
 		{name: "stray argument", args: []string{"extra"}, want: "unexpected argument"},
 	}
 	for _, c := range cases {
@@ -446,6 +447,8 @@ func TestAgentBadInput(t *testing.T) {
 		{name: "resolv.conf missing", args: append(good, "--resolv-conf", "/nonexistent/resolv.conf"), want: "--resolv-conf /nonexistent/resolv.conf"},
 		{name: "bad node name", args: append(good, "--node-name", "Not_A_Name"), want: "--node-name"},
 		{name: "bad label", args: append(good, "--node-label", "x"), want: "--node-label"},
+		{name: "bad external IP", args: append(good, "--node-external-ip", "localhost"), want: "--node-external-ip \"localhost\": not an IP address"},
+		{name: "two external IPv4s", args: append(good, "--node-external-ip", "203.0.113.1,203.0.113.2"), want: "one address per IP family"},
 		{name: "bad taint", args: append(good, "--node-taint", "a=b:Sometimes"), want: "--node-taint"},
 		{name: "bad default runtime", args: append(good, "--default-runtime", "NVIDIA!"), want: "--default-runtime"},
 		{name: "missing default runtime", args: append(good, "--default-runtime", "nvidia"), want: "--default-runtime nvidia: this node has no such runtime"},

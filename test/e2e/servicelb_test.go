@@ -61,8 +61,9 @@ spec:
 `, name, port)
 }
 
-// TestServiceLB is issue 25's ServiceLB check on one node: LoadBalancer
-// Services get the node's address within seconds and answer there from
+// TestServiceLB is issue 25's ServiceLB and --node-external-ip check on
+// one node: the Node gets the external address (and no taint stays);
+// LoadBalancer Services get it within seconds and answer there from
 // outside the pod network (a network namespace beside the host), with the
 // client's address kept for externalTrafficPolicy Local; a second Service
 // on a held port, and one on the apiserver's port, get an Event and no
@@ -70,13 +71,28 @@ spec:
 // nothing.
 func TestServiceLB(t *testing.T) {
 	s := newNodeServer(t)
-	s.start()
+	// A documentation address no interface has: kube-proxy answers a
+	// Service's ingress addresses before routing, wherever they lead.
+	const externalIP = "203.0.113.7"
+	s.start("--node-external-ip", externalIP)
 	client := newNetnsClient(t, "kl-lbclient", "192.168.254")
+	node := s.kubectl("get", "nodes", "-o", "jsonpath={.items[0].metadata.name}")
+	hostIP := s.kubectl("get", "node", node, "-o", `jsonpath={.status.addresses[?(@.type=="InternalIP")].address}`)
+	eventually(t, 30*time.Second, "the Node's ExternalIP, no uninitialized taint, flannel's public address", func() string {
+		got := s.kubectl("get", "node", node, "-o", `jsonpath={.status.addresses[?(@.type=="ExternalIP")].address} {.spec.taints[*].key} {.metadata.annotations.flannel\.alpha\.coreos\.com/public-ip}`)
+		if want := externalIP + "  " + externalIP; got != want {
+			return fmt.Sprintf("got %q, want %q", got, want)
+		}
+		return ""
+	})
+	if hostIP == "" || hostIP == externalIP {
+		t.Fatalf("InternalIP %q", hostIP)
+	}
 	s.kubectl("create", "namespace", "e2e")
 	created := time.Now()
 	apply(t, s, echoApp)
-	node := s.kubectl("get", "nodes", "-o", "jsonpath={.items[0].metadata.name}")
-	nodeIP := s.kubectl("get", "node", node, "-o", `jsonpath={.status.addresses[?(@.type=="InternalIP")].address}`)
+	// ServiceLB lists a node's ExternalIP where it has one.
+	nodeIP := externalIP
 	for _, svc := range []string{"echo-cluster", "echo-local"} {
 		eventually(t, 30*time.Second, svc+" gets the node's address", func() string {
 			if got := ingress(s, svc); got != nodeIP {
@@ -127,7 +143,7 @@ func TestServiceLB(t *testing.T) {
 		}
 	}
 	// Plain HTTP to 6443 reaches the apiserver, not the echo pod.
-	if got, err := client.get("http://" + nodeIP + ":6443/cgi-bin/ip"); err != nil || !strings.Contains(got, "HTTPS server") {
+	if got, err := client.get("http://" + hostIP + ":6443/cgi-bin/ip"); err != nil || !strings.Contains(got, "HTTPS server") {
 		t.Errorf("port 6443 from outside: %q %v, want the apiserver's answer", got, err)
 	}
 	if _, err := s.tryKubectl("get", "--raw", "/readyz"); err != nil {
@@ -148,9 +164,17 @@ func TestServiceLB(t *testing.T) {
 		return ""
 	})
 
-	// --disable servicelb: a new Service gets nothing.
+	// --disable servicelb (and no --node-external-ip): a new Service gets
+	// nothing; the node is back to its InternalIP.
 	s.stop()
 	s.start("--disable", "servicelb")
+	eventually(t, time.Minute, "the ExternalIP gone, flannel's public address the host's", func() string {
+		got := s.kubectl("get", "node", node, "-o", `jsonpath={.status.addresses[?(@.type=="ExternalIP")].address}/{.metadata.annotations.flannel\.alpha\.coreos\.com/public-ip}`)
+		if want := "/" + hostIP; got != want {
+			return fmt.Sprintf("got %q, want %q", got, want)
+		}
+		return ""
+	})
 	apply(t, s, lbService("echo-off", 8090))
 	time.Sleep(10 * time.Second)
 	if got := ingress(s, "echo-off"); got != "" {

@@ -25,8 +25,11 @@ import (
 
 // Config places flannel.
 type Config struct {
-	NodeName    string
-	NodeIP      string
+	NodeName string
+	NodeIP   string
+	// PublicIP is where other nodes send this node's traffic
+	// (--node-external-ip); empty: NodeIP.
+	PublicIP    string
 	ClusterCIDR string
 	Backend     string
 	// Kubeconfig of an identity that may list/watch nodes and patch nodes/status.
@@ -75,6 +78,9 @@ func New(c Config) *component.InProcess {
 				return nil, fmt.Errorf("find the interface of %s: %w", c.NodeIP, err)
 			}
 			ext := &backend.ExternalInterface{Iface: iface, IfaceAddr: nodeIP, ExtAddr: nodeIP}
+			if c.PublicIP != "" {
+				ext.ExtAddr = net.ParseIP(c.PublicIP)
+			}
 			sm, err := kube.NewSubnetManager(ctx, "", c.Kubeconfig, "flannel.alpha.coreos.com", netConf, false)
 			if err != nil {
 				return nil, err
