@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -33,8 +34,8 @@ const (
 var nodes = map[string]string{"server": "172.30.99.10", "agent1": "172.30.99.11", "agent2": "172.30.99.12"}
 
 // webWorkload is a namespace and a Deployment of web servers (busybox
-// httpd answering with the pod's name on 8080) spread evenly over the
-// nodes.
+// httpd answering with the pod's name on 8080, and with the client's
+// address at /cgi-bin/ip) spread evenly over the nodes.
 func webWorkload(namespace string, replicas int) string {
 	return `apiVersion: v1
 kind: Namespace
@@ -55,7 +56,7 @@ spec:
       - name: web
         image: kubling.test/busybox:1
         imagePullPolicy: Never
-        command: ["sh", "-c", "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www"]
+        command: ["sh", "-c", "mkdir -p /www/cgi-bin && hostname > /www/index.html && printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\necho $REMOTE_ADDR\\n' > /www/cgi-bin/ip && chmod +x /www/cgi-bin/ip && exec httpd -f -p 8080 -h /www"]
         readinessProbe: {httpGet: {path: /, port: 8080}, periodSeconds: 1}
 `
 }
@@ -217,6 +218,7 @@ func TestMultiNode(t *testing.T) {
 		}
 	}
 
+	loadBalancer(t, web)
 	crossNodePolicy(t, web, clients)
 	smallDevices(t, agentsStarted)
 
@@ -802,4 +804,67 @@ spec:
 		t.Fatal(err)
 	}
 	check("policy deleted: every client reaches web pods on other nodes", func(pod) bool { return true })
+}
+
+// loadBalancer: a LoadBalancer Service with externalTrafficPolicy Local
+// gets every node's address (each runs web pods) and answers on each from
+// the host, from that node's own pods, with the host's address kept;
+// labelling one node svccontroller.kubling.io/enablelb=true narrows it to
+// that node.
+func loadBalancer(t *testing.T, web []pod) {
+	t.Helper()
+	apply(t, `apiVersion: v1
+kind: Service
+metadata: {name: web-lb, namespace: mn}
+spec:
+  type: LoadBalancer
+  externalTrafficPolicy: Local
+  selector: {app: web}
+  ports: [{port: 8088, targetPort: 8080}]
+`)
+	ingress := func() string {
+		out, _ := kubectl("get", "svc", "-n", "mn", "web-lb", "-o", "jsonpath={.status.loadBalancer.ingress[*].ip}")
+		return strings.TrimSpace(out)
+	}
+	all := []string{nodes["server"], nodes["agent1"], nodes["agent2"]}
+	slices.Sort(all)
+	waitFor(t, "web-lb to list every node", 30*time.Second, func() error {
+		if got := ingress(); got != strings.Join(all, " ") {
+			return fmt.Errorf("ingress %q", got)
+		}
+		return nil
+	})
+	onNode := map[string]string{}
+	for _, p := range web {
+		onNode[p.name] = p.node
+	}
+	const hostAddress = "172.30.99.1" // the host on the test network
+	for name, ip := range nodes {
+		waitFor(t, "web-lb on "+name, 30*time.Second, func() error {
+			got, err := httpGet("http://" + ip + ":8088/")
+			if err != nil || onNode[got] != name {
+				return fmt.Errorf("answered by %q (on %q), want a pod on %s: %v", got, onNode[got], name, err)
+			}
+			addr, err := httpGet("http://" + ip + ":8088/cgi-bin/ip")
+			if addr = strings.TrimSuffix(strings.TrimPrefix(addr, "[::ffff:"), "]"); err != nil || addr != hostAddress {
+				return fmt.Errorf("the pod saw the client at %q (%v), want %s", addr, err, hostAddress)
+			}
+			return nil
+		})
+	}
+	if _, err := kubectl("label", "node", "agent1", "svccontroller.kubling.io/enablelb=true"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "web-lb on agent1 alone once it is labelled", 30*time.Second, func() error {
+		if got := ingress(); got != nodes["agent1"] {
+			return fmt.Errorf("ingress %q", got)
+		}
+		return nil
+	})
+	if _, err := kubectl("label", "node", "agent1", "svccontroller.kubling.io/enablelb-"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kubectl("delete", "svc", "-n", "mn", "web-lb"); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -2,8 +2,9 @@
 // node's components: kube-proxy, the kubelet, flannel and the portmap CNI
 // plugin all run `iptables`, `iptables-save`, `iptables-restore` and their
 // ip6tables twins by name; the NetworkPolicy controller (pkg/cni/netpol)
-// runs those and `ipset`; kube-proxy's nftables mode runs `nft`. The host's is used when it has one (as K3s does); else,
-// or with --prefer-bundled-bin, the one in kubling's payload: Debian's
+// runs those and `ipset`; kube-proxy's nftables mode runs `nft`. The
+// host's is used when it has one (as K3s does); else, or with
+// --prefer-bundled-bin, the one in kubling's payload: Debian's
 // iptables with its own libraries and loader (payload/cmd/elfbundle), so a
 // host with no iptables package runs a node all the same.
 //
@@ -189,12 +190,12 @@ type Tool struct {
 	Bundled bool
 }
 
-// Setup chooses the node's iptables and ipset and sets the process's PATH
+// Setup chooses the node's iptables, ipset and nft and sets the process's PATH
 // (which its components, in-process and children alike, search): the
 // host's when PATH has one and preferBundled is false; else the bundled
 // commands, written into binDir, which goes after the host's folders
 // (before them with preferBundled). Each is chosen on its own: a host with
-// iptables but no ipset gets the bundled ipset. The chosen iptables must
+// iptables but no ipset or nft gets the bundled ones. The chosen iptables must
 // run (`--version`).
 func Setup(b Bundled, binDir string, preferBundled bool) (Choice, error) {
 	hostPath := withoutDir(os.Getenv("PATH"), binDir)

@@ -1,8 +1,9 @@
 // Command netpol measures NetworkPolicy on `kubling server`'s node: the
 // time from a default-deny policy's creation to traffic blocked, with 50 and
-// 500 pods selected by it, and the memory the controller adds to an idle
-// server (the same server started with --disable-network-policy). It
-// prints a table; it is a benchmark, not a test.
+// 500 pods selected by it, and the memory the NetworkPolicy controller and
+// ServiceLB each add to an idle server (the same server started with
+// --disable-network-policy, or --disable servicelb). It prints a table; it
+// is a benchmark, not a test.
 //
 //	KUBLING_BIN=bin/kubling KUBLING_TEST_IMAGES=build/test-images go run ./test/bench/netpol
 package main
@@ -35,6 +36,7 @@ func main() {
 	idle := flag.Duration("idle", 30*time.Second, "idle time before reading memory")
 	podCounts := flag.String("pods", "50,500", "pods the policy selects, one measurement each")
 	trials := flag.Int("trials", 3, "policies created per pod count (the median is reported)")
+	samples := flag.Int("samples", 3, "server starts per idle-memory figure (the median is reported)")
 	flag.Parse()
 	bin, images := os.Getenv("KUBLING_BIN"), os.Getenv("KUBLING_TEST_IMAGES")
 	if bin == "" || images == "" {
@@ -53,12 +55,27 @@ func main() {
 	}
 	r := benchutil.NewReport("netpol", "NetworkPolicy on kubling server's node")
 
-	// The same server, idle, with and without the controller.
-	off := idleRSS(bin, images, *idle, 0, "--disable-network-policy")
+	// The same server, idle, with everything on and with one feature off
+	// (the median of -samples starts each: one start's RSS varies by
+	// several MB).
+	sample := func(n int, extra ...string) []int {
+		var rss []int
+		for range n {
+			rss = append(rss, idleRSS(bin, images, *idle, 0, extra...))
+		}
+		return rss
+	}
+	off := median(sample(*samples, "--disable-network-policy"))
+	lbOff := median(sample(*samples, "--disable", "servicelb"))
+	// The last server with everything on stays for the latencies.
+	onSamples := sample(*samples - 1)
 	on, stop := idleRSSRunning(bin, images, *idle, slices.Max(counts))
+	allOn := median(append(onSamples, on.rss))
+	r.MB("server: kubling RSS idle, everything on", allOn, 0)
 	r.MB("server: kubling RSS idle, NetworkPolicy off", off, 0)
-	r.MB("server: kubling RSS idle, NetworkPolicy on", on.rss, 0)
-	r.MB("server: RSS NetworkPolicy adds", on.rss-off, 0)
+	r.MB("server: kubling RSS idle, ServiceLB off", lbOff, 0)
+	r.MB("server: RSS NetworkPolicy adds", allOn-off, 0)
+	r.MB("server: RSS ServiceLB adds", allOn-lbOff, 0)
 	for _, n := range counts {
 		lat, err := on.latencies(n, *trials)
 		if err != nil {
@@ -267,7 +284,7 @@ func (s *running) lastOK(since time.Time) (time.Time, bool) {
 	return last, true
 }
 
-func median(d []time.Duration) time.Duration {
+func median[T int | time.Duration](d []T) T {
 	s := slices.Clone(d)
 	slices.Sort(s)
 	return s[len(s)/2]
