@@ -3,7 +3,6 @@ package agent
 import (
 	"errors"
 	"fmt"
-	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -247,16 +246,17 @@ func (n *Node) Components(conn Connection, log klog.Logger) ([]component.Compone
 			return nil, fmt.Errorf("remove NetworkPolicy rules: %w", err)
 		}
 	} else {
-		serviceCIDR, err := netip.ParsePrefix(cluster.ServiceCIDR)
+		settings, err := config.ParseCluster(cluster)
 		if err != nil {
-			return nil, fmt.Errorf("service CIDR %q: %w", cluster.ServiceCIDR, err)
+			return nil, fmt.Errorf("the cluster's settings: %w", err)
 		}
+		nodePorts := settings.NodePortRange
 		parts = append(parts, netpol.New(netpol.Config{
 			NodeName:    n.Name(),
-			ServiceCIDR: serviceCIDR,
-			// The apiserver's default; a --kube-apiserver-arg
-			// service-node-port-range is not known to agents.
-			NodePortFirst: 30000, NodePortLast: 32767,
+			ServiceCIDR: settings.ServiceCIDR,
+			// The apiserver's service-node-port-range, as the server
+			// handed it with the cluster's settings.
+			NodePortFirst: nodePorts.Base, NodePortLast: nodePorts.Base + nodePorts.Size - 1,
 			Kubeconfig: l.NodeKubeconfig(networkPolicyComponent),
 			SyncPeriod: time.Minute,
 		}, log))

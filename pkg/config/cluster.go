@@ -22,6 +22,24 @@ type Cluster struct {
 	FlannelBackend string
 	// DisableNetworkPolicy: no node enforces NetworkPolicy.
 	DisableNetworkPolicy bool
+	// NodePortRange is the apiserver's service-node-port-range.
+	NodePortRange utilnet.PortRange
+}
+
+// DefaultNodePortRange is the apiserver's service-node-port-range unless a
+// --kube-apiserver-arg says otherwise.
+const DefaultNodePortRange = "30000-32767"
+
+// parseNodePortRange reads a service-node-port-range; empty is the default.
+func parseNodePortRange(s string) (utilnet.PortRange, error) {
+	if s == "" {
+		s = DefaultNodePortRange
+	}
+	pr, err := utilnet.ParsePortRange(s)
+	if err != nil {
+		return utilnet.PortRange{}, fmt.Errorf("service-node-port-range %q: %w", s, err)
+	}
+	return *pr, nil
 }
 
 // ParseCluster parses the settings as they travel between servers and to
@@ -39,14 +57,19 @@ func ParseCluster(c join.Cluster) (Cluster, error) {
 	if err != nil {
 		return Cluster{}, fmt.Errorf("--cluster-dns %q: not an IP address", c.ClusterDNS)
 	}
+	ports, err := parseNodePortRange(c.NodePortRange)
+	if err != nil {
+		return Cluster{}, err
+	}
 	return Cluster{ClusterCIDR: cluster, ServiceCIDR: service, ClusterDNS: dns, ClusterDomain: c.ClusterDomain, FlannelBackend: c.FlannelBackend,
-		DisableNetworkPolicy: c.DisableNetworkPolicy}, nil
+		DisableNetworkPolicy: c.DisableNetworkPolicy, NodePortRange: ports}, nil
 }
 
 // Join is the settings as a joining node or server receives them.
 func (c Cluster) Join() join.Cluster {
 	return join.Cluster{ClusterCIDR: c.ClusterCIDR.String(), ServiceCIDR: c.ServiceCIDR.String(), ClusterDNS: c.ClusterDNS.String(),
-		ClusterDomain: c.ClusterDomain, FlannelBackend: c.FlannelBackend, DisableNetworkPolicy: c.DisableNetworkPolicy}
+		ClusterDomain: c.ClusterDomain, FlannelBackend: c.FlannelBackend, DisableNetworkPolicy: c.DisableNetworkPolicy,
+		NodePortRange: c.NodePortRange.String()}
 }
 
 // CheckSame refuses settings (a joining server's) that differ from c,
@@ -67,6 +90,7 @@ func (c Cluster) CheckSame(asked join.Cluster) error {
 		{"--cluster-domain", c.ClusterDomain, asked.ClusterDomain, a.ClusterDomain == c.ClusterDomain},
 		{"--flannel-backend", c.FlannelBackend, asked.FlannelBackend, a.FlannelBackend == c.FlannelBackend},
 		{"--disable-network-policy", strconv.FormatBool(c.DisableNetworkPolicy), strconv.FormatBool(asked.DisableNetworkPolicy), a.DisableNetworkPolicy == c.DisableNetworkPolicy},
+		{"--kube-apiserver-arg service-node-port-range", c.NodePortRange.String(), a.NodePortRange.String(), a.NodePortRange == c.NodePortRange},
 	} {
 		if !s.same {
 			return fmt.Errorf("%s %s differs from the cluster's %s: start the new server with the cluster's settings", s.flag, s.asked, s.have)

@@ -1,6 +1,8 @@
 package config
 
 import (
+	utilnet "k8s.io/apimachinery/pkg/util/net"
+
 	"net/netip"
 	"reflect"
 	"strings"
@@ -24,11 +26,12 @@ func validatedCluster(t *testing.T) Cluster {
 func TestValidateParsesTheClusterOnce(t *testing.T) {
 	c := validatedCluster(t)
 	want := Cluster{ClusterCIDR: netip.MustParsePrefix("10.42.0.0/16"), ServiceCIDR: netip.MustParsePrefix("10.43.0.0/16"),
-		ClusterDNS: netip.MustParseAddr("10.43.0.10"), ClusterDomain: "cluster.local", FlannelBackend: "vxlan"}
+		ClusterDNS: netip.MustParseAddr("10.43.0.10"), ClusterDomain: "cluster.local", FlannelBackend: "vxlan",
+		NodePortRange: utilnet.PortRange{Base: 30000, Size: 2768}}
 	if c != want {
 		t.Fatalf("Cluster() = %+v, want %+v", c, want)
 	}
-	if got := c.Join(); !reflect.DeepEqual(got, join.Cluster{ClusterCIDR: "10.42.0.0/16", ServiceCIDR: "10.43.0.0/16", ClusterDNS: "10.43.0.10", ClusterDomain: "cluster.local", FlannelBackend: "vxlan"}) {
+	if got := c.Join(); !reflect.DeepEqual(got, join.Cluster{ClusterCIDR: "10.42.0.0/16", ServiceCIDR: "10.43.0.0/16", ClusterDNS: "10.43.0.10", ClusterDomain: "cluster.local", FlannelBackend: "vxlan", NodePortRange: "30000-32767"}) {
 		t.Fatalf("Join() = %+v: the text a node or server receives changed", got)
 	}
 	back, err := ParseCluster(c.Join())
@@ -38,6 +41,30 @@ func TestValidateParsesTheClusterOnce(t *testing.T) {
 	c.DisableNetworkPolicy = true
 	if back, err := ParseCluster(c.Join()); err != nil || back != c {
 		t.Fatalf("ParseCluster(Join()) with --disable-network-policy = %+v, %v", back, err)
+	}
+	// Settings saved by a server before the node-port range travelled.
+	old := c.Join()
+	old.NodePortRange = ""
+	if back, err := ParseCluster(old); err != nil || back.NodePortRange.String() != DefaultNodePortRange {
+		t.Fatalf("ParseCluster without a node-port range = %+v, %v", back, err)
+	}
+}
+
+func TestNodePortRangeFromTheAPIServerArgs(t *testing.T) {
+	s := validServer()
+	s.KubeAPIServerArgs = []string{"v=2", "service-node-port-range=31000-31999"}
+	if err := s.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Cluster().Join().NodePortRange; got != "31000-31999" {
+		t.Fatalf("node-port range %q", got)
+	}
+	s.KubeAPIServerArgs = []string{"service-node-port-range=32000-31000"}
+	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), `--kube-apiserver-arg service-node-port-range "32000-31000"`) {
+		t.Fatalf("a reversed range: %v", err)
 	}
 }
 
@@ -64,6 +91,7 @@ func TestCheckSameNamesTheFlagThatDiffers(t *testing.T) {
 		{func(j *join.Cluster) { j.ClusterDomain = "edge.local" }, "--cluster-domain edge.local differs"},
 		{func(j *join.Cluster) { j.FlannelBackend = "host-gw" }, "--flannel-backend host-gw differs"},
 		{func(j *join.Cluster) { j.DisableNetworkPolicy = true }, "--disable-network-policy true differs"},
+		{func(j *join.Cluster) { j.NodePortRange = "31000-31999" }, "--kube-apiserver-arg service-node-port-range 31000-31999 differs"},
 		{func(j *join.Cluster) { j.ClusterDNS = "ten" }, `--cluster-dns "ten": not an IP address`},
 	} {
 		asked := c.Join()

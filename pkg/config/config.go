@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/kubling/kubling/manifests"
+	"github.com/kubling/kubling/pkg/componentargs"
 	"github.com/kubling/kubling/pkg/datadir"
 	"github.com/kubling/kubling/pkg/join"
 	"github.com/kubling/kubling/pkg/token"
@@ -252,8 +253,18 @@ func (s *Server) validateNetworks() error {
 		}
 		return fmt.Errorf("--flannel-backend %q: want vxlan, host-gw or none%s", s.FlannelBackend, hint)
 	}
+	var nodePorts string // the last override wins, as in the apiserver's flags
+	for _, o := range s.KubeAPIServerArgs {
+		if k, v, err := componentargs.ParseOverride(o); err == nil && k == "service-node-port-range" {
+			nodePorts = v
+		}
+	}
+	ports, err := parseNodePortRange(nodePorts)
+	if err != nil {
+		return fmt.Errorf("--kube-apiserver-arg %w", err)
+	}
 	s.cluster = Cluster{ClusterCIDR: cluster, ServiceCIDR: service, ClusterDNS: dns, ClusterDomain: s.ClusterDomain, FlannelBackend: s.FlannelBackend,
-		DisableNetworkPolicy: s.DisableNetworkPolicy}
+		DisableNetworkPolicy: s.DisableNetworkPolicy, NodePortRange: ports}
 	return nil
 }
 

@@ -109,6 +109,10 @@ type Cluster struct {
 	FlannelBackend string `json:"flannelBackend"`
 	// DisableNetworkPolicy turns every node's NetworkPolicy controller off.
 	DisableNetworkPolicy bool `json:"disableNetworkPolicy,omitempty"`
+	// NodePortRange is the apiserver's service-node-port-range ("30000-32767"),
+	// which NetworkPolicy rules leave to kube-proxy; empty (servers before
+	// it travelled): the default.
+	NodePortRange string `json:"nodePortRange,omitempty"`
 	// Servers are the apiserver URLs the agent's load balancer spreads over.
 	Servers []string `json:"servers"`
 }

@@ -209,9 +209,14 @@ func TestNetworkPolicy(t *testing.T) {
 	expect("--disable-network-policy: both reach despite deny-ingress", map[string]bool{"client-a": true, "client-b": true})
 	s.stop()
 
-	// On again, then killall: nothing of the controller's is left.
-	s.start()
+	// On again, with the apiserver's node ports narrowed: the controller
+	// leaves that range to kube-proxy. Then killall: nothing of the
+	// controller's is left.
+	s.start("--kube-apiserver-arg", "service-node-port-range=30000-31999")
 	expect("NetworkPolicy on again: neither reaches", map[string]bool{})
+	if out, _ := exec.Command("iptables-save", "-t", "filter").CombinedOutput(); !strings.Contains(string(out), "--dports 30000:31999") {
+		t.Errorf("the NetworkPolicy rules do not use the apiserver's node-port range 30000-31999")
+	}
 	s.stop()
 	killall(t, s.dataDir)
 	if hasPolicyState(t, s.dataDir) {
