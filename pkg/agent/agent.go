@@ -82,7 +82,13 @@ func Run(ctx context.Context, c *config.Agent, log klog.Logger) (err error) {
 	renewer := newCertRenewer(node, server, tok, log)
 	// The servers added or removed while running reach the load balancer.
 	watch := &serverWatch{lb: lb, joined: []string{server.Host}, kubeconfig: node.layout.NodeKubeconfig(kubeProxyComponent), log: log}
-	if err := runner.Start(ctx, readyTimeout, append(append([]component.Component{lb}, parts...), renewer, watch)...); err != nil {
+	// A tunnel to every server, for the apiservers to reach this node
+	// where they cannot dial it.
+	tunnels, err := node.tunnel(lb.Servers, *cluster, log)
+	if err != nil {
+		return err
+	}
+	if err := runner.Start(ctx, readyTimeout, append(append([]component.Component{lb}, parts...), renewer, watch, tunnels)...); err != nil {
 		return err
 	}
 	log.Info("kubling agent is ready", "node", node.Name(), "server", server.String(), "duration", time.Since(begin).Round(time.Millisecond))

@@ -105,6 +105,16 @@ func (l Layout) AuthenticationConfig() string {
 	return filepath.Join(l.ServerDir(), "etc", "authentication.yaml")
 }
 
+// EgressSelectorConfig is the apiserver's EgressSelectorConfiguration: its
+// connections to nodes and pods go through EgressSocket (pkg/server/tunnel).
+func (l Layout) EgressSelectorConfig() string {
+	return filepath.Join(l.ServerDir(), "etc", "egress-selector.yaml")
+}
+
+// EgressSocket is where the apiserver asks (HTTP CONNECT) for connections
+// to nodes and pods: direct, or through a node's tunnel.
+func (l Layout) EgressSocket() string { return filepath.Join(l.ServerDir(), "egress.sock") }
+
 // AuditPolicy is kubling's default audit policy; AuditLog the apiserver's
 // audit log (rotated by the apiserver: audit.log plus dated backups).
 func (l Layout) AuditPolicy() string {

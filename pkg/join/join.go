@@ -32,6 +32,10 @@ const (
 	CACertsPath    = "/cacerts"
 	JoinPath       = "/v1-kubling/join"
 	ServerJoinPath = "/v1-kubling/server-join"
+	// TunnelPath is where an agent opens its tunnel (a websocket,
+	// authenticated with the node's client certificate), through which the
+	// apiserver reaches the node when it cannot dial it.
+	TunnelPath = "/v1-kubling/connect"
 )
 
 // Group is the extra group of every join token's bootstrap identity; RBAC

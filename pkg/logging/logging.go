@@ -44,14 +44,15 @@ func setup(out io.Writer, debug bool, now func() time.Time) klog.Logger {
 	root := logr.New(&filterSink{sink: newSink(), debug: debug, stopping: stopping, repeats: &repeats{now: now, seen: map[string]*repeat{}}})
 	klog.SetLoggerWithOptions(root, klog.ContextualLogger(true))
 
-	// kine logs through logrus; send its lines through the same logger.
+	// kine and remotedialer (the agents' tunnels) log through logrus; send
+	// their lines through the same logger.
 	logrus.SetOutput(io.Discard)
 	logrus.SetLevel(logrus.InfoLevel)
 	if debug {
 		logrus.SetLevel(logrus.DebugLevel)
 	}
 	hooks := logrus.LevelHooks{}
-	hooks.Add(logrusHook{log: root.WithName("kine")})
+	hooks.Add(logrusHook{log: root.WithName("logrus")})
 	logrus.StandardLogger().ReplaceHooks(hooks)
 
 	return logr.New(&filterSink{sink: newSink(), debug: debug, ours: true, stopping: stopping}).WithName(Name)

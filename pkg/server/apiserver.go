@@ -18,13 +18,18 @@ import (
 	apiserveroptions "k8s.io/kubernetes/cmd/kube-apiserver/app/options"
 
 	"github.com/kubling/kubling/pkg/component"
+	"github.com/kubling/kubling/pkg/join"
 	"github.com/kubling/kubling/pkg/server/pki"
+	"github.com/kubling/kubling/pkg/server/tunnel"
 )
 
 // newAPIServer runs kube-apiserver the way its own command does
 // (options → Complete → NewConfig → CreateServerChain → PrepareRun → Run),
-// with one addition: kubling's handlers on the non-REST mux.
-func newAPIServer(args []string, host string, port int, p pki.PKI, handlers map[string]http.Handler) *component.InProcess {
+// with two additions: kubling's handlers on the non-REST mux, and the
+// agents' tunnel endpoint (join.TunnelPath) in front of the handler chain —
+// a websocket that lives as long as the agent, which the chain's request
+// timeout would cut — authenticated by the apiserver's own authenticator.
+func newAPIServer(args []string, host string, port int, p pki.PKI, handlers map[string]http.Handler, tunnels *tunnel.Server) *component.InProcess {
 	return component.NewInProcess("apiserver",
 		func(ctx context.Context) (func(context.Context) error, error) {
 			s := apiserveroptions.NewServerRunOptions()
@@ -63,6 +68,15 @@ func newAPIServer(args []string, host string, port int, p pki.PKI, handlers map[
 			for path, h := range handlers {
 				chain.GenericAPIServer.Handler.NonGoRestfulMux.Handle(path, h)
 			}
+			chainHandler := chain.GenericAPIServer.Handler
+			full, agentTunnels := chainHandler.FullHandlerChain, tunnels.Handler(config.Aggregator.GenericConfig.Authentication.Authenticator)
+			chainHandler.FullHandlerChain = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == join.TunnelPath {
+					agentTunnels.ServeHTTP(w, r)
+					return
+				}
+				full.ServeHTTP(w, r)
+			})
 			prepared, err := chain.PrepareRun()
 			if err != nil {
 				return nil, err

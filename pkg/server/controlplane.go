@@ -28,6 +28,7 @@ import (
 func controlPlane(c *config.Server, l datadir.Layout, store datastore.Backend) args.ControlPlane {
 	return args.ControlPlane{
 		AuthenticationConfig:   l.AuthenticationConfig(),
+		EgressSelectorConfig:   l.EgressSelectorConfig(),
 		EncryptionConfig:       l.EncryptionConfig(),
 		AuditPolicy:            auditPolicy(c, l),
 		AuditLog:               l.AuditLog(),
@@ -112,6 +113,13 @@ func writeAPIServerFiles(c *config.Server, l datadir.Layout) error {
 		return err
 	}
 	if err := fileutil.WriteAtomic(authn, args.AuthenticationConfig(join.CACertsPath), 0o600); err != nil {
+		return err
+	}
+	egress, err := args.EgressSelectorConfig(l.EgressSocket())
+	if err != nil {
+		return err
+	}
+	if err := fileutil.WriteAtomic(l.EgressSelectorConfig(), egress, 0o600); err != nil {
 		return err
 	}
 	if c.DisableAudit {

@@ -38,6 +38,7 @@ import (
 	"github.com/kubling/kubling/pkg/server/serverjoin"
 	"github.com/kubling/kubling/pkg/server/servicelb"
 	"github.com/kubling/kubling/pkg/server/snapshotfiles"
+	"github.com/kubling/kubling/pkg/server/tunnel"
 	"github.com/kubling/kubling/pkg/token"
 )
 
@@ -304,8 +305,11 @@ func (s *start) apiServer(ctx context.Context) error {
 	handlers := joins.Handlers()
 	handlers[join.ServerJoinPath] = &serverjoin.Service{Backend: s.store.Backend(), Kind: s.plan.kind, Cluster: c.Cluster(), TokenID: tokenID.get, Log: log}
 	encryption.UseReloadInterval() // a rotated key is picked up in seconds
-	apiserver := newAPIServer(apiArgs, s.host, c.HTTPSPort, s.pki, handlers)
-	if err := s.runner.Start(ctx, readyTimeout, apiserver); err != nil {
+	// Agents' tunnels, and the socket through which the apiserver reaches
+	// kubelets and pods (through a tunnel where a node has one).
+	tunnels := &tunnel.Server{Client: s.newAdminClient, Socket: l.EgressSocket(), Log: log}
+	apiserver := newAPIServer(apiArgs, s.host, c.HTTPSPort, s.pki, handlers, tunnels)
+	if err := s.runner.Start(ctx, readyTimeout, apiserver, tunnels); err != nil {
 		return err
 	}
 	s.watched = append(s.watched, s.store, apiserver)

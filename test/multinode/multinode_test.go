@@ -219,6 +219,7 @@ func TestMultiNode(t *testing.T) {
 	}
 
 	loadBalancer(t, web)
+	behindNAT(t, web)
 	crossNodePolicy(t, web, clients)
 	smallDevices(t, agentsStarted)
 
@@ -866,5 +867,42 @@ spec:
 	}
 	if _, err := kubectl("delete", "svc", "-n", "mn", "web-lb"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// behindNAT: with every new connection from the server to agent2 dropped
+// (as a NAT in front of agent2 would), `kubectl logs` and `exec` of a pod
+// on agent2 still work: the apiserver reaches agent2's kubelet through the
+// tunnel agent2 opened to the server.
+func behindNAT(t *testing.T, web []pod) {
+	t.Helper()
+	waitFor(t, "agent2's tunnel to the server", time.Minute, func() error {
+		logs, _ := docker("logs", container("server"))
+		for _, line := range strings.Split(logs, "\n") {
+			if strings.Contains(line, `"Node tunnel connected"`) && strings.Contains(line, `node="agent2"`) {
+				return nil
+			}
+		}
+		return fmt.Errorf("not in the server's log")
+	})
+	var onAgent2 string
+	for _, p := range web {
+		if p.node == "agent2" {
+			onAgent2 = p.name
+		}
+	}
+	iptables := "/var/lib/kubling/agent/bin/iptables" // the server's image has none of its own
+	rule := []string{"OUTPUT", "-d", nodes["agent2"], "-p", "tcp", "-m", "conntrack", "--ctstate", "NEW", "-j", "DROP"}
+	mustDocker(t, append([]string{"exec", container("server"), iptables, "-I"}, rule...)...)
+	defer mustDocker(t, append([]string{"exec", container("server"), iptables, "-D"}, rule...)...)
+	// The drop works: the server cannot dial agent2's kubelet itself.
+	if out, err := docker("exec", container("server"), "timeout", "3", "bash", "-c", "exec 3<>/dev/tcp/"+nodes["agent2"]+"/10250"); err == nil {
+		t.Fatalf("the server still dials agent2's kubelet: %s", out)
+	}
+	if out, err := kubectl("logs", "-n", "mn", onAgent2); err != nil {
+		t.Errorf("kubectl logs of %s on agent2, unreachable from the server: %v: %s", onAgent2, err, out)
+	}
+	if out, err := execIn(onAgent2, "hostname"); err != nil || strings.TrimSpace(out) != onAgent2 {
+		t.Errorf("kubectl exec in %s on agent2, unreachable from the server: %q %v", onAgent2, out, err)
 	}
 }

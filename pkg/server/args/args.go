@@ -9,6 +9,10 @@ import (
 	"strconv"
 	"strings"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	apiserverv1beta1 "k8s.io/apiserver/pkg/apis/apiserver/v1beta1"
+	"sigs.k8s.io/yaml"
+
 	"github.com/kubling/kubling/pkg/componentargs"
 	"github.com/kubling/kubling/pkg/server/pki"
 )
@@ -17,6 +21,9 @@ import (
 type ControlPlane struct {
 	// AuthenticationConfig is the apiserver's AuthenticationConfiguration file.
 	AuthenticationConfig string
+	// EgressSelectorConfig is the apiserver's EgressSelectorConfiguration
+	// file ("": none, every connection direct).
+	EgressSelectorConfig string
 	// EncryptionConfig encrypts Secrets at rest ("" leaves them plain).
 	EncryptionConfig string
 	// AuditPolicy and AuditLog turn the audit log on ("" leaves it off).
@@ -92,6 +99,9 @@ func APIServer(c ControlPlane) ([]string, error) {
 		// A new key (rotation) is picked up without a restart.
 		a["encryption-provider-config-automatic-reload"] = "true"
 	}
+	if c.EgressSelectorConfig != "" {
+		a["egress-selector-config-file"] = c.EgressSelectorConfig
+	}
 	if c.AuditPolicy != "" {
 		a["audit-policy-file"] = c.AuditPolicy
 		a["audit-log-path"] = c.AuditLog
@@ -136,6 +146,24 @@ anonymous:
   enabled: true
   conditions:
   - path: ` + caCertsPath + "\n")
+}
+
+// EgressSelectorConfig is the apiserver's EgressSelectorConfiguration:
+// its connections to the cluster — kubelets (logs, exec, port-forward,
+// attach), pods and services (proxy, webhooks, aggregated APIs) — go
+// through an HTTP CONNECT proxy on the unix socket; the control plane's
+// and etcd's stay direct.
+func EgressSelectorConfig(socket string) ([]byte, error) {
+	return yaml.Marshal(apiserverv1beta1.EgressSelectorConfiguration{
+		TypeMeta: metav1.TypeMeta{APIVersion: apiserverv1beta1.SchemeGroupVersion.String(), Kind: "EgressSelectorConfiguration"},
+		EgressSelections: []apiserverv1beta1.EgressSelection{{
+			Name: "cluster",
+			Connection: apiserverv1beta1.Connection{
+				ProxyProtocol: apiserverv1beta1.ProtocolHTTPConnect,
+				Transport:     &apiserverv1beta1.Transport{UDS: &apiserverv1beta1.UDSTransport{UDSName: socket}},
+			},
+		}},
+	})
 }
 
 // Scheduler returns kube-scheduler's arguments.
