@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -156,6 +157,11 @@ func ParseFlags(component string, sets map[string]*pflag.FlagSet, args []string)
 
 // HTTPProbe returns a probe that wants 200 from url (TLS when tlsConfig is set).
 func HTTPProbe(url string, tlsConfig *tls.Config) ProbeFunc {
+	return HTTPProbeContains(url, tlsConfig, "")
+}
+
+// HTTPProbeContains wants 200 from url and a body containing want.
+func HTTPProbeContains(url string, tlsConfig *tls.Config, want string) ProbeFunc {
 	client := &http.Client{
 		Timeout:   2 * time.Second,
 		Transport: &http.Transport{TLSClientConfig: tlsConfig},
@@ -172,6 +178,16 @@ func HTTPProbe(url string, tlsConfig *tls.Config) ProbeFunc {
 		defer resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
 			return fmt.Errorf("%s: %s", url, resp.Status)
+		}
+		if want == "" {
+			return nil
+		}
+		body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(string(body), want) {
+			return fmt.Errorf("%s: no %q yet", url, want)
 		}
 		return nil
 	}

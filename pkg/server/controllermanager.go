@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
+	"fmt"
 
 	cmapp "k8s.io/kubernetes/cmd/kube-controller-manager/app"
 	cmoptions "k8s.io/kubernetes/cmd/kube-controller-manager/app/options"
@@ -35,8 +37,21 @@ func newControllerManager(flags []string) *component.InProcess {
 			completed := c.Complete()
 			return func(ctx context.Context) error { return cmapp.Run(ctx, completed) }, nil
 		},
-		component.LoopbackHealth(args.ControllerManagerPort),
+		controllersBuilt(args.ControllerManagerPort),
 	)
+}
+
+// controllersBuilt is ready once the controller-manager has built its
+// controllers: it lists their health checks (all named "…-controller")
+// only then. Until then it may still initialise its volume plugins, and
+// the CSI plugin keeps its node state in a package variable that this
+// process's kubelet shares: initialised after the kubelet's, it leaves
+// the kubelet a node without a name ("failed to initialize CSINode …
+// resource name may not be empty", and CSI drivers that never register).
+// So the server's node starts only after this.
+func controllersBuilt(port int) component.ProbeFunc {
+	return component.HTTPProbeContains(fmt.Sprintf("https://127.0.0.1:%d/healthz?verbose", port),
+		&tls.Config{InsecureSkipVerify: true}, "-controller ok") //nolint:gosec // loopback health, no secrets
 }
 
 // checkControllerManagerFlags parses args into fresh options (see checkAPIServerFlags).

@@ -17,7 +17,6 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
@@ -28,12 +27,12 @@ import (
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/util/workqueue"
 	cloudproviderapi "k8s.io/cloud-provider/api"
 	"k8s.io/klog/v2"
 
 	"github.com/kubling/kubling/pkg/component"
 	"github.com/kubling/kubling/pkg/join"
+	"github.com/kubling/kubling/pkg/server/keyqueue"
 )
 
 // Name is the component's name.
@@ -49,9 +48,8 @@ type Controller struct {
 	factory informers.SharedInformerFactory
 	nodes   corelisters.NodeLister
 	synced  cache.InformerSynced
-	queue   workqueue.TypedRateLimitingInterface[string]
+	queue   *keyqueue.Queue
 	cancel  context.CancelFunc
-	done    sync.WaitGroup
 }
 
 var _ component.Component = (*Controller)(nil)
@@ -66,8 +64,7 @@ func (c *Controller) Start(ctx context.Context) error {
 	c.client = client
 	ctx, c.cancel = context.WithCancel(ctx)
 	c.factory = informers.NewSharedInformerFactory(client, 0)
-	c.queue = workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
-		workqueue.TypedRateLimitingQueueConfig[string]{Name: Name})
+	c.queue = keyqueue.New(Name, "Node addresses", c.sync, c.Log)
 	nodes := c.factory.Core().V1().Nodes()
 	enqueue := func(obj any) {
 		if n, ok := obj.(*corev1.Node); ok && n.Annotations[join.ExternalIPAnnotation] != "" {
@@ -81,47 +78,19 @@ func (c *Controller) Start(ctx context.Context) error {
 	}
 	c.nodes, c.synced = nodes.Lister(), nodes.Informer().HasSynced
 	c.factory.Start(ctx.Done())
-	c.done.Add(1)
-	go func() {
-		defer c.done.Done()
-		if !cache.WaitForCacheSync(ctx.Done(), c.synced) {
-			return
-		}
-		for c.next(ctx) {
-		}
-	}()
-	go func() { <-ctx.Done(); c.queue.ShutDown() }()
+	c.queue.Run(ctx, c.synced)
 	return nil
 }
 
-func (c *Controller) Ready(ctx context.Context) error {
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced) {
-		return fmt.Errorf("nodes not listed: %w", ctx.Err())
-	}
-	return nil
-}
+// Ready returns at once: the worker starts once the Nodes are listed, and
+// nothing in kubling's start waits on it.
+func (c *Controller) Ready(context.Context) error { return nil }
 
 func (c *Controller) Stop() error {
 	c.cancel()
-	c.queue.ShutDown()
-	c.done.Wait()
+	c.queue.Stop()
 	c.factory.Shutdown()
 	return nil
-}
-
-func (c *Controller) next(ctx context.Context) bool {
-	name, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(name)
-	if err := c.sync(ctx, name); err != nil {
-		c.Log.Error(err, "Node addresses; retrying", "node", name)
-		c.queue.AddRateLimited(name)
-		return true
-	}
-	c.queue.Forget(name)
-	return true
 }
 
 // sync writes one node's addresses and lifts its taint.

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
@@ -28,10 +27,10 @@ import (
 	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
-	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 
 	"github.com/kubling/kubling/pkg/component"
+	"github.com/kubling/kubling/pkg/server/keyqueue"
 )
 
 // Name is the component's name, and what --disable turns it off by.
@@ -60,11 +59,10 @@ type Controller struct {
 	nodes       corelisters.NodeLister
 	slices      discoverylisters.EndpointSliceLister
 	synced      []cache.InformerSynced
-	queue       workqueue.TypedRateLimitingInterface[string]
+	queue       *keyqueue.Queue
 	broadcaster record.EventBroadcaster
 	recorder    record.EventRecorder
 	cancel      context.CancelFunc
-	done        sync.WaitGroup
 	// problems is the last problem told per Service, so an Event is
 	// recorded when it changes, not at every pass.
 	problems map[string]string
@@ -87,8 +85,7 @@ func (c *Controller) Start(ctx context.Context) error {
 	c.client = client
 	ctx, c.cancel = context.WithCancel(ctx)
 	c.factory = informers.NewSharedInformerFactory(client, 0)
-	c.queue = workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
-		workqueue.TypedRateLimitingQueueConfig[string]{Name: Name})
+	c.queue = keyqueue.New(Name, "ServiceLB: update Services' addresses", func(ctx context.Context, _ string) error { return c.sync(ctx) }, c.cfg.Log)
 	kick := cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { c.queue.Add(syncKey) },
 		UpdateFunc: func(any, any) { c.queue.Add(syncKey) },
@@ -108,49 +105,21 @@ func (c *Controller) Start(ctx context.Context) error {
 	c.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
 	c.recorder = c.broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kubling-" + Name})
 	c.factory.Start(ctx.Done())
-	c.done.Add(1)
-	go func() {
-		defer c.done.Done()
-		if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-			return
-		}
-		for c.next(ctx) {
-		}
-	}()
-	go func() { <-ctx.Done(); c.queue.ShutDown() }()
+	c.queue.Run(ctx, c.synced...)
 	return nil
 }
 
-func (c *Controller) Ready(ctx context.Context) error {
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return fmt.Errorf("services, nodes and endpoint slices not listed: %w", ctx.Err())
-	}
-	return nil
-}
+// Ready returns at once: the worker starts once the informers have listed,
+// and nothing in kubling's start waits on it (each informer's sync would
+// add a 100 ms poll to the node's start).
+func (c *Controller) Ready(context.Context) error { return nil }
 
 func (c *Controller) Stop() error {
 	c.cancel()
-	c.queue.ShutDown()
-	c.done.Wait()
+	c.queue.Stop()
 	c.factory.Shutdown()
 	c.broadcaster.Shutdown()
 	return nil
-}
-
-// next handles one pass; false once the queue is shut down.
-func (c *Controller) next(ctx context.Context) bool {
-	k, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(k)
-	if err := c.sync(ctx); err != nil {
-		c.cfg.Log.Error(err, "ServiceLB: update Services' addresses; retrying")
-		c.queue.AddRateLimited(k)
-		return true
-	}
-	c.queue.Forget(k)
-	return true
 }
 
 // sync assigns addresses and writes each Service's status where it differs.

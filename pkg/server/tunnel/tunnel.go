@@ -31,7 +31,6 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 
 	"github.com/kubling/kubling/pkg/component"
@@ -59,7 +58,6 @@ type Server struct {
 	authn   authenticator.Request
 	factory informers.SharedInformerFactory
 	nodes   corelisters.NodeLister
-	synced  cache.InformerSynced
 	http    *http.Server
 	cancel  context.CancelFunc
 	serving sync.WaitGroup
@@ -107,7 +105,7 @@ func (s *Server) Start(ctx context.Context) error {
 	ctx, s.cancel = context.WithCancel(ctx)
 	s.factory = informers.NewSharedInformerFactory(client, 0)
 	nodes := s.factory.Core().V1().Nodes()
-	s.nodes, s.synced = nodes.Lister(), nodes.Informer().HasSynced
+	s.nodes = nodes.Lister()
 	s.factory.Start(ctx.Done())
 
 	if err := os.Remove(s.Socket); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -133,12 +131,9 @@ func (s *Server) Start(ctx context.Context) error {
 	return nil
 }
 
-func (s *Server) Ready(ctx context.Context) error {
-	if !cache.WaitForCacheSync(ctx.Done(), s.synced) {
-		return fmt.Errorf("nodes not listed: %w", ctx.Err())
-	}
-	return nil
-}
+// Ready returns at once: the socket serves; until the Nodes are listed,
+// every connection is dialled directly, as for a node without a tunnel.
+func (s *Server) Ready(context.Context) error { return nil }
 
 // Stop closes the socket; connections under way end with the process.
 func (s *Server) Stop() error {
