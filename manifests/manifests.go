@@ -30,7 +30,11 @@ type Values struct {
 	SystemDefaultRegistry string
 	// KubeletDir is the kubelet's root folder on the nodes.
 	KubeletDir string
-	NFS        NFS
+	// CNIConfDir is where the nodes' container runtime reads the CNI
+	// configuration; CNIPluginDir where it finds an add-on's CNI plugins
+	// (after its own).
+	CNIConfDir, CNIPluginDir string
+	NFS                      NFS
 }
 
 // NFS configures the nfs-csi StorageClass (none when Server is empty).
@@ -62,6 +66,7 @@ func Render(name string, v Values) ([]byte, error) {
 	}
 	funcs := template.FuncMap{
 		"image": func(ref string) (string, error) { return Image(ref, v.SystemDefaultRegistry) },
+		"list":  func(items ...string) []string { return items },
 		"bundled": func(bundled, upstream string) (string, error) {
 			if v.SystemDefaultRegistry == "" {
 				return bundled, nil

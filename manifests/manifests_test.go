@@ -26,7 +26,7 @@ func TestCoreDNSRenders(t *testing.T) {
 			t.Errorf("document %d is not an object: %v", i, err)
 		}
 	}
-	if got := strings.Join(Names(), ","); got != "coredns,nfs-csi,nvidia-device-plugin" {
+	if got := strings.Join(Names(), ","); got != "calico,coredns,nfs-csi,nvidia-device-plugin" {
 		t.Errorf("names %v", got)
 	}
 	if _, err := Render("nope", Values{}); err == nil {
@@ -166,5 +166,74 @@ func TestNvidiaDevicePluginRenders(t *testing.T) {
 	out, _ := Render("nvidia-device-plugin", Values{KubeletDir: "/k"})
 	if !strings.Contains(string(out), "path: /k/device-plugins") || !strings.Contains(string(out), "value: volume-mounts") {
 		t.Error("device-plugins path or list strategy missing")
+	}
+}
+
+// Calico's pods must use kubling's CNI folders (not /etc/cni/net.d and
+// /opt/cni/bin, which kubling's containerd does not read), the cluster's
+// pod network in VXLAN mode, and the system default registry.
+func TestCalicoRenders(t *testing.T) {
+	out, err := Render("calico", Values{ClusterCIDR: "10.42.0.0/16", SystemDefaultRegistry: "mirror.example:5000",
+		CNIConfDir: "/var/lib/kubling/agent/etc/cni/net.d", CNIPluginDir: "/var/lib/kubling/agent/cni-plugins"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]int{}
+	var node map[string]any
+	for i, doc := range strings.Split(string(out), "\n---\n") {
+		var obj map[string]any
+		if err := yaml.Unmarshal([]byte(doc), &obj); err != nil || obj["kind"] == nil {
+			t.Fatalf("document %d is not an object: %v\n%s", i, err, doc)
+		}
+		kinds[obj["kind"].(string)]++
+		if obj["kind"] == "DaemonSet" {
+			node = obj
+		}
+	}
+	if kinds["CustomResourceDefinition"] != 18 || kinds["ClusterRoleBinding"] != 3 || kinds["DaemonSet"] != 1 || kinds["Deployment"] != 1 {
+		t.Errorf("objects %v", kinds)
+	}
+	var ds struct {
+		Spec struct {
+			Template struct {
+				Spec struct {
+					InitContainers, Containers []struct {
+						Image string
+						Env   []struct{ Name, Value string }
+					}
+					Volumes []struct {
+						Name     string
+						HostPath struct{ Path string }
+					}
+				}
+			}
+		}
+	}
+	raw, _ := yaml.Marshal(node)
+	if err := yaml.Unmarshal(raw, &ds); err != nil {
+		t.Fatal(err)
+	}
+	pod := ds.Spec.Template.Spec
+	env, images, volumes := map[string]string{}, []string{}, map[string]string{}
+	for _, c := range append(pod.InitContainers, pod.Containers...) {
+		images = append(images, c.Image)
+		for _, e := range c.Env {
+			env[e.Name] = e.Value
+		}
+	}
+	for _, v := range pod.Volumes {
+		volumes[v.Name] = v.HostPath.Path
+	}
+	if strings.Join(images, " ") != "mirror.example:5000/calico/cni:v3.28.5 mirror.example:5000/calico/node:v3.28.5" {
+		t.Errorf("images %v", images)
+	}
+	for k, want := range map[string]string{"CALICO_IPV4POOL_CIDR": "10.42.0.0/16", "CALICO_NETWORKING_BACKEND": "vxlan", "CALICO_IPV4POOL_VXLAN": "Always",
+		"CALICO_IPV4POOL_IPIP": "Never", "CNI_NET_DIR": "/var/lib/kubling/agent/etc/cni/net.d", "IP_AUTODETECTION_METHOD": "kubernetes-internal-ip"} {
+		if env[k] != want {
+			t.Errorf("calico-node's %s = %q, want %q", k, env[k], want)
+		}
+	}
+	if volumes["cni-bin-dir"] != "/var/lib/kubling/agent/cni-plugins" || volumes["cni-net-dir"] != "/var/lib/kubling/agent/etc/cni/net.d" {
+		t.Errorf("CNI folders %v: not kubling's", volumes)
 	}
 }

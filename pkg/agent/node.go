@@ -171,7 +171,7 @@ type nodeRuntime struct {
 // the components that run on the container runtime (Runtime, called
 // before) and reach the cluster: the kubelet, kube-proxy, the pod
 // network's configuration, flannel and the NetworkPolicy controller, in
-// start order.
+// start order; with Calico (its own pods) only the kubelet and kube-proxy.
 func (n *Node) Components(conn Connection, log klog.Logger) ([]component.Component, error) {
 	l, cluster, rt := n.layout, conn.Cluster, n.runtime
 	if rt == nil {
@@ -180,8 +180,17 @@ func (n *Node) Components(conn Connection, log klog.Logger) ([]component.Compone
 	if err := n.writeKubeconfigs(conn.APIServer); err != nil {
 		return nil, err
 	}
+	settings, err := config.ParseCluster(cluster)
+	if err != nil {
+		return nil, fmt.Errorf("the cluster's settings: %w", err)
+	}
 	ctr, facts, resolv := rt.ctr, rt.facts, rt.resolvConf
 	labels := n.labelsWith(rt.gpu)
+	report := &nodeReport{node: n.Name(), kubeconfig: l.NodeKubeconfig(kubeletComponent), nfs: hostcheck.Real.DetectNFS(), gpu: labels[nvidia.Label] == "true",
+		externalIPs: n.cfg.NodeExternalIPs, log: log}
+	if settings.CNI == config.CNICalico {
+		report.networkAddOn = "Calico"
+	}
 	parts := []component.Component{
 		newKubelet(kubeletSettings{
 			NodeName:         n.Name(),
@@ -214,19 +223,30 @@ func (n *Node) Components(conn Connection, log klog.Logger) ([]component.Compone
 			Kubeconfig:  l.NodeKubeconfig(kubeProxyComponent),
 			ExtraArgs:   n.cfg.KubeProxyArgs,
 		}),
-		cni.NewWriter(cni.WriterConfig{
-			NodeName:    n.Name(),
-			NodeIP:      n.ip,
-			ClusterCIDR: cluster.ClusterCIDR,
-			Kubeconfig:  l.NodeKubeconfig(kubeletComponent),
-			ConfDir:     l.CNIConfDir(),
-			IPAMDir:     l.CNIIPAMDir(),
-			Masquerade:  cluster.FlannelBackend == "none",
-			Log:         log,
-		}),
-		&nodeReport{node: n.Name(), kubeconfig: l.NodeKubeconfig(kubeletComponent), nfs: hostcheck.Real.DetectNFS(), gpu: labels[nvidia.Label] == "true",
-			externalIPs: n.cfg.NodeExternalIPs, log: log},
+		report,
 	}
+	if settings.CNI == config.CNICalico {
+		// Calico's pods (the add-on) write the CNI configuration and
+		// enforce NetworkPolicy; kubling's of an earlier run go, so that
+		// neither shadows Calico's.
+		if err := cni.RemoveConflist(l.CNIConfDir()); err != nil {
+			return nil, err
+		}
+		if _, err := netpol.Remove(log); err != nil {
+			return nil, fmt.Errorf("remove NetworkPolicy rules: %w", err)
+		}
+		return parts, nil
+	}
+	parts = append(parts, cni.NewWriter(cni.WriterConfig{
+		NodeName:    n.Name(),
+		NodeIP:      n.ip,
+		ClusterCIDR: cluster.ClusterCIDR,
+		Kubeconfig:  l.NodeKubeconfig(kubeletComponent),
+		ConfDir:     l.CNIConfDir(),
+		IPAMDir:     l.CNIIPAMDir(),
+		Masquerade:  cluster.FlannelBackend == "none",
+		Log:         log,
+	}))
 	if cluster.FlannelBackend != "none" {
 		parts = append(parts, flannel.New(flannel.Config{
 			NodeName:    n.Name(),
@@ -246,10 +266,6 @@ func (n *Node) Components(conn Connection, log klog.Logger) ([]component.Compone
 			return nil, fmt.Errorf("remove NetworkPolicy rules: %w", err)
 		}
 	} else {
-		settings, err := config.ParseCluster(cluster)
-		if err != nil {
-			return nil, fmt.Errorf("the cluster's settings: %w", err)
-		}
 		nodePorts := settings.NodePortRange
 		parts = append(parts, netpol.New(netpol.Config{
 			NodeName:    n.Name(),
@@ -319,6 +335,7 @@ func (n *Node) containerdConfig(payloadDir string, facts hostcheck.Facts, log kl
 		State:               l.ContainerdState(),
 		PayloadDir:          payloadDir,
 		CNIConfDir:          l.CNIConfDir(),
+		CNIPluginDir:        l.CNIPluginDir(),
 		RegistryConfigDir:   l.RegistryHosts(),
 		SystemdCgroup:       facts.CgroupDriver == "systemd",
 		Snapshotter:         snapshotter,

@@ -39,8 +39,12 @@ type nodeReport struct {
 	// externalIPs (--node-external-ip) go into join.ExternalIPAnnotation,
 	// removed when none.
 	externalIPs []string
-	log         klog.Logger
-	client      kubernetes.Interface
+	// networkAddOn names the pod network add-on (Calico) whose pods make
+	// the node Ready; start-up does not wait for it, as they may first
+	// pull their images for minutes (or never, airgapped without them).
+	networkAddOn string
+	log          klog.Logger
+	client       kubernetes.Interface
 }
 
 var _ component.Component = (*nodeReport)(nil)
@@ -70,7 +74,8 @@ func (n *nodeReport) condition(now metav1.Time) corev1.NodeCondition {
 	return c
 }
 
-// Ready patches the node once it exists, then waits until it is Ready.
+// Ready patches the node once it exists, then waits until it is Ready
+// (unless a network add-on's pods make it so).
 func (n *nodeReport) Ready(ctx context.Context) error {
 	var gpu any // null removes the label
 	if n.gpu {
@@ -83,6 +88,10 @@ func (n *nodeReport) Ready(ctx context.Context) error {
 	if err := patchNode(ctx, n.client, n.node, map[string]any{nvidia.Label: gpu}, map[string]any{join.ExternalIPAnnotation: external},
 		[]corev1.NodeCondition{n.condition(metav1.Now())}); err != nil {
 		return err
+	}
+	if n.networkAddOn != "" {
+		n.log.Info("The node turns Ready once "+n.networkAddOn+"'s pods have written the CNI configuration (kubectl -n kube-system get pods)", "node", n.node)
+		return nil
 	}
 	return waitNodeReady(ctx, n.client, n.node)
 }

@@ -2,6 +2,7 @@ package cni
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -103,5 +104,14 @@ func (w *Writer) Ready(ctx context.Context) error {
 
 func (w *Writer) Stop() error {
 	w.cancel()
+	return nil
+}
+
+// RemoveConflist removes the CNI configuration the writer wrote, for a
+// node whose pod network is another's (Calico's); none is fine.
+func RemoveConflist(confDir string) error {
+	if err := os.Remove(filepath.Join(confDir, ConflistName)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove kubling's CNI configuration: %w", err)
+	}
 	return nil
 }

@@ -15,10 +15,13 @@ import (
 // Cluster is what every server and node of a cluster must agree on, parsed
 // once (by Server.Validate) and passed down as values.
 type Cluster struct {
-	ClusterCIDR    netip.Prefix
-	ServiceCIDR    netip.Prefix
-	ClusterDNS     netip.Addr
-	ClusterDomain  string
+	ClusterCIDR   netip.Prefix
+	ServiceCIDR   netip.Prefix
+	ClusterDNS    netip.Addr
+	ClusterDomain string
+	// CNI is the pod network (CNIFlannel or CNICalico); FlannelBackend is
+	// flannel's backend, empty with Calico.
+	CNI            string
 	FlannelBackend string
 	// DisableNetworkPolicy: no node enforces NetworkPolicy.
 	DisableNetworkPolicy bool
@@ -61,14 +64,22 @@ func ParseCluster(c join.Cluster) (Cluster, error) {
 	if err != nil {
 		return Cluster{}, err
 	}
-	return Cluster{ClusterCIDR: cluster, ServiceCIDR: service, ClusterDNS: dns, ClusterDomain: c.ClusterDomain, FlannelBackend: c.FlannelBackend,
+	cni := c.CNI
+	switch cni {
+	case "": // servers before --cni: flannel
+		cni = CNIFlannel
+	case CNIFlannel, CNICalico:
+	default:
+		return Cluster{}, fmt.Errorf("--cni %q: this kubling runs flannel or calico", cni)
+	}
+	return Cluster{ClusterCIDR: cluster, ServiceCIDR: service, ClusterDNS: dns, ClusterDomain: c.ClusterDomain, CNI: cni, FlannelBackend: c.FlannelBackend,
 		DisableNetworkPolicy: c.DisableNetworkPolicy, NodePortRange: ports}, nil
 }
 
 // Join is the settings as a joining node or server receives them.
 func (c Cluster) Join() join.Cluster {
 	return join.Cluster{ClusterCIDR: c.ClusterCIDR.String(), ServiceCIDR: c.ServiceCIDR.String(), ClusterDNS: c.ClusterDNS.String(),
-		ClusterDomain: c.ClusterDomain, FlannelBackend: c.FlannelBackend, DisableNetworkPolicy: c.DisableNetworkPolicy,
+		ClusterDomain: c.ClusterDomain, CNI: c.CNI, FlannelBackend: c.FlannelBackend, DisableNetworkPolicy: c.DisableNetworkPolicy,
 		NodePortRange: c.NodePortRange.String()}
 }
 
@@ -88,6 +99,7 @@ func (c Cluster) CheckSame(asked join.Cluster) error {
 		{"--service-cidr", c.ServiceCIDR.String(), asked.ServiceCIDR, a.ServiceCIDR == c.ServiceCIDR},
 		{"--cluster-dns", c.ClusterDNS.String(), asked.ClusterDNS, a.ClusterDNS == c.ClusterDNS},
 		{"--cluster-domain", c.ClusterDomain, asked.ClusterDomain, a.ClusterDomain == c.ClusterDomain},
+		{"--cni", c.CNI, a.CNI, a.CNI == c.CNI},
 		{"--flannel-backend", c.FlannelBackend, asked.FlannelBackend, a.FlannelBackend == c.FlannelBackend},
 		{"--disable-network-policy", strconv.FormatBool(c.DisableNetworkPolicy), strconv.FormatBool(asked.DisableNetworkPolicy), a.DisableNetworkPolicy == c.DisableNetworkPolicy},
 		{"--kube-apiserver-arg service-node-port-range", c.NodePortRange.String(), a.NodePortRange.String(), a.NodePortRange == c.NodePortRange},

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"slices"
+
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 
 	"net/netip"
@@ -26,12 +28,12 @@ func validatedCluster(t *testing.T) Cluster {
 func TestValidateParsesTheClusterOnce(t *testing.T) {
 	c := validatedCluster(t)
 	want := Cluster{ClusterCIDR: netip.MustParsePrefix("10.42.0.0/16"), ServiceCIDR: netip.MustParsePrefix("10.43.0.0/16"),
-		ClusterDNS: netip.MustParseAddr("10.43.0.10"), ClusterDomain: "cluster.local", FlannelBackend: "vxlan",
+		ClusterDNS: netip.MustParseAddr("10.43.0.10"), ClusterDomain: "cluster.local", CNI: "flannel", FlannelBackend: "vxlan",
 		NodePortRange: utilnet.PortRange{Base: 30000, Size: 2768}}
 	if c != want {
 		t.Fatalf("Cluster() = %+v, want %+v", c, want)
 	}
-	if got := c.Join(); !reflect.DeepEqual(got, join.Cluster{ClusterCIDR: "10.42.0.0/16", ServiceCIDR: "10.43.0.0/16", ClusterDNS: "10.43.0.10", ClusterDomain: "cluster.local", FlannelBackend: "vxlan", NodePortRange: "30000-32767"}) {
+	if got := c.Join(); !reflect.DeepEqual(got, join.Cluster{ClusterCIDR: "10.42.0.0/16", ServiceCIDR: "10.43.0.0/16", ClusterDNS: "10.43.0.10", ClusterDomain: "cluster.local", CNI: "flannel", FlannelBackend: "vxlan", NodePortRange: "30000-32767"}) {
 		t.Fatalf("Join() = %+v: the text a node or server receives changed", got)
 	}
 	back, err := ParseCluster(c.Join())
@@ -42,11 +44,43 @@ func TestValidateParsesTheClusterOnce(t *testing.T) {
 	if back, err := ParseCluster(c.Join()); err != nil || back != c {
 		t.Fatalf("ParseCluster(Join()) with --disable-network-policy = %+v, %v", back, err)
 	}
-	// Settings saved by a server before the node-port range travelled.
+	// Settings saved by a server before the node-port range and the CNI
+	// travelled.
 	old := c.Join()
-	old.NodePortRange = ""
-	if back, err := ParseCluster(old); err != nil || back.NodePortRange.String() != DefaultNodePortRange {
-		t.Fatalf("ParseCluster without a node-port range = %+v, %v", back, err)
+	old.NodePortRange, old.CNI = "", ""
+	if back, err := ParseCluster(old); err != nil || back.NodePortRange.String() != DefaultNodePortRange || back.CNI != CNIFlannel {
+		t.Fatalf("ParseCluster without a node-port range or CNI = %+v, %v", back, err)
+	}
+	// A newer server's pod network this kubling does not know.
+	newer := c.Join()
+	newer.CNI = "cilium"
+	if _, err := ParseCluster(newer); err == nil || !strings.Contains(err.Error(), `--cni "cilium"`) {
+		t.Fatalf("ParseCluster with an unknown CNI: %v", err)
+	}
+}
+
+func TestCalicoRunsNoFlannel(t *testing.T) {
+	s := validServer()
+	s.CNI, s.FlannelBackend = CNICalico, ""
+	if err := s.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c := s.Cluster(); c.CNI != CNICalico || c.FlannelBackend != "" {
+		t.Fatalf("Cluster() = %+v", c)
+	}
+	flannel := validServer()
+	flannel.FlannelBackend = ""
+	if err := flannel.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	if err := flannel.Validate(); err != nil || flannel.Cluster().CNI != CNIFlannel || flannel.Cluster().FlannelBackend != DefaultFlannelBackend {
+		t.Fatalf("no --cni, no --flannel-backend: %+v, %v", flannel.Cluster(), err)
+	}
+	if slices.Contains(Disableable(), CNICalico) {
+		t.Fatalf("--disable offers calico: %v", Disableable())
 	}
 }
 
@@ -90,6 +124,7 @@ func TestCheckSameNamesTheFlagThatDiffers(t *testing.T) {
 		{func(j *join.Cluster) { j.ClusterDNS = "10.43.0.11" }, "--cluster-dns 10.43.0.11 differs"},
 		{func(j *join.Cluster) { j.ClusterDomain = "edge.local" }, "--cluster-domain edge.local differs"},
 		{func(j *join.Cluster) { j.FlannelBackend = "host-gw" }, "--flannel-backend host-gw differs"},
+		{func(j *join.Cluster) { j.CNI, j.FlannelBackend = "calico", "" }, "--cni calico differs from the cluster's flannel"},
 		{func(j *join.Cluster) { j.DisableNetworkPolicy = true }, "--disable-network-policy true differs"},
 		{func(j *join.Cluster) { j.NodePortRange = "31000-31999" }, "--kube-apiserver-arg service-node-port-range 31000-31999 differs"},
 		{func(j *join.Cluster) { j.ClusterDNS = "ten" }, `--cluster-dns "ten": not an IP address`},

@@ -63,7 +63,11 @@ type Server struct {
 	NFSReclaimPolicy    string
 	// NFSDefaultClass is auto (default class when no other is), true or false.
 	NFSDefaultClass string
-	FlannelBackend  string
+	// CNI is the pod network: flannel (kubling's own) or calico (an
+	// add-on whose pods run Calico in VXLAN mode).
+	CNI string
+	// FlannelBackend is flannel's (empty: vxlan with flannel, none else).
+	FlannelBackend string
 	// DisableNetworkPolicy turns off NetworkPolicy enforcement on every node.
 	DisableNetworkPolicy bool
 
@@ -109,6 +113,12 @@ func (s *Server) Normalize() error {
 	}
 	if err := s.Snapshots.normalize(); err != nil {
 		return err
+	}
+	if s.CNI == "" {
+		s.CNI = CNIFlannel
+	}
+	if s.CNI == CNIFlannel && s.FlannelBackend == "" {
+		s.FlannelBackend = DefaultFlannelBackend
 	}
 	if s.ClusterDNS == "" && s.ServiceCIDR != "" {
 		p, err := netip.ParsePrefix(s.ServiceCIDR)
@@ -246,7 +256,17 @@ func (s *Server) validateNetworks() error {
 	if s.ClusterDomain == "" {
 		return fmt.Errorf("--cluster-domain must not be empty")
 	}
-	if !slices.Contains([]string{"vxlan", "host-gw", "none"}, s.FlannelBackend) {
+	switch {
+	case s.CNI == CNICalico && s.FlannelBackend != "":
+		return fmt.Errorf("--flannel-backend %s: --cni calico runs no flannel (Calico uses VXLAN)", s.FlannelBackend)
+	case s.CNI == CNICalico && s.DisableNetworkPolicy:
+		return fmt.Errorf("--disable-network-policy: with --cni calico, Calico enforces NetworkPolicy")
+	case s.CNI == CNICalico && !cluster.Addr().Is4():
+		return fmt.Errorf("--cluster-cidr %s: kubling's Calico is IPv4 only", s.ClusterCIDR)
+	case s.CNI != CNIFlannel && s.CNI != CNICalico:
+		return fmt.Errorf("--cni %q: want flannel or calico", s.CNI)
+	}
+	if s.CNI == CNIFlannel && !slices.Contains([]string{"vxlan", "host-gw", "none"}, s.FlannelBackend) {
 		hint := ""
 		if s.FlannelBackend == "wireguard-native" {
 			hint = " (wireguard-native needs WireGuard in the kernel; not supported yet)"
@@ -263,7 +283,7 @@ func (s *Server) validateNetworks() error {
 	if err != nil {
 		return fmt.Errorf("--kube-apiserver-arg %w", err)
 	}
-	s.cluster = Cluster{ClusterCIDR: cluster, ServiceCIDR: service, ClusterDNS: dns, ClusterDomain: s.ClusterDomain, FlannelBackend: s.FlannelBackend,
+	s.cluster = Cluster{ClusterCIDR: cluster, ServiceCIDR: service, ClusterDNS: dns, ClusterDomain: s.ClusterDomain, CNI: s.CNI, FlannelBackend: s.FlannelBackend,
 		DisableNetworkPolicy: s.DisableNetworkPolicy, NodePortRange: ports}
 	return nil
 }
@@ -301,13 +321,33 @@ func (s *Server) validateAddons() error {
 // Controllers are the built-in cluster controllers --disable turns off.
 func Controllers() []string { return []string{"servicelb"} }
 
-// Disableable is what --disable accepts: the bundled add-ons and the
-// built-in controllers, sorted.
+// Disableable is what --disable accepts: the bundled add-ons (but the pod
+// networks, which --cni chooses) and the built-in controllers, sorted.
 func Disableable() []string {
-	names := append(manifests.Names(), Controllers()...)
+	var names []string
+	for _, n := range manifests.Names() {
+		if !slices.Contains(CNIAddons(), n) {
+			names = append(names, n)
+		}
+	}
+	names = append(names, Controllers()...)
 	slices.Sort(names)
 	return names
 }
+
+// The pod networks --cni chooses from: kubling's flannel (in-process on
+// every node) or Calico (the add-on of that name, pods on every node).
+const (
+	CNIFlannel = "flannel"
+	CNICalico  = "calico"
+)
+
+// DefaultFlannelBackend is flannel's backend unless --flannel-backend says.
+const DefaultFlannelBackend = "vxlan"
+
+// CNIAddons are the bundled add-ons that are a pod network, deployed only
+// when --cni names them.
+func CNIAddons() []string { return []string{CNICalico} }
 
 // Disabled says --disable names the add-on or controller.
 func (s *Server) Disabled(name string) bool { return slices.Contains(s.Disable, name) }

@@ -84,6 +84,12 @@ func TestValidateRejects(t *testing.T) {
 		{"port", func(s *Server) { s.HTTPSPort = 70000 }, "--https-listen-port"},
 		{"bind", func(s *Server) { s.BindAddress = "localhost" }, "--bind-address"},
 		{"flannel backend", func(s *Server) { s.FlannelBackend = "wireguard-native" }, "--flannel-backend \"wireguard-native\""},
+		{"unknown cni", func(s *Server) { s.CNI = "cilium" }, "--cni \"cilium\": want flannel or calico"},
+		{"calico with a flannel backend", func(s *Server) { s.CNI = "calico" }, "--flannel-backend vxlan: --cni calico runs no flannel"},
+		{"calico on IPv6", func(s *Server) {
+			s.CNI, s.FlannelBackend, s.ClusterCIDR, s.ServiceCIDR = "calico", "", "fd42::/16", "fd00:43::/112"
+		}, "kubling's Calico is IPv4 only"},
+		{"calico without policy", func(s *Server) { s.CNI, s.FlannelBackend, s.DisableNetworkPolicy = "calico", "", true }, "--disable-network-policy: with --cni calico"},
 		{"disable unknown", func(s *Server) { s.Disable = []string{"traefik"} }, "--disable \"traefik\": not a bundled add-on or controller (have coredns,"},
 		{"nfs server alone", func(s *Server) { s.NFSServer = "10.0.0.5" }, "go together"},
 		{"nfs share relative", func(s *Server) { s.NFSServer, s.NFSShare = "10.0.0.5", "export" }, "absolute path"},

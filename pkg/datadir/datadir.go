@@ -25,6 +25,7 @@
 //	    kubelet/               the kubelet's root folder
 //	    images/                image archives imported before the kubelet starts
 //	    cni/                   pod address leases
+//	    cni-plugins/           CNI plugins a pod network add-on installs (Calico's)
 //	    etc/                   generated configuration (CNI, registries, flannel, NVIDIA)
 //	    bin/                   programs the node's components run by name (iptables…), written at start
 //
@@ -195,9 +196,12 @@ func (l Layout) ContainerdSocket() string {
 // NodeEtc holds the node's generated configuration files.
 func (l Layout) NodeEtc() string { return filepath.Join(l.AgentDir(), "etc") }
 
-// CNIConfDir holds the CNI configuration; CNIIPAMDir the pod address leases.
-func (l Layout) CNIConfDir() string { return filepath.Join(l.NodeEtc(), "cni", "net.d") }
-func (l Layout) CNIIPAMDir() string { return filepath.Join(l.AgentDir(), "cni") }
+// CNIConfDir holds the CNI configuration; CNIIPAMDir the pod address
+// leases; CNIPluginDir the CNI plugins a pod network add-on installs
+// (Calico's), which containerd looks up after the payload's.
+func (l Layout) CNIConfDir() string   { return filepath.Join(l.NodeEtc(), "cni", "net.d") }
+func (l Layout) CNIIPAMDir() string   { return filepath.Join(l.AgentDir(), "cni") }
+func (l Layout) CNIPluginDir() string { return filepath.Join(l.AgentDir(), "cni-plugins") }
 
 // RegistryHosts holds containerd's hosts.toml per registry (registries.yaml).
 func (l Layout) RegistryHosts() string { return filepath.Join(l.NodeEtc(), "containerd", "certs.d") }

@@ -106,10 +106,13 @@ type Response struct {
 
 // Cluster is what a node must agree on with the server.
 type Cluster struct {
-	ClusterCIDR    string `json:"clusterCIDR"`
-	ServiceCIDR    string `json:"serviceCIDR"`
-	ClusterDNS     string `json:"clusterDNS"`
-	ClusterDomain  string `json:"clusterDomain"`
+	ClusterCIDR   string `json:"clusterCIDR"`
+	ServiceCIDR   string `json:"serviceCIDR"`
+	ClusterDNS    string `json:"clusterDNS"`
+	ClusterDomain string `json:"clusterDomain"`
+	// CNI is the pod network, flannel or calico; empty (servers before it
+	// travelled): flannel.
+	CNI            string `json:"cni,omitempty"`
 	FlannelBackend string `json:"flannelBackend"`
 	// DisableNetworkPolicy turns every node's NetworkPolicy controller off.
 	DisableNetworkPolicy bool `json:"disableNetworkPolicy,omitempty"`

@@ -20,6 +20,10 @@ func newManifestsController(ctx context.Context, c *config.Server, l datadir.Lay
 	for _, d := range c.Disable {
 		disabled[d] = true
 	}
+	for _, cni := range config.CNIAddons() {
+		// A pod network add-on only where --cni chose it.
+		disabled[cni] = c.CNI != cni
+	}
 	if c.NFSServer == "" {
 		// Without an NFS server the driver would only idle on every node
 		// (or sit in ImagePullBackOff where no registry is reachable).
@@ -28,7 +32,7 @@ func newManifestsController(ctx context.Context, c *config.Server, l datadir.Lay
 	cluster := c.Cluster()
 	values := manifests.Values{
 		ClusterDNS: cluster.ClusterDNS.String(), ClusterDomain: cluster.ClusterDomain, ClusterCIDR: cluster.ClusterCIDR.String(), ServiceCIDR: cluster.ServiceCIDR.String(),
-		SystemDefaultRegistry: c.SystemDefaultRegistry, KubeletDir: l.KubeletDir(),
+		SystemDefaultRegistry: c.SystemDefaultRegistry, KubeletDir: l.KubeletDir(), CNIConfDir: l.CNIConfDir(), CNIPluginDir: l.CNIPluginDir(),
 	}
 	if !disabled["nfs-csi"] {
 		values.NFS = manifests.NFS{Server: c.NFSServer, Share: c.NFSShare, MountOptions: c.NFSMountOptions, ReclaimPolicy: c.NFSReclaimPolicy}

@@ -302,6 +302,8 @@ func TestBadInput(t *testing.T) {
 		{name: "server join with external datastore", args: []string{"--server", "https://127.0.0.1:6443", "--datastore-endpoint", "postgres://kubling:hunter2@127.0.0.1/kubling", "--token", "KL1" + strings.Repeat("0", 64) + "::abcdef.0123456789abcdef"}, want: "without --server"},
 		{name: "unknown add-on", args: []string{"--disable", "traefik"}, want: "not a bundled add-on"},
 		{name: "bad external IP", args: []string{"--node-external-ip", "203.0.113.300"}, want: "--node-external-ip \"203.0.113.300\": not an IP address"},
+		{name: "unknown CNI", args: []string{"--cni", "cilium"}, want: "--cni \"cilium\": want flannel or calico"},
+		{name: "calico with a flannel backend", args: []string{"--cni", "calico", "--flannel-backend", "host-gw"}, want: "--flannel-backend host-gw: --cni calico runs no flannel"},
 		{name: "stray argument", args: []string{"extra"}, want: "unexpected argument"},
 	}
 	for _, c := range cases {

@@ -27,6 +27,9 @@ type Config struct {
 	PayloadDir string
 	// CNIConfDir is where the node's CNI conflist is written.
 	CNIConfDir string
+	// CNIPluginDir holds CNI plugins a pod network add-on installs
+	// (Calico's), looked up after the payload's.
+	CNIPluginDir string
 	// RegistryConfigDir holds hosts.toml files per registry.
 	RegistryConfigDir string
 	// SystemdCgroup selects the systemd cgroup driver (else cgroupfs); it
@@ -54,7 +57,7 @@ func (c Config) Socket() string { return filepath.Join(c.State, "containerd.sock
 
 // Render returns the containerd configuration (version 3).
 func (c Config) Render() ([]byte, error) {
-	if c.Root == "" || c.State == "" || c.PayloadDir == "" || c.CNIConfDir == "" {
+	if c.Root == "" || c.State == "" || c.PayloadDir == "" || c.CNIConfDir == "" || c.CNIPluginDir == "" {
 		return nil, fmt.Errorf("containerd config: root, state, payload and CNI dirs are required")
 	}
 	bin := filepath.Join(c.PayloadDir, "bin")
@@ -118,7 +121,7 @@ func (c Config) Render() ([]byte, error) {
 					"runtimes":             runtimes,
 				},
 				"cni": map[string]any{
-					"bin_dirs": []string{bin},
+					"bin_dirs": []string{bin, c.CNIPluginDir},
 					"conf_dir": c.CNIConfDir,
 				},
 			},

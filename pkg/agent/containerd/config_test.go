@@ -9,7 +9,7 @@ import (
 
 func TestRenderCgroupV1WithoutSysResource(t *testing.T) {
 	c := Config{Root: "/var/lib/kubling/agent/containerd", State: "/run/kubling/containerd", PayloadDir: "/var/lib/kubling/data/abc",
-		CNIConfDir: "/var/lib/kubling/agent/etc/cni/net.d", RegistryConfigDir: "/var/lib/kubling/agent/etc/containerd/certs.d",
+		CNIConfDir: "/var/lib/kubling/agent/etc/cni/net.d", CNIPluginDir: "/var/lib/kubling/agent/cni-plugins", RegistryConfigDir: "/var/lib/kubling/agent/etc/containerd/certs.d",
 		Snapshotter: "overlayfs", RestrictOOMScoreAdj: true}
 	out, err := c.Render()
 	if err != nil {
@@ -28,6 +28,10 @@ func TestRenderCgroupV1WithoutSysResource(t *testing.T) {
 	opts := runc["options"].(map[string]any)
 	if opts["SystemdCgroup"] != false || opts["BinaryName"] != "/var/lib/kubling/data/abc/bin/runc" {
 		t.Errorf("runc options %v", opts)
+	}
+	cni := rt["cni"].(map[string]any)
+	if dirs := cni["bin_dirs"].([]any); len(dirs) != 2 || dirs[0] != "/var/lib/kubling/data/abc/bin" || dirs[1] != "/var/lib/kubling/agent/cni-plugins" {
+		t.Errorf("CNI plugin dirs %v: the payload's first, then the add-ons'", cni["bin_dirs"])
 	}
 	images := plugins["io.containerd.cri.v1.images"].(map[string]any)
 	if images["pinned_images"].(map[string]any)["sandbox"] != PauseImage || images["snapshotter"] != "overlayfs" {
@@ -49,7 +53,7 @@ func TestRenderNeedsDirs(t *testing.T) {
 }
 
 func TestRenderNvidiaRuntimes(t *testing.T) {
-	c := Config{Root: "/r", State: "/s", PayloadDir: "/p", CNIConfDir: "/c", Snapshotter: "overlayfs",
+	c := Config{Root: "/r", State: "/s", PayloadDir: "/p", CNIConfDir: "/c", CNIPluginDir: "/cp", Snapshotter: "overlayfs",
 		Runtimes: map[string]string{"nvidia": "/usr/bin/nvidia-container-runtime", "nvidia-cdi": "/usr/bin/nvidia-container-runtime.cdi"}, DefaultRuntime: "nvidia"}
 	out, err := c.Render()
 	if err != nil {

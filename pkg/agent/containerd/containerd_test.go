@@ -25,7 +25,7 @@ func TestLogIsRotated(t *testing.T) {
 	}
 	logFile := filepath.Join(dir, "logs", "containerd.log")
 	cfg := Config{Root: filepath.Join(dir, "root"), State: filepath.Join(dir, "state"), PayloadDir: payload,
-		CNIConfDir: filepath.Join(dir, "cni"), RegistryConfigDir: filepath.Join(dir, "certs.d"), Snapshotter: "native"}
+		CNIConfDir: filepath.Join(dir, "cni"), CNIPluginDir: filepath.Join(dir, "cni-plugins"), RegistryConfigDir: filepath.Join(dir, "certs.d"), Snapshotter: "native"}
 	p := NewProcess(cfg, logFile, klog.Background())
 	if err := p.Start(t.Context()); err != nil {
 		t.Fatal(err)

@@ -215,6 +215,7 @@ func ReservedPorts(apiserverPort int, etcd bool) []Port {
 		{Port: 8472, Protocol: corev1.ProtocolUDP, What: "flannel's VXLAN port"},
 		{Port: 51820, Protocol: corev1.ProtocolUDP, What: "flannel's WireGuard port"},
 		{Port: 51821, Protocol: corev1.ProtocolUDP, What: "flannel's WireGuard (IPv6) port"},
+		{Port: 4789, Protocol: corev1.ProtocolUDP, What: "Calico's VXLAN port"},
 	}
 	if etcd {
 		ports = append(ports, Port{Port: 2379, Protocol: corev1.ProtocolTCP, What: "etcd's client port"},
