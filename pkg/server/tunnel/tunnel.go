@@ -26,11 +26,13 @@ import (
 	"time"
 
 	"github.com/rancher/remotedialer"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apiserver/pkg/authentication/authenticator"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 
 	"github.com/kubling/kubling/pkg/component"
@@ -54,13 +56,14 @@ type Server struct {
 	Socket string
 	Log    klog.Logger
 
-	remote  *remotedialer.Server
-	authn   authenticator.Request
-	factory informers.SharedInformerFactory
-	nodes   corelisters.NodeLister
-	http    *http.Server
-	cancel  context.CancelFunc
-	serving sync.WaitGroup
+	remote    *remotedialer.Server
+	authn     authenticator.Request
+	factory   informers.SharedInformerFactory
+	nodes     corelisters.NodeLister
+	byAddress cache.Indexer
+	http      *http.Server
+	cancel    context.CancelFunc
+	serving   sync.WaitGroup
 }
 
 var _ component.Component = (*Server)(nil)
@@ -105,7 +108,10 @@ func (s *Server) Start(ctx context.Context) error {
 	ctx, s.cancel = context.WithCancel(ctx)
 	s.factory = informers.NewSharedInformerFactory(client, 0)
 	nodes := s.factory.Core().V1().Nodes()
-	s.nodes = nodes.Lister()
+	if err := nodes.Informer().AddIndexers(cache.Indexers{byAddress: nodeAddresses}); err != nil {
+		return fmt.Errorf("index nodes by address: %w", err)
+	}
+	s.nodes, s.byAddress = nodes.Lister(), nodes.Informer().GetIndexer()
 	s.factory.Start(ctx.Done())
 
 	if err := os.Remove(s.Socket); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -195,22 +201,40 @@ func (s *Server) dial(ctx context.Context, addr string) (net.Conn, string, error
 	return conn, "", err
 }
 
+// byAddress indexes the Nodes by their status addresses (the kubelets'
+// addresses, which the apiserver dials most).
+const byAddress = "address"
+
+func nodeAddresses(obj any) ([]string, error) {
+	n, ok := obj.(*corev1.Node)
+	if !ok {
+		return nil, nil
+	}
+	var out []string
+	for _, a := range n.Status.Addresses {
+		out = append(out, a.Address)
+	}
+	return out, nil
+}
+
 // owner is the node with host among its addresses or pod CIDRs, or "".
 func (s *Server) owner(host string) string {
+	if found, err := s.byAddress.ByIndex(byAddress, host); err == nil && len(found) > 0 {
+		if n, ok := found[0].(*corev1.Node); ok {
+			return n.Name
+		}
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return ""
+	}
+	// A pod's address (a webhook, an aggregated API): the node whose pod
+	// CIDR holds it.
 	nodes, err := s.nodes.List(labels.Everything())
 	if err != nil {
 		return ""
 	}
-	ip, ipErr := netip.ParseAddr(host)
 	for _, n := range nodes {
-		for _, a := range n.Status.Addresses {
-			if a.Address == host {
-				return n.Name
-			}
-		}
-		if ipErr != nil {
-			continue
-		}
 		for _, c := range n.Spec.PodCIDRs {
 			if p, err := netip.ParsePrefix(c); err == nil && p.Contains(ip.Unmap()) {
 				return n.Name

@@ -16,13 +16,13 @@ import (
 
 func serverWithNodes(t *testing.T, nodes ...*corev1.Node) *Server {
 	t.Helper()
-	indexer := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})
+	indexer := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{byAddress: nodeAddresses})
 	for _, n := range nodes {
 		if err := indexer.Add(n); err != nil {
 			t.Fatal(err)
 		}
 	}
-	s := &Server{Log: klog.Background(), nodes: corelisters.NewNodeLister(indexer)}
+	s := &Server{Log: klog.Background(), nodes: corelisters.NewNodeLister(indexer), byAddress: indexer}
 	s.Handler(nil)
 	return s
 }
