@@ -67,7 +67,11 @@ func Run(ctx context.Context, c *config.Agent, log klog.Logger) (err error) {
 	if err != nil {
 		return err
 	}
-	parts, err := node.Components(Connection{APIServer: "https://" + lbAddress, Cluster: *cluster}, log)
+	settings, err := config.ParseCluster(*cluster)
+	if err != nil {
+		return fmt.Errorf("the cluster's settings: %w", err)
+	}
+	parts, err := node.Components(Connection{APIServer: "https://" + lbAddress, Cluster: settings}, log)
 	if err != nil {
 		return err
 	}
@@ -84,10 +88,7 @@ func Run(ctx context.Context, c *config.Agent, log klog.Logger) (err error) {
 	watch := &serverWatch{lb: lb, joined: []string{server.Host}, kubeconfig: node.layout.NodeKubeconfig(kubeProxyComponent), log: log}
 	// A tunnel to every server, for the apiservers to reach this node
 	// where they cannot dial it.
-	tunnels, err := node.tunnel(lb.Servers, *cluster, log)
-	if err != nil {
-		return err
-	}
+	tunnels := node.tunnel(lb.Servers, settings.ClusterCIDR, log)
 	if err := runner.Start(ctx, readyTimeout, append(append([]component.Component{lb}, parts...), renewer, watch, tunnels)...); err != nil {
 		return err
 	}

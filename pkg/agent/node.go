@@ -81,10 +81,13 @@ func (n *Node) Name() string { return n.cfg.NodeName }
 // IP is the address the node advertises (--node-ip, or the host's primary one).
 func (n *Node) IP() string { return n.ip }
 
+// KubeletPort is where every node's kubelet serves (logs, exec, metrics).
+const KubeletPort = 10250
+
 // Ports are the ports every node's components listen on.
 func Ports() []hostcheck.Port {
 	return []hostcheck.Port{
-		{Host: "", Port: 10250, What: "the kubelet"},
+		{Host: "", Port: KubeletPort, What: "the kubelet"},
 		{Host: "127.0.0.1", Port: kubeletHealthPort, What: "the kubelet's health check"},
 		{Host: "127.0.0.1", Port: kubeProxyHealthPort, What: "kube-proxy's health check"},
 	}
@@ -95,12 +98,12 @@ const readyTimeout = 2 * time.Minute
 
 // Connection is how the node reaches its cluster: the apiserver URL its
 // components use (the local apiserver on a server, the load balancer on an
-// agent) and the cluster's settings. The node's certificates, keys and the
+// agent) and the cluster's settings, parsed. The node's certificates, keys and the
 // CAs it trusts are already in the data dir's node TLS folder: signed by the
 // server itself for its own node, or received when an agent joined.
 type Connection struct {
 	APIServer string
-	Cluster   join.Cluster
+	Cluster   config.Cluster
 }
 
 // Runtime prepares the node's container runtime — the payload, host
@@ -180,15 +183,11 @@ func (n *Node) Components(conn Connection, log klog.Logger) ([]component.Compone
 	if err := n.writeKubeconfigs(conn.APIServer); err != nil {
 		return nil, err
 	}
-	settings, err := config.ParseCluster(cluster)
-	if err != nil {
-		return nil, fmt.Errorf("the cluster's settings: %w", err)
-	}
 	ctr, facts, resolv := rt.ctr, rt.facts, rt.resolvConf
 	labels := n.labelsWith(rt.gpu)
 	report := &nodeReport{node: n.Name(), kubeconfig: l.NodeKubeconfig(kubeletComponent), nfs: hostcheck.Real.DetectNFS(), gpu: labels[nvidia.Label] == "true",
 		externalIPs: n.cfg.NodeExternalIPs, log: log}
-	if settings.CNI == config.CNICalico {
+	if cluster.CNI == config.CNICalico {
 		report.networkAddOn = "Calico"
 	}
 	parts := []component.Component{
@@ -203,7 +202,7 @@ func (n *Node) Components(conn Connection, log klog.Logger) ([]component.Compone
 			TLSKey:           l.NodeKey(join.KubeletServing),
 			ContainerdSocket: ctr.Socket(),
 			CgroupDriver:     facts.CgroupDriver,
-			ClusterDNS:       cluster.ClusterDNS,
+			ClusterDNS:       cluster.ClusterDNS.String(),
 			ClusterDomain:    cluster.ClusterDomain,
 			ResolvConf:       resolv,
 			Labels:           labels,
@@ -219,13 +218,12 @@ func (n *Node) Components(conn Connection, log klog.Logger) ([]component.Compone
 		// timeout (CoreDNS Ready 40 s instead of 9 s).
 		newKubeProxy(kubeProxySettings{
 			NodeName:    n.Name(),
-			ClusterCIDR: cluster.ClusterCIDR,
+			ClusterCIDR: cluster.ClusterCIDR.String(),
 			Kubeconfig:  l.NodeKubeconfig(kubeProxyComponent),
 			ExtraArgs:   n.cfg.KubeProxyArgs,
 		}),
-		report,
 	}
-	if settings.CNI == config.CNICalico {
+	if cluster.CNI == config.CNICalico {
 		// Calico's pods (the add-on) write the CNI configuration and
 		// enforce NetworkPolicy; kubling's of an earlier run go, so that
 		// neither shadows Calico's.
@@ -235,24 +233,24 @@ func (n *Node) Components(conn Connection, log klog.Logger) ([]component.Compone
 		if _, err := netpol.Remove(log); err != nil {
 			return nil, fmt.Errorf("remove NetworkPolicy rules: %w", err)
 		}
-		return parts, nil
+		return append(parts, report), nil
 	}
 	parts = append(parts, cni.NewWriter(cni.WriterConfig{
 		NodeName:    n.Name(),
 		NodeIP:      n.ip,
-		ClusterCIDR: cluster.ClusterCIDR,
+		ClusterCIDR: cluster.ClusterCIDR.String(),
 		Kubeconfig:  l.NodeKubeconfig(kubeletComponent),
 		ConfDir:     l.CNIConfDir(),
 		IPAMDir:     l.CNIIPAMDir(),
 		Masquerade:  cluster.FlannelBackend == "none",
 		Log:         log,
-	}))
+	}), report)
 	if cluster.FlannelBackend != "none" {
 		parts = append(parts, flannel.New(flannel.Config{
 			NodeName:    n.Name(),
 			NodeIP:      n.ip,
 			PublicIP:    n.cfg.ExternalIPv4(),
-			ClusterCIDR: cluster.ClusterCIDR,
+			ClusterCIDR: cluster.ClusterCIDR.String(),
 			Backend:     cluster.FlannelBackend,
 			// The node's own identity: the Node authorizer and
 			// NodeRestriction let it change its own Node only.
@@ -266,10 +264,10 @@ func (n *Node) Components(conn Connection, log klog.Logger) ([]component.Compone
 			return nil, fmt.Errorf("remove NetworkPolicy rules: %w", err)
 		}
 	} else {
-		nodePorts := settings.NodePortRange
+		nodePorts := cluster.NodePortRange
 		parts = append(parts, netpol.New(netpol.Config{
 			NodeName:    n.Name(),
-			ServiceCIDR: settings.ServiceCIDR,
+			ServiceCIDR: cluster.ServiceCIDR,
 			// The apiserver's service-node-port-range, as the server
 			// handed it with the cluster's settings.
 			NodePortFirst: nodePorts.Base, NodePortLast: nodePorts.Base + nodePorts.Size - 1,

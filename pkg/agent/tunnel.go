@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -21,14 +22,10 @@ import (
 )
 
 // tunnel is the node's tunnel client, to the servers servers lists.
-func (n *Node) tunnel(servers func() []string, cluster join.Cluster, log klog.Logger) (*tunnelClient, error) {
-	cidr, err := netip.ParsePrefix(cluster.ClusterCIDR)
-	if err != nil {
-		return nil, fmt.Errorf("cluster CIDR %q: %w", cluster.ClusterCIDR, err)
-	}
+func (n *Node) tunnel(servers func() []string, clusterCIDR netip.Prefix, log klog.Logger) *tunnelClient {
 	l := n.layout
-	return &tunnelClient{servers: servers, nodeName: n.Name(), nodeIPs: append([]string{n.ip}, n.cfg.NodeExternalIPs...), clusterCIDR: cidr,
-		caFile: l.NodeServerCA(), certFile: l.NodeCert(join.KubeletClient), keyFile: l.NodeKey(join.KubeletClient), log: log}, nil
+	return &tunnelClient{servers: servers, nodeName: n.Name(), nodeIPs: append([]string{n.ip}, n.cfg.NodeExternalIPs...), clusterCIDR: clusterCIDR,
+		caFile: l.NodeServerCA(), certFile: l.NodeCert(join.KubeletClient), keyFile: l.NodeKey(join.KubeletClient), log: log}
 }
 
 // tunnelRetry is the pause before a lost or refused tunnel is opened again.
@@ -153,10 +150,6 @@ func (t *tunnelClient) dialer() (*websocket.Dialer, error) {
 		TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}, nil
 }
 
-// kubeletPort is the only port the server may ask for on the node's own
-// addresses.
-const kubeletPort = "10250"
-
 // allow says which connections the server may ask this node for: TCP to the
 // kubelet on the node's addresses or name, and TCP to a pod address.
 func (t *tunnelClient) allow(proto, address string) bool {
@@ -165,7 +158,7 @@ func (t *tunnelClient) allow(proto, address string) bool {
 		return false
 	}
 	if host == t.nodeName || slices.Contains(t.nodeIPs, host) {
-		return port == kubeletPort
+		return port == strconv.Itoa(KubeletPort) // the only port asked for on the node's own addresses
 	}
 	ip, err := netip.ParseAddr(host)
 	return err == nil && t.clusterCIDR.Contains(ip.Unmap())

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"slices"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
@@ -17,12 +18,9 @@ import (
 // values and returns the controller that applies the manifests folder.
 func newManifestsController(ctx context.Context, c *config.Server, l datadir.Layout, applier *apply.Applier, newClient func() (kubernetes.Interface, error), log klog.Logger) (*addons.Controller, error) {
 	disabled := map[string]bool{}
-	for _, d := range c.Disable {
-		disabled[d] = true
-	}
-	for _, cni := range config.CNIAddons() {
+	for _, name := range manifests.Names() {
 		// A pod network add-on only where --cni chose it.
-		disabled[cni] = c.CNI != cni
+		disabled[name] = c.Disabled(name) || slices.Contains(config.CNIAddons(), name) && c.CNI != name
 	}
 	if c.NFSServer == "" {
 		// Without an NFS server the driver would only idle on every node

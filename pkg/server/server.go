@@ -371,8 +371,12 @@ func (s *start) clusterControllers(ctx context.Context) ([]component.Component, 
 		addonsController,
 	}
 	if !s.c.Disabled(servicelb.Name) {
+		var etcdPorts []int
+		if s.plan.etcdMember {
+			etcdPorts = []int{datastore.EtcdClientPort, datastore.EtcdPeerPort}
+		}
 		controllers = append(controllers, servicelb.New(servicelb.Config{Client: s.newAdminClient,
-			Reserved: servicelb.ReservedPorts(s.c.HTTPSPort, s.plan.etcdMember), Log: s.log}))
+			Reserved: servicelb.ReservedPorts(s.c.HTTPSPort, agent.KubeletPort, etcdPorts...), Log: s.log}))
 	}
 	if s.plan.etcdMember {
 		controllers = append(controllers, &etcdMembers{backend: s.store.Backend(), client: s.newAdminClient, log: s.log})
@@ -391,7 +395,7 @@ func (s *start) nodeAndUpkeep(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		parts, err := nodeComponents(s.node, s.pki, l, agent.Connection{APIServer: s.apiURL, Cluster: c.Cluster().Join()}, log)
+		parts, err := nodeComponents(s.node, s.pki, l, agent.Connection{APIServer: s.apiURL, Cluster: c.Cluster()}, log)
 		if err != nil {
 			return err
 		}

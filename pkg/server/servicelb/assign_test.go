@@ -98,7 +98,7 @@ func TestAssignOldestKeepsThePort(t *testing.T) {
 
 func TestAssignRefusesTheNodesOwnPorts(t *testing.T) {
 	got := Assign(State{Services: []*corev1.Service{lbService("api", 0, 6443)}, Nodes: []*corev1.Node{node("a", true, "InternalIP", "10.0.0.1")},
-		Reserved: ReservedPorts(6443, false)})
+		Reserved: ReservedPorts(6443, 10250)})
 	if p := got["ns/api"].Problem; p == nil || p.Reason != "PortReserved" || !strings.Contains(p.Message, "apiserver") {
 		t.Fatalf("want PortReserved naming the apiserver, got %+v", got["ns/api"])
 	}

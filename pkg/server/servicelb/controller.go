@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -94,19 +95,68 @@ func (c *Controller) Start(ctx context.Context) error {
 	services := c.factory.Core().V1().Services()
 	nodes := c.factory.Core().V1().Nodes()
 	slices := c.factory.Discovery().V1().EndpointSlices()
-	for _, i := range []cache.SharedIndexInformer{services.Informer(), nodes.Informer(), slices.Informer()} {
-		if _, err := i.AddEventHandler(kick); err != nil {
+	c.services, c.nodes, c.slices = services.Lister(), nodes.Lister(), slices.Lister()
+	// Nodes change every heartbeat and endpoints with every pod: only
+	// what an assignment reads kicks the queue.
+	nodeChanges := cache.ResourceEventHandlerFuncs{
+		AddFunc:    kick.AddFunc,
+		DeleteFunc: kick.DeleteFunc,
+		UpdateFunc: func(old, new any) {
+			if o, ok := old.(*corev1.Node); !ok || nodeView(o) != nodeView(new.(*corev1.Node)) {
+				c.queue.Add(syncKey)
+			}
+		},
+	}
+	sliceChanges := cache.FilteringResourceEventHandler{FilterFunc: c.ofLocalLoadBalancer, Handler: kick}
+	for _, h := range []struct {
+		informer cache.SharedIndexInformer
+		handler  cache.ResourceEventHandler
+	}{{services.Informer(), kick}, {nodes.Informer(), nodeChanges}, {slices.Informer(), sliceChanges}} {
+		if _, err := h.informer.AddEventHandler(h.handler); err != nil {
 			return err
 		}
-		c.synced = append(c.synced, i.HasSynced)
+		c.synced = append(c.synced, h.informer.HasSynced)
 	}
-	c.services, c.nodes, c.slices = services.Lister(), nodes.Lister(), slices.Lister()
 	c.broadcaster = record.NewBroadcaster(record.WithContext(ctx))
 	c.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
 	c.recorder = c.broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kubling-" + Name})
 	c.factory.Start(ctx.Done())
 	c.queue.Run(ctx, c.synced...)
 	return nil
+}
+
+// nodeView is what an assignment reads of a node: its labels, addresses
+// and readiness.
+func nodeView(n *corev1.Node) string {
+	ready := corev1.ConditionUnknown
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			ready = c.Status
+		}
+	}
+	return fmt.Sprint(n.Labels, n.Status.Addresses, ready, n.DeletionTimestamp != nil)
+}
+
+// ofLocalLoadBalancer says whether an EndpointSlice belongs to a
+// LoadBalancer Service with externalTrafficPolicy Local (the only ones
+// whose nodes follow their endpoints).
+func (c *Controller) ofLocalLoadBalancer(obj any) bool {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	slice, ok := obj.(*discoveryv1.EndpointSlice)
+	if !ok {
+		return true
+	}
+	name := slice.Labels[discoveryv1.LabelServiceName]
+	if name == "" {
+		return false
+	}
+	svc, err := c.services.Services(slice.Namespace).Get(name)
+	if err != nil {
+		return false // gone: its own deletion kicks the queue
+	}
+	return svc.Spec.Type == corev1.ServiceTypeLoadBalancer && svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal
 }
 
 // Ready returns at once: the worker starts once the informers have listed,
@@ -207,19 +257,19 @@ func (c *Controller) writeStatus(ctx context.Context, s *corev1.Service, ips []s
 
 // ReservedPorts are the ports every kubling node uses itself: the
 // apiserver's (on servers; agents reach it on their address too), the
-// kubelet's, etcd's where etcd runs, flannel's VXLAN and WireGuard ports.
-func ReservedPorts(apiserverPort int, etcd bool) []Port {
+// kubelet's and etcd's where etcd runs (each as its owner says), and the
+// pod networks' VXLAN and WireGuard ports.
+func ReservedPorts(apiserverPort, kubeletPort int, etcdPorts ...int) []Port {
 	ports := []Port{
 		{Port: int32(apiserverPort), Protocol: corev1.ProtocolTCP, What: "kubling's apiserver"},
-		{Port: 10250, Protocol: corev1.ProtocolTCP, What: "the kubelet's"},
+		{Port: int32(kubeletPort), Protocol: corev1.ProtocolTCP, What: "the kubelet's"},
 		{Port: 8472, Protocol: corev1.ProtocolUDP, What: "flannel's VXLAN port"},
 		{Port: 51820, Protocol: corev1.ProtocolUDP, What: "flannel's WireGuard port"},
 		{Port: 51821, Protocol: corev1.ProtocolUDP, What: "flannel's WireGuard (IPv6) port"},
 		{Port: 4789, Protocol: corev1.ProtocolUDP, What: "Calico's VXLAN port"},
 	}
-	if etcd {
-		ports = append(ports, Port{Port: 2379, Protocol: corev1.ProtocolTCP, What: "etcd's client port"},
-			Port{Port: 2380, Protocol: corev1.ProtocolTCP, What: "etcd's peer port"})
+	for _, p := range etcdPorts {
+		ports = append(ports, Port{Port: int32(p), Protocol: corev1.ProtocolTCP, What: "etcd's"})
 	}
 	return slices.Clip(ports)
 }
