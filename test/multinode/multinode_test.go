@@ -871,8 +871,8 @@ spec:
 }
 
 // behindNAT: with every new connection from the server to agent2 dropped
-// (as a NAT in front of agent2 would), `kubectl logs` and `exec` of a pod
-// on agent2 still work: the apiserver reaches agent2's kubelet through the
+// (as a NAT in front of agent2 would), `kubectl logs`, `exec` and
+// `port-forward` of a pod on agent2 still work: the apiserver reaches agent2's kubelet through the
 // tunnel agent2 opened to the server.
 func behindNAT(t *testing.T, web []pod) {
 	t.Helper()
@@ -904,5 +904,14 @@ func behindNAT(t *testing.T, web []pod) {
 	}
 	if out, err := execIn(onAgent2, "hostname"); err != nil || strings.TrimSpace(out) != onAgent2 {
 		t.Errorf("kubectl exec in %s on agent2, unreachable from the server: %q %v", onAgent2, out, err)
+	}
+	// kubectl port-forward (on the server's machine) to the pod's httpd,
+	// which answers with the pod's name.
+	script := `kubling kubectl port-forward -n mn pod/` + onAgent2 + ` 18080:8080 >/tmp/port-forward.log 2>&1 & pf=$!
+for i in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/18080) 2>/dev/null && break; sleep 0.2; done
+exec 3<>/dev/tcp/127.0.0.1/18080 && printf 'GET / HTTP/1.0\r\n\r\n' >&3 && timeout 10 cat <&3
+kill $pf; cat /tmp/port-forward.log`
+	if out, err := docker("exec", container("server"), "bash", "-c", script); err != nil || !strings.Contains(out, onAgent2) {
+		t.Errorf("kubectl port-forward to %s on agent2, unreachable from the server: %v\n%s", onAgent2, err, out)
 	}
 }
