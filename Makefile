@@ -38,7 +38,7 @@ LDFLAGS := $(K8S_VERSION_LDFLAGS) \
 	-X github.com/kubling/kubling/pkg/version.Version=$(VERSION) \
 	-X github.com/kubling/kubling/pkg/version.GitCommit=$(COMMIT)
 
-.PHONY: build deps test-deps release-deps release release-arch test-arm payload test test-unit check-imports fuzz test-e2e test-multinode bench bench-out bench-start bench-node bench-agent bench-netpol bench-datastore bench-artifacts conformance-deps conformance-build conformance-images conformance conformance-multinode clean
+.PHONY: build deps test-deps release-deps release release-arch test-arm payload test test-unit check-imports fuzz test-e2e test-multinode bench bench-out bench-start bench-node bench-agent bench-netpol bench-kubeproxy bench-datastore bench-artifacts conformance-deps conformance-build conformance-images conformance conformance-multinode clean
 
 build: $(BIN) $(AGENT_BIN)
 
@@ -316,7 +316,7 @@ conformance-multinode: $(BIN) $(TEST_IMAGES)/busybox.tar conformance-images | te
 # bench-artifacts builds the three architectures first (warm: minutes).
 BENCH_OUT := build/bench
 bench_env = KUBLING_BIN=$(abspath $(BIN)) KUBLING_BENCH_OUT=$(abspath $(BENCH_OUT))
-bench: bench-out bench-start bench-node bench-agent bench-netpol bench-datastore bench-artifacts
+bench: bench-out bench-start bench-node bench-agent bench-netpol bench-kubeproxy bench-datastore bench-artifacts
 	KUBLING_BENCH_OUT=$(abspath $(BENCH_OUT)) $(GO) run ./test/bench/summary
 	@rm -rf $(BENCH_OUT)
 
@@ -332,6 +332,10 @@ bench-node: $(BIN) $(TEST_IMAGES)/busybox.tar
 # NetworkPolicy: blocking latency with 50 and 500 pods, memory it adds.
 bench-netpol: $(BIN) $(TEST_IMAGES)/busybox.tar
 	$(bench_env) KUBLING_TEST_IMAGES=$(abspath $(TEST_IMAGES)) $(GO) run ./test/bench/netpol
+
+# kube-proxy: iptables against nftables mode (Services programmed, memory).
+bench-kubeproxy: $(BIN) $(TEST_IMAGES)/busybox.tar
+	$(bench_env) KUBLING_TEST_IMAGES=$(abspath $(TEST_IMAGES)) $(GO) run ./test/bench/kubeproxy
 
 bench-agent: $(BIN) $(AGENT_BIN) $(TEST_IMAGES)/busybox.tar
 	$(bench_env) KUBLING_AGENT_BIN=$(abspath $(AGENT_BIN)) KUBLING_TEST_IMAGES=$(abspath $(TEST_IMAGES)) $(GO) run ./test/bench/agent

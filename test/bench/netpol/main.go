@@ -14,19 +14,15 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
 	"github.com/kubling/kubling/test/bench/benchutil"
@@ -85,50 +81,21 @@ func main() {
 		}
 		r.Add(fmt.Sprintf("policy created to traffic blocked, %d pods selected (median of %d)", n, len(lat)), median(lat).Seconds(), "s", 0)
 	}
-	r.MB(fmt.Sprintf("server: kubling RSS with %d pods", slices.Max(counts)), benchutil.RSSKB(on.pid), 0)
+	r.MB(fmt.Sprintf("server: kubling RSS with %d pods", slices.Max(counts)), benchutil.RSSKB(on.PID), 0)
 	stop()
 	r.Print()
 }
 
 // running is a started server with its node.
 type running struct {
-	pid    int
-	rss    int
-	client kubernetes.Interface
-	kube   func(args ...string) (string, error)
+	*benchutil.Server
+	rss int
 }
 
-// start runs kubling server on a fresh data dir, waits for CoreDNS, and
-// returns the server and what stops it and removes its data.
+// start runs kubling server on a fresh data dir and waits for CoreDNS.
 func start(bin, images string, extra ...string) (*running, func()) {
-	dir, err := os.MkdirTemp("", "kubling-bench-netpol-")
-	benchutil.Must(err)
-	dataDir := filepath.Join(dir, "data")
-	benchutil.CopyImages(images, dataDir, "busybox.tar")
-	log, err := os.Create(filepath.Join(dir, "server.log"))
-	benchutil.Must(err)
-	kubeconfig := filepath.Join(dir, "kubeconfig.yaml")
-	cmd := exec.Command(bin, append([]string{"server", "--data-dir", dataDir, "--write-kubeconfig", kubeconfig}, extra...)...)
-	cmd.Stdout, cmd.Stderr = log, log
-	benchutil.Must(cmd.Start())
-	stop := func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-		benchutil.Killall(dataDir)
-		os.RemoveAll(dir)
-	}
-	client := benchutil.WaitClient(filepath.Join(dataDir, "server", "cred", "admin.kubeconfig"))
-	ctx := context.Background()
-	benchutil.WaitFor("node Ready", func() bool { return benchutil.NodeReady(ctx, client, "") })
-	benchutil.WaitFor("CoreDNS Ready", func() bool {
-		d, err := client.AppsV1().Deployments("kube-system").Get(ctx, "coredns", metav1.GetOptions{})
-		return err == nil && d.Status.ReadyReplicas >= 1
-	})
-	kube := func(args ...string) (string, error) {
-		out, err := exec.Command(bin, append([]string{"kubectl", "--kubeconfig", kubeconfig}, args...)...).CombinedOutput()
-		return strings.TrimSpace(string(out)), err
-	}
-	return &running{pid: cmd.Process.Pid, client: client, kube: kube}, stop
+	s, stop := benchutil.StartServer(bin, images, "netpol", extra...)
+	return &running{Server: s}, stop
 }
 
 // idleRSS starts a server, lets it idle and returns kubling's RSS.
@@ -145,7 +112,7 @@ func idleRSSRunning(bin, images string, idle time.Duration, maxPods int, extra .
 	}
 	s, stop := start(bin, images, extra...)
 	time.Sleep(idle)
-	s.rss = benchutil.RSSKB(s.pid)
+	s.rss = benchutil.RSSKB(s.PID)
 	return s, stop
 }
 
@@ -157,10 +124,10 @@ const ns = "bench"
 // and logs each outcome, timestamped by the container runtime.
 func (s *running) latencies(n, trials int) ([]time.Duration, error) {
 	ctx := context.Background()
-	if _, err := s.client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); err != nil {
+	if _, err := s.Client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); err != nil {
 		s.setUp(ctx)
 	}
-	_, err := s.client.AppsV1().Deployments(ns).Patch(ctx, "selected", "application/merge-patch+json",
+	_, err := s.Client.AppsV1().Deployments(ns).Patch(ctx, "selected", "application/merge-patch+json",
 		[]byte(fmt.Sprintf(`{"spec":{"replicas":%d}}`, n-1)), metav1.PatchOptions{}) // and the web pod
 	benchutil.Must(err)
 	// Hundreds of pods start at about 100 a minute on 2 cores, the last
@@ -170,7 +137,7 @@ func (s *running) latencies(n, trials int) ([]time.Duration, error) {
 		if time.Now().After(deadline) {
 			return nil, fmt.Errorf("%d of %d pods Running after 20m", running, n)
 		}
-		list, err := s.client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+		list, err := s.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			continue
 		}
@@ -184,14 +151,14 @@ func (s *running) latencies(n, trials int) ([]time.Duration, error) {
 	var out []time.Duration
 	for range trials {
 		// Allowed again, and seen to be.
-		_ = s.client.NetworkingV1().NetworkPolicies(ns).Delete(ctx, "deny", metav1.DeleteOptions{})
+		_ = s.Client.NetworkingV1().NetworkPolicies(ns).Delete(ctx, "deny", metav1.DeleteOptions{})
 		benchutil.WaitFor("the probe getting through", func() bool {
 			last, ok := s.lastOK(time.Now().Add(-500 * time.Millisecond))
 			return ok && !last.IsZero()
 		})
 		time.Sleep(2 * time.Second)
 		created := time.Now()
-		_, err := s.client.NetworkingV1().NetworkPolicies(ns).Create(ctx, &networkingv1.NetworkPolicy{
+		_, err := s.Client.NetworkingV1().NetworkPolicies(ns).Create(ctx, &networkingv1.NetworkPolicy{
 			ObjectMeta: metav1.ObjectMeta{Name: "deny"},
 			Spec:       networkingv1.NetworkPolicySpec{PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}},
 		}, metav1.CreateOptions{})
@@ -214,7 +181,7 @@ func (s *running) latencies(n, trials int) ([]time.Duration, error) {
 		}
 		out = append(out, lat)
 	}
-	_ = s.client.NetworkingV1().NetworkPolicies(ns).Delete(ctx, "deny", metav1.DeleteOptions{})
+	_ = s.Client.NetworkingV1().NetworkPolicies(ns).Delete(ctx, "deny", metav1.DeleteOptions{})
 	return out, nil
 }
 
@@ -222,19 +189,19 @@ func (s *running) latencies(n, trials int) ([]time.Duration, error) {
 // policy selects besides it, and the probe in another namespace.
 func (s *running) setUp(ctx context.Context) {
 	for _, name := range []string{ns, "probe"} {
-		_, err := s.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+		_, err := s.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
 		benchutil.Must(err)
 	}
 	busybox := func(name string, args ...string) corev1.Container {
 		return corev1.Container{Name: name, Image: "kubling.test/busybox:1", ImagePullPolicy: corev1.PullNever, Command: args}
 	}
-	web, err := s.client.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
+	web, err := s.Client.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "web", Labels: map[string]string{"app": "web"}},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{busybox("web", "sh", "-c",
 			"mkdir -p /www && echo web > /www/index.html && exec httpd -f -p 8080 -h /www")}},
 	}, metav1.CreateOptions{})
 	benchutil.Must(err)
-	_, err = s.client.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{
+	_, err = s.Client.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: "selected"},
 		Spec: appsv1.DeploymentSpec{
 			Replicas: ptr.To(int32(0)),
@@ -248,13 +215,13 @@ func (s *running) setUp(ctx context.Context) {
 	benchutil.Must(err)
 	var ip string
 	benchutil.WaitFor("the web pod's address", func() bool {
-		p, err := s.client.CoreV1().Pods(ns).Get(ctx, web.Name, metav1.GetOptions{})
+		p, err := s.Client.CoreV1().Pods(ns).Get(ctx, web.Name, metav1.GetOptions{})
 		if err == nil {
 			ip = p.Status.PodIP
 		}
 		return ip != ""
 	})
-	_, err = s.client.CoreV1().Pods("probe").Create(ctx, &corev1.Pod{
+	_, err = s.Client.CoreV1().Pods("probe").Create(ctx, &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "probe"},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{busybox("probe", "sh", "-c",
 			"while true; do if timeout 1 wget -q -O /dev/null http://"+ip+":8080/; then echo ok; else echo blocked; fi; sleep 0.05; done")}},
@@ -265,7 +232,7 @@ func (s *running) setUp(ctx context.Context) {
 // lastOK is the time of the probe's last success logged after since, if
 // it logged one.
 func (s *running) lastOK(since time.Time) (time.Time, bool) {
-	out, err := s.kube("logs", "-n", "probe", "probe", "--timestamps", "--since-time", since.UTC().Format(time.RFC3339Nano))
+	out, err := s.Kubectl("logs", "-n", "probe", "probe", "--timestamps", "--since-time", since.UTC().Format(time.RFC3339Nano))
 	if err != nil {
 		return time.Time{}, false
 	}
