@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -33,17 +34,17 @@ const EtcdMemberFinalizer = "kubling.io/etcd-member"
 // being deleted, removes the member and then the finalizer. The last
 // member is never removed.
 type etcdMembers struct {
-	backend datastore.Backend
-	client  func() (kubernetes.Interface, error)
-	log     klog.Logger
+	backend   datastore.Backend
+	client    func() (kubernetes.Interface, error)
+	informers func() (informers.SharedInformerFactory, error)
+	log       klog.Logger
 
-	kube    kubernetes.Interface
-	factory informers.SharedInformerFactory
-	nodes   corelisters.NodeLister
-	synced  cache.InformerSynced
-	queue   workqueue.TypedRateLimitingInterface[string]
-	cancel  context.CancelFunc
-	done    chan struct{}
+	kube   kubernetes.Interface
+	nodes  corelisters.NodeLister
+	synced cache.InformerSynced
+	queue  workqueue.TypedRateLimitingInterface[string]
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
 var _ component.Component = (*etcdMembers)(nil)
@@ -57,10 +58,11 @@ func (m *etcdMembers) Start(ctx context.Context) error {
 	}
 	m.kube = kube
 	ctx, m.cancel = context.WithCancel(ctx)
-	// A resync every minute retries what etcd refused (it refuses
-	// membership changes while its members are unsettled).
-	m.factory = informers.NewSharedInformerFactory(kube, time.Minute)
-	informer := m.factory.Core().V1().Nodes()
+	factory, err := m.informers()
+	if err != nil {
+		return err
+	}
+	informer := factory.Core().V1().Nodes()
 	m.nodes, m.synced = informer.Lister(), informer.Informer().HasSynced
 	m.queue = workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]())
 	enqueue := func(obj any) {
@@ -73,13 +75,21 @@ func (m *etcdMembers) Start(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	m.factory.Start(ctx.Done())
+	factory.Start(ctx.Done())
 	m.done = make(chan struct{})
 	go func() {
 		defer close(m.done)
 		if !cache.WaitForCacheSync(ctx.Done(), m.synced) {
 			return
 		}
+		// Every Node again each minute retries what etcd refused (it
+		// refuses membership changes while its members are unsettled).
+		go wait.UntilWithContext(ctx, func(context.Context) {
+			nodes, _ := m.nodes.List(labels.Everything())
+			for _, n := range nodes {
+				m.queue.Add(n.Name)
+			}
+		}, time.Minute)
 		wait.UntilWithContext(ctx, m.work, time.Second)
 	}()
 	return nil
@@ -180,7 +190,6 @@ func (m *etcdMembers) Ready(ctx context.Context) error {
 func (m *etcdMembers) Stop() error {
 	m.cancel()
 	m.queue.ShutDown()
-	m.factory.Shutdown()
 	<-m.done
 	return nil
 }

@@ -363,11 +363,13 @@ func (s *start) clusterControllers(ctx context.Context) ([]component.Component, 
 	if err != nil {
 		return nil, err
 	}
+	shared := &clusterInformers{client: s.newAdminClient}
 	controllers := []component.Component{
 		newScheduler(s.schedulerArgs),
 		newControllerManager(s.controllerManagerArgs),
-		&nodejoin.PasswordCleaner{Client: s.newAdminClient, Log: s.log},
-		&nodeaddress.Controller{Client: s.newAdminClient, Log: s.log},
+		shared,
+		&nodejoin.PasswordCleaner{Client: s.newAdminClient, Informers: shared.Factory, Log: s.log},
+		&nodeaddress.Controller{Client: s.newAdminClient, Informers: shared.Factory, Log: s.log},
 		addonsController,
 	}
 	if !s.c.Disabled(servicelb.Name) {
@@ -375,11 +377,11 @@ func (s *start) clusterControllers(ctx context.Context) ([]component.Component, 
 		if s.plan.etcdMember {
 			etcdPorts = []int{datastore.EtcdClientPort, datastore.EtcdPeerPort}
 		}
-		controllers = append(controllers, servicelb.New(servicelb.Config{Client: s.newAdminClient,
+		controllers = append(controllers, servicelb.New(servicelb.Config{Client: s.newAdminClient, Informers: shared.Factory,
 			Reserved: servicelb.ReservedPorts(s.c.HTTPSPort, agent.KubeletPort, etcdPorts...), Log: s.log}))
 	}
 	if s.plan.etcdMember {
-		controllers = append(controllers, &etcdMembers{backend: s.store.Backend(), client: s.newAdminClient, log: s.log})
+		controllers = append(controllers, &etcdMembers{backend: s.store.Backend(), client: s.newAdminClient, informers: shared.Factory, log: s.log})
 	}
 	return controllers, nil
 }

@@ -42,14 +42,15 @@ const Name = "node-address"
 type Controller struct {
 	// Client makes the cluster-admin client, once the apiserver is up.
 	Client func() (kubernetes.Interface, error)
-	Log    klog.Logger
+	// Informers is the cluster controllers' shared informer factory.
+	Informers func() (informers.SharedInformerFactory, error)
+	Log       klog.Logger
 
-	client  kubernetes.Interface
-	factory informers.SharedInformerFactory
-	nodes   corelisters.NodeLister
-	synced  cache.InformerSynced
-	queue   *keyqueue.Queue
-	cancel  context.CancelFunc
+	client kubernetes.Interface
+	nodes  corelisters.NodeLister
+	synced cache.InformerSynced
+	queue  *keyqueue.Queue
+	cancel context.CancelFunc
 }
 
 var _ component.Component = (*Controller)(nil)
@@ -63,9 +64,12 @@ func (c *Controller) Start(ctx context.Context) error {
 	}
 	c.client = client
 	ctx, c.cancel = context.WithCancel(ctx)
-	c.factory = informers.NewSharedInformerFactory(client, 0)
+	factory, err := c.Informers()
+	if err != nil {
+		return err
+	}
 	c.queue = keyqueue.New(Name, "Node addresses", c.sync, c.Log)
-	nodes := c.factory.Core().V1().Nodes()
+	nodes := factory.Core().V1().Nodes()
 	enqueue := func(obj any) {
 		if n, ok := obj.(*corev1.Node); ok && n.Annotations[join.ExternalIPAnnotation] != "" {
 			c.queue.Add(n.Name)
@@ -77,7 +81,7 @@ func (c *Controller) Start(ctx context.Context) error {
 		return err
 	}
 	c.nodes, c.synced = nodes.Lister(), nodes.Informer().HasSynced
-	c.factory.Start(ctx.Done())
+	factory.Start(ctx.Done())
 	c.queue.Run(ctx, c.synced)
 	return nil
 }
@@ -89,7 +93,6 @@ func (c *Controller) Ready(context.Context) error { return nil }
 func (c *Controller) Stop() error {
 	c.cancel()
 	c.queue.Stop()
-	c.factory.Shutdown()
 	return nil
 }
 

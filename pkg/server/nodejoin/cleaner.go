@@ -34,15 +34,16 @@ const (
 type PasswordCleaner struct {
 	// Client makes the client, once the apiserver is up.
 	Client func() (kubernetes.Interface, error)
-	Log    klog.Logger
+	// Informers is the cluster controllers' shared informer factory.
+	Informers func() (informers.SharedInformerFactory, error)
+	Log       klog.Logger
 	// Now is the clock (tests); nil means time.Now.
 	Now func() time.Time
 
-	client  kubernetes.Interface
-	factory informers.SharedInformerFactory
-	nodes   cache.SharedIndexInformer
-	cancel  context.CancelFunc
-	done    chan struct{}
+	client kubernetes.Interface
+	nodes  cache.SharedIndexInformer
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
 var _ component.Component = (*PasswordCleaner)(nil)
@@ -56,8 +57,11 @@ func (c *PasswordCleaner) Start(ctx context.Context) error {
 	}
 	c.client = client
 	ctx, c.cancel = context.WithCancel(ctx)
-	c.factory = informers.NewSharedInformerFactory(client, 0)
-	c.nodes = c.factory.Core().V1().Nodes().Informer()
+	factory, err := c.Informers()
+	if err != nil {
+		return err
+	}
+	c.nodes = factory.Core().V1().Nodes().Informer()
 	if _, err := c.nodes.AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: func(obj any) {
 		if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 			obj = tomb.Obj
@@ -68,7 +72,7 @@ func (c *PasswordCleaner) Start(ctx context.Context) error {
 	}}); err != nil {
 		return err
 	}
-	c.factory.Start(ctx.Done())
+	factory.Start(ctx.Done())
 	c.done = make(chan struct{})
 	go func() {
 		defer close(c.done)
@@ -93,7 +97,6 @@ func (c *PasswordCleaner) Ready(ctx context.Context) error {
 
 func (c *PasswordCleaner) Stop() error {
 	c.cancel()
-	c.factory.Shutdown()
 	<-c.done
 	return nil
 }

@@ -23,6 +23,7 @@ import (
 	k8stypes "k8s.io/apimachinery/pkg/types"
 	"k8s.io/apiserver/pkg/authentication/user"
 	genericrequest "k8s.io/apiserver/pkg/endpoints/request"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	certutil "k8s.io/client-go/util/cert"
@@ -342,7 +343,10 @@ func TestPasswordCleaner(t *testing.T) {
 		secret("gone-long-ago", 48*time.Hour), secret("just-joined", time.Hour),
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "unrelated.node-password.kubling", Namespace: metav1.NamespaceSystem, CreationTimestamp: metav1.NewTime(now.Add(-48 * time.Hour))}},
 	)
-	c := &PasswordCleaner{Client: func() (kubernetes.Interface, error) { return client, nil }, Log: klog.Background(), Now: func() time.Time { return now }}
+	factory := informers.NewSharedInformerFactory(client, 0)
+	defer factory.Shutdown()
+	c := &PasswordCleaner{Client: func() (kubernetes.Interface, error) { return client, nil }, Log: klog.Background(), Now: func() time.Time { return now },
+		Informers: func() (informers.SharedInformerFactory, error) { return factory, nil }}
 	if err := c.Start(ctx); err != nil {
 		t.Fatal(err)
 	}

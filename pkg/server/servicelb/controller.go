@@ -46,6 +46,8 @@ const syncKey = "all"
 type Config struct {
 	// Client makes the cluster-admin client, once the apiserver is up.
 	Client func() (kubernetes.Interface, error)
+	// Informers is the cluster controllers' shared informer factory.
+	Informers func() (informers.SharedInformerFactory, error)
 	// Reserved are the nodes' own ports.
 	Reserved []Port
 	Log      klog.Logger
@@ -55,7 +57,6 @@ type Config struct {
 type Controller struct {
 	cfg         Config
 	client      kubernetes.Interface
-	factory     informers.SharedInformerFactory
 	services    corelisters.ServiceLister
 	nodes       corelisters.NodeLister
 	slices      discoverylisters.EndpointSliceLister
@@ -85,16 +86,19 @@ func (c *Controller) Start(ctx context.Context) error {
 	}
 	c.client = client
 	ctx, c.cancel = context.WithCancel(ctx)
-	c.factory = informers.NewSharedInformerFactory(client, 0)
+	factory, err := c.cfg.Informers()
+	if err != nil {
+		return err
+	}
 	c.queue = keyqueue.New(Name, "ServiceLB: update Services' addresses", func(ctx context.Context, _ string) error { return c.sync(ctx) }, c.cfg.Log)
 	kick := cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { c.queue.Add(syncKey) },
 		UpdateFunc: func(any, any) { c.queue.Add(syncKey) },
 		DeleteFunc: func(any) { c.queue.Add(syncKey) },
 	}
-	services := c.factory.Core().V1().Services()
-	nodes := c.factory.Core().V1().Nodes()
-	slices := c.factory.Discovery().V1().EndpointSlices()
+	services := factory.Core().V1().Services()
+	nodes := factory.Core().V1().Nodes()
+	slices := factory.Discovery().V1().EndpointSlices()
 	c.services, c.nodes, c.slices = services.Lister(), nodes.Lister(), slices.Lister()
 	// Nodes change every heartbeat and endpoints with every pod: only
 	// what an assignment reads kicks the queue.
@@ -120,7 +124,7 @@ func (c *Controller) Start(ctx context.Context) error {
 	c.broadcaster = record.NewBroadcaster(record.WithContext(ctx))
 	c.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
 	c.recorder = c.broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kubling-" + Name})
-	c.factory.Start(ctx.Done())
+	factory.Start(ctx.Done())
 	c.queue.Run(ctx, c.synced...)
 	return nil
 }
@@ -167,7 +171,6 @@ func (c *Controller) Ready(context.Context) error { return nil }
 func (c *Controller) Stop() error {
 	c.cancel()
 	c.queue.Stop()
-	c.factory.Shutdown()
 	c.broadcaster.Shutdown()
 	return nil
 }
