@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -26,6 +27,9 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/kubling/kubling/test/bench/benchutil"
 )
@@ -49,12 +53,38 @@ func main() {
 		r.Add(fmt.Sprintf("%s: %d Services created to the last answering", mode, *services), m.all.Seconds(), "s", 0)
 		r.Add(fmt.Sprintf("%s: a new Service answering, %d present (median of %d)", mode, *services, *samples), m.one.Seconds(), "s", 0)
 		r.MB(fmt.Sprintf("%s: kubling RSS with %d Services", mode, *services), benchutil.RSSKB(s.PID), 0)
+		sum, count := syncDurations()
+		r.Add(fmt.Sprintf("%s: kube-proxy's mean rules sync over the run (%d syncs)", mode, int(count)), sum/count*1000, "ms", 0)
 		stop()
 	}
 	r.Print()
 }
 
 const ns = "default"
+
+// syncDurations reads kube-proxy's IPv4 rule syncs so far (seconds in all,
+// and how many) from its metrics.
+func syncDurations() (sum, count float64) {
+	resp, err := http.Get("http://127.0.0.1:10249/metrics")
+	benchutil.Must(err)
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	benchutil.Must(err)
+	f, ok := families["kubeproxy_sync_proxy_rules_duration_seconds"]
+	if !ok {
+		benchutil.Fatal("kube-proxy's metrics have no kubeproxy_sync_proxy_rules_duration_seconds")
+	}
+	for _, m := range f.GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "ip_family" && l.GetValue() == "IPv4" {
+				return m.GetHistogram().GetSampleSum(), float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	benchutil.Fatal("kube-proxy synced no IPv4 rules")
+	return 0, 0
+}
 
 type result struct{ all, one time.Duration }
 
@@ -91,9 +121,10 @@ func measure(client kubernetes.Interface, n, samples int) result {
 	for i := range n {
 		ips[i] = create(ctx, client, fmt.Sprintf("svc-%d", i))
 	}
+	var p prober
 	var wg sync.WaitGroup
 	for _, ip := range ips {
-		wg.Go(func() { waitAnswer(ip) })
+		wg.Go(func() { p.waitAnswer(ip) })
 	}
 	wg.Wait()
 	res.all = time.Since(begin)
@@ -102,7 +133,7 @@ func measure(client kubernetes.Interface, n, samples int) result {
 	for i := range samples {
 		time.Sleep(2 * time.Second) // past kube-proxy's minimum sync interval
 		begin := time.Now()
-		waitAnswer(create(ctx, client, fmt.Sprintf("new-%d", i)))
+		p.waitAnswer(create(ctx, client, fmt.Sprintf("new-%d", i)))
 		one = append(one, time.Since(begin))
 	}
 	slices.Sort(one)
@@ -121,19 +152,32 @@ func create(ctx context.Context, client kubernetes.Interface, name string) strin
 	return svc.Spec.ClusterIP
 }
 
-// waitAnswer asks the Service from the host every 50 ms until httpd answers.
-func waitAnswer(ip string) {
-	c := &http.Client{Timeout: 300 * time.Millisecond}
+// prober asks Services from the host. Each attempt dials from a source port
+// not used before in the run: an attempt made before kube-proxy's rules
+// exist leaves an un-NATed conntrack entry, and a later attempt on the same
+// ports would follow it instead of the rules (as a real client retrying
+// from a fixed port would not do either: this measures the rules).
+type prober struct{ next atomic.Int32 }
+
+// firstPort is the lowest of the 40000 source ports the prober cycles
+// through; one in use fails to bind and that attempt counts as a miss.
+const firstPort = 20000
+
+// waitAnswer asks the Service every 100 ms until httpd answers.
+func (p *prober) waitAnswer(ip string) {
 	url := "http://" + net.JoinHostPort(ip, "80") + "/"
 	deadline := time.Now().Add(5 * time.Minute)
 	for time.Now().Before(deadline) {
+		port := firstPort + int(p.next.Add(1))%40000
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{Port: port}, Timeout: 300 * time.Millisecond}
+		c := &http.Client{Timeout: 300 * time.Millisecond, Transport: &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}}
 		if resp, err := c.Get(url); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 	}
 	benchutil.Fatal("Service " + ip + " not answering after 5m")
 }
