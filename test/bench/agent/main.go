@@ -27,13 +27,7 @@ import (
 func main() {
 	idle := flag.Duration("idle", 60*time.Second, "idle time before reading memory")
 	flag.Parse()
-	bin, images := os.Getenv("KUBLING_BIN"), os.Getenv("KUBLING_TEST_IMAGES")
-	if bin == "" || images == "" {
-		benchutil.Fatal("KUBLING_BIN and KUBLING_TEST_IMAGES must be set (run `make bench-agent`)")
-	}
-	if os.Geteuid() != 0 {
-		benchutil.Fatal("the benchmark starts kubling and needs root")
-	}
+	bin, images := benchutil.BinAndImages("agent")
 	dir, err := os.MkdirTemp("", "kubling-bench-agent-")
 	benchutil.Must(err)
 	serverDir, agentDir := filepath.Join(dir, "server"), filepath.Join(dir, "agent")

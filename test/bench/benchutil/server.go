@@ -53,3 +53,16 @@ func StartServer(bin, images, bench string, extra ...string) (*Server, func()) {
 	}
 	return &Server{PID: cmd.Process.Pid, Client: client, Kubectl: kubectl}, stop
 }
+
+// BinAndImages returns $KUBLING_BIN and $KUBLING_TEST_IMAGES, which the
+// benchmarks that start kubling need (with root), or gives up the run.
+func BinAndImages(bench string) (bin, images string) {
+	bin, images = os.Getenv("KUBLING_BIN"), os.Getenv("KUBLING_TEST_IMAGES")
+	if bin == "" || images == "" {
+		Fatal("KUBLING_BIN and KUBLING_TEST_IMAGES must be set (run `make bench-" + bench + "`)")
+	}
+	if os.Geteuid() != 0 {
+		Fatal("the benchmark starts kubling and needs root")
+	}
+	return bin, images
+}

@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -39,13 +38,7 @@ func main() {
 	samples := flag.Int("samples", 5, "new Services timed per mode (the median is reported)")
 	modes := flag.String("modes", "iptables,nftables", "kube-proxy modes to compare")
 	flag.Parse()
-	bin, images := os.Getenv("KUBLING_BIN"), os.Getenv("KUBLING_TEST_IMAGES")
-	if bin == "" || images == "" {
-		benchutil.Fatal("KUBLING_BIN and KUBLING_TEST_IMAGES must be set (run `make bench-kubeproxy`)")
-	}
-	if os.Geteuid() != 0 {
-		benchutil.Fatal("the benchmark starts kubling server and needs root")
-	}
+	bin, images := benchutil.BinAndImages("kubeproxy")
 	r := benchutil.NewReport("kubeproxy", "kube-proxy modes on kubling server's node")
 	for _, mode := range strings.Split(*modes, ",") {
 		s, stop := benchutil.StartServer(bin, images, "kubeproxy", "--kube-proxy-arg", "proxy-mode="+mode)

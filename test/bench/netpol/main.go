@@ -34,13 +34,7 @@ func main() {
 	trials := flag.Int("trials", 3, "policies created per pod count (the median is reported)")
 	samples := flag.Int("samples", 3, "server starts per idle-memory figure (the median is reported)")
 	flag.Parse()
-	bin, images := os.Getenv("KUBLING_BIN"), os.Getenv("KUBLING_TEST_IMAGES")
-	if bin == "" || images == "" {
-		benchutil.Fatal("KUBLING_BIN and KUBLING_TEST_IMAGES must be set (run `make bench-netpol`)")
-	}
-	if os.Geteuid() != 0 {
-		benchutil.Fatal("the benchmark starts kubling server and needs root")
-	}
+	bin, images := benchutil.BinAndImages("netpol")
 	var counts []int
 	for _, f := range strings.Split(*podCounts, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))

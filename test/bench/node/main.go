@@ -28,13 +28,7 @@ func main() {
 	idle := flag.Duration("idle", 60*time.Second, "idle time before reading memory")
 	pods := flag.Int("pods", 30, "replicas of the scale-up Deployment")
 	flag.Parse()
-	bin, images := os.Getenv("KUBLING_BIN"), os.Getenv("KUBLING_TEST_IMAGES")
-	if bin == "" || images == "" {
-		benchutil.Fatal("KUBLING_BIN and KUBLING_TEST_IMAGES must be set (run `make bench-node`)")
-	}
-	if os.Geteuid() != 0 {
-		benchutil.Fatal("the benchmark starts kubling server and needs root")
-	}
+	bin, images := benchutil.BinAndImages("node")
 	dir, err := os.MkdirTemp("", "kubling-bench-node-")
 	if err != nil {
 		benchutil.Fatal(err.Error())
