@@ -22,6 +22,10 @@ import (
 // start, and kubling's containerd running pods from a configuration and a
 // plugin written where Calico's install-cni writes them.
 func TestCalico(t *testing.T) {
+	// The stand-in's bridge (below) goes last, once kubling-killall.sh
+	// has stopped every pod: a running kubelet would make it again, and
+	// its route over the cluster CIDR would stop the next server.
+	t.Cleanup(func() { exec.Command("ip", "link", "del", "e2ecali0").Run() })
 	s := newNodeServer(t)
 	s.start("--cni", "calico")
 	node := s.kubectl("get", "nodes", "-o", "jsonpath={.items[0].metadata.name}")
@@ -99,7 +103,6 @@ spec: {cidr: 10.42.128.0/18, vxlanMode: Always, ipipMode: Never, natOutgoing: tr
 	if err := os.Chmod(filepath.Join(pluginDir, "e2e-calico-stand-in"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { exec.Command("ip", "link", "del", "e2ecali0").Run() })
 	conf := `{"cniVersion": "1.0.0", "name": "k8s-pod-network", "plugins": [
   {"type": "e2e-calico-stand-in", "bridge": "e2ecali0", "isGateway": true, "ipMasq": true,
    "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.42.77.0/24"}]], "dataDir": "` + filepath.Join(t.TempDir(), "ipam") + `"}}]}`
