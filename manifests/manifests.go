@@ -35,6 +35,8 @@ type Values struct {
 	// (after its own).
 	CNIConfDir, CNIPluginDir string
 	NFS                      NFS
+	// LocalPathDefault makes local-path the cluster's default StorageClass.
+	LocalPathDefault bool
 }
 
 // NFS configures the nfs-csi StorageClass (none when Server is empty).

@@ -26,7 +26,7 @@ func TestCoreDNSRenders(t *testing.T) {
 			t.Errorf("document %d is not an object: %v", i, err)
 		}
 	}
-	if got := strings.Join(Names(), ","); got != "calico,coredns,nfs-csi,nvidia-device-plugin" {
+	if got := strings.Join(Names(), ","); got != "calico,coredns,local-storage,nfs-csi,nvidia-device-plugin" {
 		t.Errorf("names %v", got)
 	}
 	if _, err := Render("nope", Values{}); err == nil {
@@ -235,5 +235,32 @@ func TestCalicoRenders(t *testing.T) {
 	}
 	if volumes["cni-bin-dir"] != "/var/lib/kubling/agent/cni-plugins" || volumes["cni-net-dir"] != "/var/lib/kubling/agent/etc/cni/net.d" {
 		t.Errorf("CNI folders %v: not kubling's", volumes)
+	}
+}
+
+func TestLocalStorageClassIsDefaultOnlyWhenTold(t *testing.T) {
+	for _, def := range []bool{true, false} {
+		out, err := Render("local-storage", Values{LocalPathDefault: def})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sc struct {
+			Kind     string
+			Metadata struct {
+				Name        string
+				Annotations map[string]string
+			}
+			Provisioner       string
+			VolumeBindingMode string `json:"volumeBindingMode"`
+		}
+		if err := yaml.Unmarshal(out, &sc); err != nil {
+			t.Fatal(err)
+		}
+		if sc.Kind != "StorageClass" || sc.Metadata.Name != "local-path" || sc.Provisioner != "kubling.io/local-path" || sc.VolumeBindingMode != "WaitForFirstConsumer" {
+			t.Errorf("rendered %+v", sc)
+		}
+		if got := sc.Metadata.Annotations["storageclass.kubernetes.io/is-default-class"] == "true"; got != def {
+			t.Errorf("default %v: annotated %v", def, got)
+		}
 	}
 }

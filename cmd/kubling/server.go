@@ -53,6 +53,7 @@ func serverCommand() *cli.Command {
 		&cli.StringSliceFlag{Name: "nfs-mount-options", Usage: "mount options of nfs-csi volumes", Value: cli.NewStringSlice("nfsvers=4.1"), Destination: &nfsMountOptions},
 		&cli.StringFlag{Name: "nfs-reclaim-policy", Usage: "what happens to an nfs-csi volume's data when its claim goes: Delete or Retain", Value: "Delete", Destination: &c.NFSReclaimPolicy},
 		&cli.StringFlag{Name: "nfs-default-class", Usage: "make nfs-csi the default StorageClass: auto (when no other is), true or false", Value: "auto", Destination: &c.NFSDefaultClass},
+		&cli.StringFlag{Name: "default-local-storage-path", Usage: "folder local-path volumes are made in, on every node (default: <data-dir>/storage)", Destination: &c.DefaultLocalStoragePath},
 		&cli.StringFlag{Name: "cni", Usage: "pod network: flannel (in-process on every node) or calico (Calico's pods in VXLAN mode, images from docker.io or --system-default-registry)", Value: config.CNIFlannel, Destination: &c.CNI},
 		&cli.StringFlag{Name: "flannel-backend", Usage: "flannel's transport between nodes: vxlan, host-gw or none (default: vxlan)", Destination: &c.FlannelBackend},
 		&cli.BoolFlag{Name: "disable-network-policy", Usage: "enforce no NetworkPolicy on any node (flannel moves packets, policies are ignored)", Destination: &c.DisableNetworkPolicy},

@@ -8,11 +8,13 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 	"k8s.io/kubernetes/pkg/util/taints"
 
 	"github.com/kubling/kubling/pkg/agent/containerd"
 	"github.com/kubling/kubling/pkg/agent/iptables"
+	"github.com/kubling/kubling/pkg/agent/localstorage"
 	"github.com/kubling/kubling/pkg/agent/nvidia"
 	"github.com/kubling/kubling/pkg/agent/payload"
 	"github.com/kubling/kubling/pkg/cni"
@@ -172,9 +174,10 @@ type nodeRuntime struct {
 
 // Components writes the node's credentials into kubeconfigs and returns
 // the components that run on the container runtime (Runtime, called
-// before) and reach the cluster: the kubelet, kube-proxy, the pod
-// network's configuration, flannel and the NetworkPolicy controller, in
-// start order; with Calico (its own pods) only the kubelet and kube-proxy.
+// before) and reach the cluster: the kubelet, kube-proxy, the local
+// volume folders, the pod network's configuration, flannel and the
+// NetworkPolicy controller, in start order; with Calico (its own pods)
+// only the first three.
 func (n *Node) Components(conn Connection, log klog.Logger) ([]component.Component, error) {
 	l, cluster, rt := n.layout, conn.Cluster, n.runtime
 	if rt == nil {
@@ -221,6 +224,13 @@ func (n *Node) Components(conn Connection, log klog.Logger) ([]component.Compone
 			ClusterCIDR: cluster.ClusterCIDR.String(),
 			Kubeconfig:  l.NodeKubeconfig(kubeProxyComponent),
 			ExtraArgs:   n.cfg.KubeProxyArgs,
+		}),
+		// This node's local-path volume folders.
+		localstorage.New(localstorage.Config{
+			NodeName: n.Name(),
+			Client:   func() (kubernetes.Interface, error) { return kubeconfig.NewClient(l.NodeKubeconfig(kubeletComponent)) },
+			StateDir: l.LocalStorageState(),
+			Log:      log.WithName(localstorage.Name),
 		}),
 	}
 	if cluster.CNI == config.CNICalico {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -63,6 +64,9 @@ type Server struct {
 	NFSReclaimPolicy    string
 	// NFSDefaultClass is auto (default class when no other is), true or false.
 	NFSDefaultClass string
+	// DefaultLocalStoragePath is where local-path volumes are made on
+	// every node (empty: <data-dir>/storage).
+	DefaultLocalStoragePath string
 	// CNI is the pod network: flannel (kubling's own) or calico (an
 	// add-on whose pods run Calico in VXLAN mode).
 	CNI string
@@ -310,10 +314,41 @@ func (s *Server) validateAddons() error {
 	if !slices.Contains([]string{"auto", "true", "false"}, s.NFSDefaultClass) {
 		return fmt.Errorf("--nfs-default-class %q: want auto, true or false", s.NFSDefaultClass)
 	}
+	if p := s.DefaultLocalStoragePath; p != "" {
+		if err := checkLocalStoragePath(p); err != nil {
+			return fmt.Errorf("--default-local-storage-path %q: %w", p, err)
+		}
+	}
 	for _, d := range s.Disable {
 		if known := Disableable(); !slices.Contains(known, d) {
 			return fmt.Errorf("--disable %q: not a bundled add-on or controller (have %s)", d, strings.Join(known, ", "))
 		}
+	}
+	return nil
+}
+
+// LocalStoragePath is where local-path volumes are made on every node.
+func (s *Server) LocalStoragePath() string {
+	if s.DefaultLocalStoragePath != "" {
+		return filepath.Clean(s.DefaultLocalStoragePath)
+	}
+	return s.Layout().LocalStorage()
+}
+
+// checkLocalStoragePath refuses a volume folder that is not absolute, is a
+// system folder whose content is not the user's, or exists as a file.
+func checkLocalStoragePath(p string) error {
+	if !filepath.IsAbs(p) {
+		return errors.New("want an absolute path, such as /srv/kubling-volumes")
+	}
+	clean := filepath.Clean(p)
+	for _, system := range []string{"/", "/proc", "/sys", "/dev", "/run", "/boot", "/etc", "/usr", "/bin", "/sbin", "/lib"} {
+		if clean == system || system != "/" && strings.HasPrefix(clean, system+"/") {
+			return fmt.Errorf("%s is a system folder", system)
+		}
+	}
+	if fi, err := os.Stat(clean); err == nil && !fi.IsDir() {
+		return errors.New("exists and is not a folder")
 	}
 	return nil
 }

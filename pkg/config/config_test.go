@@ -52,6 +52,23 @@ func TestDisableTakesAddonsAndControllers(t *testing.T) {
 	}
 }
 
+func TestLocalStoragePath(t *testing.T) {
+	s := validServer()
+	if got := s.LocalStoragePath(); got != "/var/lib/kubling/storage" {
+		t.Errorf("default %q", got)
+	}
+	s.DefaultLocalStoragePath = "/srv/volumes/"
+	if err := s.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.LocalStoragePath(); got != "/srv/volumes" {
+		t.Errorf("given %q", got)
+	}
+}
+
 func TestExternalIPs(t *testing.T) {
 	s := validServer()
 	s.NodeExternalIPs = []string{"2001:db8::7", "203.0.113.7"}
@@ -67,6 +84,10 @@ func TestExternalIPs(t *testing.T) {
 }
 
 func TestValidateRejects(t *testing.T) {
+	aFile := filepath.Join(t.TempDir(), "volumes")
+	if err := os.WriteFile(aFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name   string
 		mutate func(*Server)
@@ -96,6 +117,11 @@ func TestValidateRejects(t *testing.T) {
 		{"nfs server with path", func(s *Server) { s.NFSServer, s.NFSShare = "10.0.0.5/x", "/export" }, "host name or IP"},
 		{"nfs reclaim policy", func(s *Server) { s.NFSReclaimPolicy = "Recycle" }, "want Delete or Retain"},
 		{"nfs default class", func(s *Server) { s.NFSDefaultClass = "yes" }, "want auto, true or false"},
+		{"local storage path relative", func(s *Server) { s.DefaultLocalStoragePath = "volumes" }, "--default-local-storage-path \"volumes\": want an absolute path"},
+		{"local storage path a system folder", func(s *Server) { s.DefaultLocalStoragePath = "/proc/x" }, "/proc is a system folder"},
+		{"local storage path the root", func(s *Server) { s.DefaultLocalStoragePath = "/" }, "/ is a system folder"},
+		{"local storage path a file", func(s *Server) { s.DefaultLocalStoragePath = "/bin/sh" }, "/bin is a system folder"},
+		{"local storage path an existing file", func(s *Server) { s.DefaultLocalStoragePath = aFile }, "exists and is not a folder"},
 		{"system default registry", func(s *Server) { s.SystemDefaultRegistry = "https://mirror" }, "--system-default-registry"},
 		{"node name", func(s *Server) { s.NodeName = "bad_name" }, "--node-name"},
 		{"node ip", func(s *Server) { s.NodeIP = "10.0.0.300" }, "--node-ip"},

@@ -180,6 +180,13 @@ func (l Layout) NodePassword() string { return filepath.Join(l.AgentDir(), "node
 func (l Layout) KubeletDir() string { return filepath.Join(l.AgentDir(), "kubelet") }
 func (l Layout) KubeletPKI() string { return filepath.Join(l.KubeletDir(), "pki") }
 
+// LocalStorage is the default folder of local-path volumes (the server's
+// --default-local-storage-path; every node makes them at the same path).
+func (l Layout) LocalStorage() string { return filepath.Join(l.Root, "storage") }
+
+// LocalStorageState is where a node records its local-path volumes.
+func (l Layout) LocalStorageState() string { return filepath.Join(l.AgentDir(), "local-storage") }
+
 // AirgapImages holds image archives imported before the kubelet starts.
 func (l Layout) AirgapImages() string { return filepath.Join(l.AgentDir(), "images") }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/kubling/kubling/pkg/datadir"
 	"github.com/kubling/kubling/pkg/server/addons"
 	"github.com/kubling/kubling/pkg/server/apply"
+	"github.com/kubling/kubling/pkg/server/localstorage"
 )
 
 // newManifestsController renders the bundled add-ons with this cluster's
@@ -32,13 +33,16 @@ func newManifestsController(ctx context.Context, c *config.Server, l datadir.Lay
 		ClusterDNS: cluster.ClusterDNS.String(), ClusterDomain: cluster.ClusterDomain, ClusterCIDR: cluster.ClusterCIDR.String(), ServiceCIDR: cluster.ServiceCIDR.String(),
 		SystemDefaultRegistry: c.SystemDefaultRegistry, KubeletDir: l.KubeletDir(), CNIConfDir: l.CNIConfDir(), CNIPluginDir: l.CNIPluginDir(),
 	}
-	if !disabled["nfs-csi"] {
+	nfs, local := !disabled["nfs-csi"], !disabled[localstorage.Name]
+	if nfs {
 		values.NFS = manifests.NFS{Server: c.NFSServer, Share: c.NFSShare, MountOptions: c.NFSMountOptions, ReclaimPolicy: c.NFSReclaimPolicy}
+	}
+	if nfs || local {
 		client, err := newClient()
 		if err != nil {
 			return nil, err
 		}
-		if values.NFS.Default, err = nfsDefault(ctx, client, c.NFSDefaultClass, log); err != nil {
+		if values.NFS.Default, values.LocalPathDefault, err = defaultClasses(ctx, client, nfs, c.NFSDefaultClass, local, log); err != nil {
 			return nil, err
 		}
 	}

@@ -32,6 +32,7 @@ import (
 	"github.com/kubling/kubling/pkg/server/bootstrapdata"
 	"github.com/kubling/kubling/pkg/server/encryption"
 	"github.com/kubling/kubling/pkg/server/leader"
+	"github.com/kubling/kubling/pkg/server/localstorage"
 	"github.com/kubling/kubling/pkg/server/nodeaddress"
 	"github.com/kubling/kubling/pkg/server/nodejoin"
 	"github.com/kubling/kubling/pkg/server/pki"
@@ -379,6 +380,10 @@ func (s *start) clusterControllers(ctx context.Context) ([]component.Component, 
 		}
 		controllers = append(controllers, servicelb.New(servicelb.Config{Client: s.newAdminClient, Informers: shared.Factory,
 			Reserved: servicelb.ReservedPorts(s.c.HTTPSPort, agent.KubeletPort, etcdPorts...), Log: s.log}))
+	}
+	if !s.c.Disabled(localstorage.Name) {
+		controllers = append(controllers, localstorage.New(localstorage.Config{Client: s.newAdminClient, Informers: shared.Factory,
+			Root: s.c.LocalStoragePath(), Log: s.log}))
 	}
 	if s.plan.etcdMember {
 		controllers = append(controllers, &etcdMembers{backend: s.store.Backend(), client: s.newAdminClient, informers: shared.Factory, log: s.log})
