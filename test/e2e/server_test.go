@@ -304,6 +304,8 @@ func TestBadInput(t *testing.T) {
 		{name: "bad external IP", args: []string{"--node-external-ip", "203.0.113.300"}, want: "--node-external-ip \"203.0.113.300\": not an IP address"},
 		{name: "unknown CNI", args: []string{"--cni", "cilium"}, want: "--cni \"cilium\": want flannel or calico"},
 		{name: "calico with a flannel backend", args: []string{"--cni", "calico", "--flannel-backend", "host-gw"}, want: "--flannel-backend host-gw: --cni calico runs no flannel"},
+		{name: "relative local storage path", args: []string{"--default-local-storage-path", "volumes"}, want: "--default-local-storage-path \"volumes\": want an absolute path"},
+		{name: "local storage path is a file", args: []string{"--default-local-storage-path", "/etc/hostname"}, want: "/etc is a system folder"},
 		{name: "stray argument", args: []string{"extra"}, want: "unexpected argument"},
 	}
 	for _, c := range cases {
@@ -455,6 +457,8 @@ func TestAgentBadInput(t *testing.T) {
 		{name: "bad default runtime", args: append(good, "--default-runtime", "NVIDIA!"), want: "--default-runtime"},
 		{name: "missing default runtime", args: append(good, "--default-runtime", "nvidia"), want: "--default-runtime nvidia: this node has no such runtime"},
 		{name: "not root", args: good, asUID: 65534, want: "must run as root"},
+		{name: "relative local storage path", args: []string{"--default-local-storage-path", "volumes"}, want: "--default-local-storage-path \"volumes\": want an absolute path"},
+		{name: "local storage path is a file", args: []string{"--default-local-storage-path", "/etc/hostname"}, want: "/etc is a system folder"},
 		{name: "stray argument", args: append(good, "extra"), want: "unexpected argument"},
 		{name: "bad registries file", args: append(good, "--private-registry", badRegistries), want: `unknown field "mirror"`},
 	}

@@ -220,6 +220,7 @@ func TestMultiNode(t *testing.T) {
 
 	loadBalancer(t, web)
 	behindNAT(t, web)
+	agentVolume(t)
 	crossNodePolicy(t, web, clients)
 	smallDevices(t, agentsStarted)
 
@@ -914,4 +915,68 @@ kill $pf; cat /tmp/port-forward.log`
 	if out, err := docker("exec", container("server"), "bash", "-c", script); err != nil || !strings.Contains(out, onAgent2) {
 		t.Errorf("kubectl port-forward to %s on agent2, unreachable from the server: %v\n%s", onAgent2, err, out)
 	}
+}
+
+// agentVolumeManifest is a claim with no class and a pod on agent2 that
+// writes into it.
+const agentVolumeManifest = `apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: vol, namespace: mn}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 16Mi}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: vol, namespace: mn}
+spec:
+  nodeSelector: {kubernetes.io/hostname: agent2}
+  containers:
+  - name: c
+    image: kubling.test/busybox:1
+    imagePullPolicy: Never
+    command: ["sh", "-c", "echo on-agent2 > /data/file; exec sleep 100000"]
+    volumeMounts: [{name: data, mountPath: /data}]
+  volumes:
+  - name: data
+    persistentVolumeClaim: {claimName: vol}
+`
+
+// agentVolume checks local-path volumes on an agent: the server's
+// provisioner binds the claim to a folder on agent2, where the pod's data
+// lands; deleting the claim has agent2 remove the folder.
+func agentVolume(t *testing.T) {
+	t.Helper()
+	apply(t, agentVolumeManifest)
+	waitFor(t, "the volume's pod running on agent2", 2*time.Minute, func() error {
+		out, err := kubectl("get", "-n", "mn", "pod/vol", "pvc/vol", "-o", "jsonpath={.items[*].status.phase}")
+		if err != nil || out != "Running Bound" {
+			return fmt.Errorf("pod, claim: %q %v", out, err)
+		}
+		return nil
+	})
+	pv, err := kubectl("get", "-n", "mn", "pvc", "vol", "-o", "jsonpath={.spec.volumeName}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	folder := "/var/lib/kubling/storage/" + pv
+	waitFor(t, "the pod's file in agent2's folder", time.Minute, func() error {
+		out, err := docker("exec", container("agent2"), "cat", folder+"/file")
+		if err != nil || strings.TrimSpace(out) != "on-agent2" {
+			return fmt.Errorf("%s/file: %q %v", folder, out, err)
+		}
+		return nil
+	})
+	if _, err := docker("exec", container("server"), "test", "-e", folder); err == nil {
+		t.Errorf("agent2's volume folder %s exists on the server too", folder)
+	}
+	if _, err := kubectl("delete", "-n", "mn", "pod/vol", "pvc/vol", "--wait"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "agent2's volume folder removed", time.Minute, func() error {
+		if _, err := docker("exec", container("agent2"), "test", "-e", folder); err == nil {
+			return fmt.Errorf("%s still there", folder)
+		}
+		return nil
+	})
 }

@@ -1,8 +1,9 @@
 // Command netpol measures NetworkPolicy on `kubling server`'s node: the
 // time from a default-deny policy's creation to traffic blocked, with 50 and
-// 500 pods selected by it, and the memory the NetworkPolicy controller and
-// ServiceLB each add to an idle server (the same server started with
-// --disable-network-policy, or --disable servicelb). It prints a table; it
+// 500 pods selected by it, and the memory the NetworkPolicy controller,
+// ServiceLB and local storage each add to an idle server (the same server
+// started with --disable-network-policy, --disable servicelb or --disable
+// local-storage). It prints a table; it
 // is a benchmark, not a test.
 //
 //	KUBLING_BIN=bin/kubling KUBLING_TEST_IMAGES=build/test-images go run ./test/bench/netpol
@@ -57,6 +58,7 @@ func main() {
 	}
 	off := median(sample(*samples, "--disable-network-policy"))
 	lbOff := median(sample(*samples, "--disable", "servicelb"))
+	lsOff := median(sample(*samples, "--disable", "local-storage"))
 	// The last server with everything on stays for the latencies.
 	onSamples := sample(*samples - 1)
 	on, stop := idleRSSRunning(bin, images, *idle, slices.Max(counts))
@@ -65,7 +67,9 @@ func main() {
 	r.MB("server: kubling RSS idle, NetworkPolicy off", off, 0)
 	r.MB("server: kubling RSS idle, ServiceLB off", lbOff, 0)
 	r.MB("server: RSS NetworkPolicy adds", allOn-off, 0)
+	r.MB("server: kubling RSS idle, local storage off", lsOff, 0)
 	r.MB("server: RSS ServiceLB adds", allOn-lbOff, 0)
+	r.MB("server: RSS local storage adds", allOn-lsOff, 0)
 	for _, n := range counts {
 		lat, err := on.latencies(n, *trials)
 		if err != nil {
