@@ -31,8 +31,9 @@ import (
 	"github.com/kubling/kubling/pkg/fileutil"
 )
 
-// Name is the component's name.
-const Name = "local-storage"
+// Name is the component's name (the server's provisioner is
+// "local-storage").
+const Name = "local-storage-node"
 
 // Provisioner is the local-path StorageClass's provisioner name (the
 // server's pkg/server/localstorage).
