@@ -87,13 +87,7 @@ func TestLocalStorage(t *testing.T) {
 	// The data outlives the pod.
 	s.kubectl("delete", "pod", "data", "--wait")
 	apply(t, s, claim[1])
-	eventually(t, 2*time.Minute, "pod running again", func() string {
-		got, _ := s.tryKubectl("get", "pod", "data", "-o", "jsonpath={.status.phase}")
-		if got != "Running" {
-			return got
-		}
-		return ""
-	})
+	waitRunning(t, s, "data")
 	if got := s.kubectl("exec", "data", "--", "cat", "/data/first"); got != strings.TrimSpace(first) {
 		t.Errorf("after re-creation the pod reads %q, wrote %q", got, first)
 	}
@@ -115,13 +109,7 @@ func TestLocalStorage(t *testing.T) {
 	apply(t, s, retainClass)
 	kept := strings.SplitN(fmt.Sprintf(claimAndPod, "kept", "storageClassName: local-retain"), "---", 2)
 	apply(t, s, kept[0]+"---"+kept[1])
-	eventually(t, 2*time.Minute, "retained claim's pod running", func() string {
-		got, _ := s.tryKubectl("get", "pod", "kept", "-o", "jsonpath={.status.phase}")
-		if got != "Running" {
-			return got
-		}
-		return ""
-	})
+	waitRunning(t, s, "kept")
 	keptPV := s.kubectl("get", "pvc", "kept", "-o", "jsonpath={.spec.volumeName}")
 	s.kubectl("delete", "pod", "kept", "--wait")
 	s.kubectl("delete", "pvc", "kept", "--wait")
@@ -153,6 +141,17 @@ func TestLocalStorage(t *testing.T) {
 	eventually(t, time.Minute, "class removed", func() string {
 		if out, err := s.tryKubectl("get", "storageclass", "local-path"); err == nil {
 			return out
+		}
+		return ""
+	})
+}
+
+func waitRunning(t *testing.T, s *server, pod string) {
+	t.Helper()
+	eventually(t, 2*time.Minute, "pod "+pod+" running", func() string {
+		got, _ := s.tryKubectl("get", "pod", pod, "-o", "jsonpath={.status.phase}")
+		if got != "Running" {
+			return got
 		}
 		return ""
 	})

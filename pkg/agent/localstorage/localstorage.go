@@ -141,10 +141,12 @@ func (n *Node) owns(pv *corev1.PersistentVolume) bool {
 }
 
 // folder is the volume's folder, if it is one kubling may make and remove:
-// an absolute, clean path whose last element is the volume's name.
+// an absolute, clean path whose last element is the volume's name, a
+// provisioned one (pvc-<claim UID>), so a hand-made volume that copies the
+// annotations cannot name a folder of the system's.
 func folder(pv *corev1.PersistentVolume) (string, error) {
 	p := pv.Spec.HostPath.Path
-	if !filepath.IsAbs(p) || filepath.Clean(p) != p || filepath.Base(p) != pv.Name || filepath.Dir(p) == "/" {
+	if !strings.HasPrefix(pv.Name, "pvc-") || !filepath.IsAbs(p) || filepath.Clean(p) != p || filepath.Base(p) != pv.Name || filepath.Dir(p) == "/" {
 		return "", fmt.Errorf("volume %s: path %q is not a local-path folder (<root>/%s)", pv.Name, p, pv.Name)
 	}
 	return p, nil

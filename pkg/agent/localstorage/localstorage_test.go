@@ -126,6 +126,9 @@ func TestFolderOnlyForItsOwnName(t *testing.T) {
 			t.Errorf("%q accepted as pvc-1's folder", p)
 		}
 	}
+	if _, err := folder(volume("/var/lib/kubling/agent", "kubelet", "n", "")); err == nil {
+		t.Error("a volume not named pvc-… accepted")
+	}
 	if p, err := folder(volume("/srv", "pvc-1", "n", "")); err != nil || p != "/srv/pvc-1" {
 		t.Errorf("%q, %v", p, err)
 	}
