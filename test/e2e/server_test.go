@@ -457,8 +457,6 @@ func TestAgentBadInput(t *testing.T) {
 		{name: "bad default runtime", args: append(good, "--default-runtime", "NVIDIA!"), want: "--default-runtime"},
 		{name: "missing default runtime", args: append(good, "--default-runtime", "nvidia"), want: "--default-runtime nvidia: this node has no such runtime"},
 		{name: "not root", args: good, asUID: 65534, want: "must run as root"},
-		{name: "relative local storage path", args: []string{"--default-local-storage-path", "volumes"}, want: "--default-local-storage-path \"volumes\": want an absolute path"},
-		{name: "local storage path is a file", args: []string{"--default-local-storage-path", "/etc/hostname"}, want: "/etc is a system folder"},
 		{name: "stray argument", args: append(good, "extra"), want: "unexpected argument"},
 		{name: "bad registries file", args: append(good, "--private-registry", badRegistries), want: `unknown field "mirror"`},
 	}
